@@ -1,0 +1,37 @@
+# Two commands do all set-up: `make run` (the main job) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export OMP_NUM_THREADS ?= 2
+
+.PHONY: run test venv lint bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# Re-install when the project metadata changes; torch first, pinned to the local CPU build.
+$(STAMP): $(PY) pyproject.toml setup.py
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m decisionlab.apps.run
+
+test: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m pytest -q -m "not slow and not e2e"
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+
+bench: $(STAMP)
+	$(PY) benchmarks/inventory_throughput.py
+	$(PY) benchmarks/inventory_hdpo_grid.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

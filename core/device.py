@@ -1,0 +1,48 @@
+"""Device and thread selection.
+
+``DECISIONLAB_DEVICE`` overrides the choice (``cpu``, ``cuda``, ``cuda:1``); otherwise CUDA is used
+when present and the CPU when not. One rollout stays on one device.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from decisionlab.core.errors import DecisionlabError
+
+_threads_configured = False
+
+
+def get_device(requested: str | torch.device | None = None) -> torch.device:
+    """The device to run on: ``requested`` > ``$DECISIONLAB_DEVICE`` > cuda if available > cpu."""
+    choice = requested if requested is not None else os.environ.get("DECISIONLAB_DEVICE")
+    if choice is None or str(choice).strip() == "":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(str(choice).strip())
+    except RuntimeError as err:
+        raise DecisionlabError(
+            f"DECISIONLAB_DEVICE/device '{choice}' is not a device name (try 'cpu' or 'cuda')"
+        ) from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise DecisionlabError(f"device '{choice}' was requested but CUDA is not available here")
+    return device
+
+
+def configure_threads(num_threads: int | None = None) -> int:
+    """Set torch's intra-op thread count once, deliberately.
+
+    Batched simulators run many tiny element-wise kernels; on a small CPU, oversubscribed threads
+    cost more than they give (see docs/benchmarks.md). Default: ``$DECISIONLAB_NUM_THREADS`` if
+    set, else the number of cores torch sees, at most 4. Returns the count in force.
+    """
+    global _threads_configured
+    if num_threads is None:
+        env = os.environ.get("DECISIONLAB_NUM_THREADS")
+        if env is not None and _threads_configured:
+            return torch.get_num_threads()
+        num_threads = int(env) if env else min(4, os.cpu_count() or 1)
+    torch.set_num_threads(max(1, int(num_threads)))
+    _threads_configured = True
+    return torch.get_num_threads()

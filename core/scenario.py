@@ -1,0 +1,86 @@
+"""Scenario base: validated parameters, named presets and ``--set key=value`` overrides.
+
+A scenario is an immutable pydantic model. Domains subclass :class:`Scenario`, give every field
+a description (shown by the CLI and the API schema) and register named presets. Overrides arrive
+as strings from the command line or as JSON values from the API; both go through
+:func:`resolve_scenario`, which names the offending field in every error.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar
+
+from decisionlab.core.errors import ScenarioError, UnknownNameError
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+
+class Scenario(BaseModel):
+    """Base class of every domain's scenario parameters (immutable, unknown keys rejected)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def describe(self) -> dict[str, Any]:
+        """All resolved parameters as plain JSON values."""
+        return self.model_dump(mode="json")
+
+
+S = TypeVar("S", bound=Scenario)
+
+
+def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
+    """Turn ``["lead_time=2", "demand_mean=5.5"]`` into a dict; values are parsed as JSON when they can be."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ScenarioError(f"override '{item}' must look like key=value")
+        raw = raw.strip()
+        try:
+            value: Any = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        out[key] = value
+    return out
+
+
+def format_validation_error(err: ValidationError) -> str:
+    """One line per problem, each naming the field: ``lead_time: must be >= 0 (got -1)``."""
+    lines = []
+    for problem in err.errors():
+        field = ".".join(str(p) for p in problem.get("loc", ())) or "(body)"
+        msg = problem.get("msg", "invalid value")
+        got = problem.get("input")
+        shown = "" if isinstance(got, dict) else f" (got {got!r})"
+        lines.append(f"{field}: {msg}{shown}")
+    return "; ".join(lines)
+
+
+def resolve_scenario(
+    model: type[S], preset: S | Mapping[str, Any], overrides: Mapping[str, Any] | None = None
+) -> S:
+    """Apply ``overrides`` to ``preset`` and validate the result as ``model``.
+
+    Raises :class:`ScenarioError` naming unknown keys (with the valid ones) or invalid values.
+    """
+    base = preset.model_dump() if isinstance(preset, BaseModel) else dict(preset)
+    overrides = dict(overrides or {})
+    unknown = sorted(set(overrides) - set(model.model_fields))
+    if unknown:
+        raise ScenarioError(
+            f"unknown parameter(s) {', '.join(unknown)}; valid parameters: "
+            + ", ".join(sorted(model.model_fields))
+        )
+    try:
+        return model.model_validate({**base, **overrides})
+    except ValidationError as err:
+        raise ScenarioError(f"invalid scenario: {format_validation_error(err)}") from None
+
+
+def pick(mapping: Mapping[str, Any], name: str, kind: str) -> Any:
+    """``mapping[name]`` or an :class:`UnknownNameError` that lists the choices."""
+    if name not in mapping:
+        raise UnknownNameError(kind, name, list(mapping))
+    return mapping[name]
