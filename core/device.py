@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 import torch
+
 from decisionlab.core.errors import DecisionlabError
 
 _threads_configured = False

@@ -14,11 +14,12 @@ from typing import Any
 import numpy as np
 import polars as pl
 import torch
+from scipy import stats
+
 from decisionlab.core.errors import DecisionlabError
 from decisionlab.core.policy import Policy
 from decisionlab.core.scenario import Scenario
 from decisionlab.core.spec import DomainSpec
-from scipy import stats
 
 
 def mean_ci95(values: np.ndarray) -> tuple[float, float]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+
 from decisionlab.core.policy import Policy
 from decisionlab.core.sim import BatchedSimulator
 

@@ -12,8 +12,9 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
-from decisionlab.core.errors import ScenarioError, UnknownNameError
 from pydantic import BaseModel, ConfigDict, ValidationError
+
+from decisionlab.core.errors import ScenarioError, UnknownNameError
 
 
 class Scenario(BaseModel):

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
+
 from decisionlab.core.errors import UnknownNameError
 from decisionlab.core.policy import Policy
 from decisionlab.core.scenario import Scenario, pick, resolve_scenario

@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import torch
+from safetensors.torch import load_file, save_file
+
 from decisionlab.core.errors import RegistryError
 from decisionlab.core.store.atomic import atomic_write_bytes, atomic_write_with
 from decisionlab.core.store.home import data_home
-from safetensors.torch import load_file, save_file
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 REF_PATTERN = re.compile(

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+
 from decisionlab.core.store.atomic import atomic_write_with
 from decisionlab.core.store.home import data_home
 

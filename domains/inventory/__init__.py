@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+
 from decisionlab.core.errors import DecisionlabError
 from decisionlab.core.policy import Policy
 from decisionlab.core.scenario import Scenario

@@ -11,8 +11,9 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from decisionlab.domains.inventory.scenario import LostSalesScenario
 from scipy import stats
+
+from decisionlab.domains.inventory.scenario import LostSalesScenario
 
 TAIL = 1e-10
 

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from decisionlab.core.errors import NotTractableError
 from scipy import stats
+
+from decisionlab.core.errors import NotTractableError
 
 MAX_STATES = 3_000_000
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+
 from decisionlab.core.policy import Policy
 from decisionlab.core.seeding import make_generator
 from decisionlab.core.spec import MetricSpec

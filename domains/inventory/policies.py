@@ -10,11 +10,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
+
 from decisionlab.core.nets.mlp import mlp
 from decisionlab.domains.inventory.demand import grid_demand
 from decisionlab.domains.inventory.dp import solve_lost_sales
 from decisionlab.domains.inventory.scenario import LostSalesScenario
-from torch import nn
 
 
 def inventory_position(obs: torch.Tensor) -> torch.Tensor:

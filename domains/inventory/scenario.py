@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from decisionlab.core.scenario import Scenario
 from pydantic import Field, model_validator
+
+from decisionlab.core.scenario import Scenario
 
 
 class LostSalesScenario(Scenario):

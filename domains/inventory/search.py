@@ -9,6 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import torch
+
 from decisionlab.core.seeding import make_generator
 from decisionlab.domains.inventory.demand import grid_demand
 from decisionlab.domains.inventory.policies import BaseStockPolicy, CappedBaseStockPolicy

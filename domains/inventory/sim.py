@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+
 from decisionlab.core.sim import StepResult
 from decisionlab.domains.inventory.scenario import LostSalesScenario
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+
 from decisionlab.core.algos.pathwise import PathwiseConfig, train_pathwise
 from decisionlab.core.rollout import rollout
 from decisionlab.core.seeding import derive_seed, make_generator
