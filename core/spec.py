@@ -19,6 +19,7 @@ import torch
 from decisionlab.core.errors import UnknownNameError
 from decisionlab.core.policy import Policy
 from decisionlab.core.scenario import Scenario, pick, resolve_scenario
+from decisionlab.core.sim import BatchedSimulator
 
 if TYPE_CHECKING:
     import polars as pl
@@ -76,6 +77,8 @@ class DomainSpec:
         scenarios: named presets; each preset's class is that scenario's pydantic model.
         episode_metrics: ``(scenario, policy, episodes, seed, device) -> {metric: [episodes]}``;
             must draw all randomness from ``seed`` so policies share random numbers.
+        make_simulator: builds the batched simulator of a scenario (used by the gymnasium
+            adapter and benchmarks); ``None`` for domains that cannot be stepped generically.
         load_policy: rebuilds a learned policy from its JSON config and weights, raising a
             :class:`~decisionlab.core.errors.DecisionlabError` if it cannot serve ``scenario``.
         router: builds the domain's FastAPI router (imported lazily by the API server).
@@ -92,6 +95,7 @@ class DomainSpec:
     primary_metric: str
     episode_metrics: Callable[[Scenario, Policy, int, int, torch.device], dict[str, np.ndarray]]
     load_policy: Callable[[dict[str, Any], dict[str, torch.Tensor], Scenario, torch.device], Policy]
+    make_simulator: Callable[[Scenario, torch.device], BatchedSimulator[Any]] | None = None
     default_episodes: int = 64
     default_scenario: str | None = None
     default_algo: str | None = None

@@ -18,6 +18,7 @@ from decisionlab.domains.inventory.metrics import METRICS, episode_metrics
 from decisionlab.domains.inventory.policies import MyopicPolicy, OptimalLostSalesPolicy, OrderMLP
 from decisionlab.domains.inventory.scenario import SCENARIOS, LostSalesScenario
 from decisionlab.domains.inventory.search import best_base_stock, best_capped_base_stock
+from decisionlab.domains.inventory.sim import SingleStoreSim
 
 
 def _lost_sales(scenario: Scenario) -> LostSalesScenario:
@@ -83,6 +84,7 @@ SPEC = register_domain(
         metrics=METRICS,
         primary_metric="cost_per_period",
         episode_metrics=episode_metrics,
+        make_simulator=SingleStoreSim,
         load_policy=load_policy,
         default_episodes=64,
         default_scenario="lost_sales",

@@ -51,8 +51,10 @@ class SingleStoreSim:
         self.holding_cost = float(scenario.holding_cost)
         self.underage_cost = float(scenario.underage_cost)
         self.observation_size = 1 + scenario.lead_time
-        # Only the gymnasium adapter needs a finite action box.
-        self.action_high = float(max(10.0, 4 * scenario.demand_mean + 10 * scenario.demand_std))
+        # Only the gymnasium adapter needs a finite action box: well above any sensible order
+        # (the DP's largest optimal orders stay below mean + 5 std), not so wide that a random
+        # initial policy drowns in stock.
+        self.action_high = float(scenario.demand_mean + 5 * scenario.demand_std + 1)
 
     def sample_exogenous(
         self, batch: int, periods: int, generator: torch.Generator | None = None
