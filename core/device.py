@@ -34,16 +34,18 @@ def get_device(requested: str | torch.device | None = None) -> torch.device:
 def configure_threads(num_threads: int | None = None) -> int:
     """Set torch's intra-op thread count once, deliberately.
 
-    Batched simulators run many tiny element-wise kernels; on a small CPU, oversubscribed threads
-    cost more than they give (see docs/benchmarks.md). Default: ``$DECISIONLAB_NUM_THREADS`` if
-    set, else the number of cores torch sees, at most 4. Returns the count in force.
+    Batched simulators run many tiny element-wise kernels; on a small CPU, extra threads cost more
+    in synchronisation than they give, and a second process (API next to the dashboard, a test
+    runner) turns them into oversubscription. Measured here (docs/benchmarks.md): one thread is as
+    fast or faster at every batch size on 2 cores. Default: ``$DECISIONLAB_NUM_THREADS`` if set,
+    else 1. Returns the count in force.
     """
     global _threads_configured
     if num_threads is None:
         env = os.environ.get("DECISIONLAB_NUM_THREADS")
         if env is not None and _threads_configured:
             return torch.get_num_threads()
-        num_threads = int(env) if env else min(4, os.cpu_count() or 1)
+        num_threads = int(env) if env else 1
     torch.set_num_threads(max(1, int(num_threads)))
     _threads_configured = True
     return torch.get_num_threads()

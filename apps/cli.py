@@ -1,0 +1,208 @@
+"""The ``decisionlab`` command line.
+
+Scripts depend on these names (see the README): ``domains``, ``evaluate``, ``train``, ``serve``,
+``dashboard``. ``--json`` prints exactly one JSON object on stdout; logs and progress bars go to
+stderr. User mistakes print ``error: ...`` on stderr and exit with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from decisionlab.core.errors import DecisionlabError
+
+app = typer.Typer(
+    name="decisionlab",
+    help="decisionlab: simulate, train, evaluate and serve decision policies.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+out = Console()
+err = Console(stderr=True, soft_wrap=True)
+T = TypeVar("T")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="print one JSON object on stdout (for scripts)")]
+SetFlag = Annotated[
+    list[str] | None, typer.Option("--set", help="override a scenario parameter: key=value (repeatable)")
+]
+
+
+def _guard(action: Callable[[], T]) -> T:
+    """Run ``action``; user errors become a one-line message and exit status 2."""
+    try:
+        return action()
+    except DecisionlabError as problem:
+        err.print(f"[bold red]error:[/] {problem}", highlight=False)
+        raise typer.Exit(code=2) from None
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        raise typer.Exit(code=130) from None
+
+
+def _emit_json(payload: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(payload, default=float) + "\n")
+    sys.stdout.flush()
+
+
+def _setup_torch() -> Any:
+    from decisionlab.core.device import configure_threads, get_device
+
+    configure_threads()
+    return get_device()
+
+
+@app.command()
+def domains(as_json: JsonFlag = False) -> None:
+    """List the registered domains with their scenarios, policies and algorithms."""
+    from decisionlab.core.spec import list_domains
+
+    specs = list_domains()
+    if as_json:
+        _emit_json({"domains": [spec.summary() for spec in specs]})
+        return
+    table = Table(title="decisionlab domains")
+    for column in ("domain", "description", "scenarios", "policies", "algos", "primary metric"):
+        table.add_column(column)
+    for spec in specs:
+        table.add_row(
+            spec.name, spec.description, ", ".join(spec.scenarios), ", ".join(spec.policies),
+            ", ".join(spec.algos), spec.primary_metric,
+        )
+    out.print(table)
+
+
+@app.command()
+def evaluate(
+    domain: Annotated[str, typer.Argument(help="domain name, e.g. inventory")],
+    policy: Annotated[
+        list[str], typer.Option("--policy", help="baseline name or registered policy (repeatable; first = reference)")
+    ],
+    scenario: Annotated[str | None, typer.Option("--scenario", help="scenario preset name")] = None,
+    overrides: SetFlag = None,
+    episodes: Annotated[int | None, typer.Option("--episodes", min=1, help="episodes per policy")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="seed of the common random numbers")] = 0,
+    as_json: JsonFlag = False,
+) -> None:
+    """Compare policies on the same random numbers: mean, 95% CI, paired difference vs the first."""
+
+    def run() -> None:
+        from decisionlab.core.evaluation import evaluate_policies
+        from decisionlab.core.resolve import build_policy
+        from decisionlab.core.scenario import parse_overrides
+        from decisionlab.core.spec import get_domain
+        from decisionlab.core.store.runs import RunStore
+
+        spec = get_domain(domain)
+        scenario_name = scenario or spec.default_scenario or next(iter(spec.scenarios))
+        resolved = spec.scenario(scenario_name, parse_overrides(overrides or []))
+        device = _setup_torch()
+        with err.status("building policies...", spinner="dots"):
+            built = [build_policy(spec, resolved, name, device) for name in policy]
+        n_episodes = episodes or spec.default_episodes
+        with err.status(f"evaluating {len(built)} policies x {n_episodes} episodes...", spinner="dots"):
+            report = evaluate_policies(spec, resolved, built, episodes=n_episodes, seed=seed, device=device)
+        RunStore().record(spec.name, "evaluate", ",".join(report.labels), report.to_json(), {},
+                          {"evaluation": report.table()})
+        if as_json:
+            _emit_json(report.to_json())
+        else:
+            _print_report(report, spec.primary_metric)
+
+    _guard(run)
+
+
+def _print_report(report: Any, primary: str) -> None:
+    table = Table(title=f"{report.domain}: {report.episodes} episodes, seed {report.seed}")
+    for column in ("policy", "metric", "mean", "± 95% CI", "vs first", "± 95% CI (paired)"):
+        table.add_column(column, justify="right" if column != "policy" else "left")
+    frame = report.table()
+    for row in frame.iter_rows(named=True):
+        style = "bold" if row["metric"] == primary else None
+        table.add_row(
+            row["policy"], row["metric"], f"{row['mean']:.4f}", f"{row['ci95']:.4f}",
+            f"{row['diff_vs_first']:+.4f}", f"{row['diff_ci95']:.4f}", style=style,
+        )
+    out.print(table)
+    params = ", ".join(f"{k}={v}" for k, v in report.scenario.describe().items())
+    err.print(f"scenario: {params}", highlight=False)
+
+
+@app.command()
+def train(
+    domain: Annotated[str, typer.Argument(help="domain name, e.g. inventory")],
+    algo: Annotated[str, typer.Option("--algo", help="training algorithm, e.g. hdpo")],
+    scenario: Annotated[str | None, typer.Option("--scenario", help="scenario preset name")] = None,
+    overrides: SetFlag = None,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    name: Annotated[str | None, typer.Option("--name", help="registry name (default ALGO_SCENARIO)")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Train a policy and register it as DOMAIN/NAME@VERSION."""
+
+    def run() -> None:
+        from decisionlab.core.scenario import parse_overrides
+        from decisionlab.core.spec import get_domain
+        from decisionlab.core.training import train_and_register
+
+        spec = get_domain(domain)
+        scenario_name = scenario or spec.default_scenario or next(iter(spec.scenarios))
+        device = _setup_torch()
+        report = train_and_register(
+            spec, scenario_name, parse_overrides(overrides or []), algo, seed=seed, name=name,
+            device=device, progress=True,
+        )
+        if as_json:
+            _emit_json(report.to_json())
+            return
+        out.print(f"registered [bold]{report.record.ref}[/] in {report.train_seconds:.1f} s")
+        for key, value in report.outcome.metrics.items():
+            out.print(f"  {key}: {value:.4f}" if isinstance(value, float) else f"  {key}: {value}")
+
+    _guard(run)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
+) -> None:
+    """Serve the policy API (FastAPI + uvicorn)."""
+    import uvicorn
+
+    _setup_torch()
+    uvicorn.run("decisionlab.apps.api:create_app", factory=True, host=host, port=port, log_level="info")
+
+
+def dashboard_command(port: int, address: str = "127.0.0.1") -> list[str]:
+    """The command line that starts the Streamlit dashboard."""
+    return [
+        sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "dashboards" / "Home.py"),
+        "--server.port", str(port), "--server.address", address, "--server.headless", "true",
+        "--browser.gatherUsageStats", "false",
+    ]
+
+
+@app.command()
+def dashboard(port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8501) -> None:
+    """Open the Streamlit dashboard on 127.0.0.1."""
+    raise typer.Exit(subprocess.call(dashboard_command(port), env=os.environ.copy()))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""Shared bits of the benchmark scripts: machine description and docs/benchmarks.md sections."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+
+
+def machine() -> str:
+    """One line: CPU model, cores, torch version and threads, GPU if any."""
+    model = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU"
+    return (
+        f"{model}, {os.cpu_count()} cores{gpu}; Python {platform.python_version()}, torch {torch.__version__}"
+    )
+
+
+def command_line() -> str:
+    return "python " + " ".join([Path(sys.argv[0]).as_posix().split("/main/")[-1], *sys.argv[1:]])
+
+
+def write_section(name: str, body: str, path: Path = DOCS) -> None:
+    """Replace (or append) the section between ``<!-- BEGIN name -->`` and ``<!-- END name -->``."""
+    stamp = time.strftime("%Y-%m-%d")
+    block = (
+        f"<!-- BEGIN {name} -->\n{body.rstrip()}\n\n"
+        f"_Command: `{command_line()}` — run {stamp} on {machine()}._\n<!-- END {name} -->"
+    )
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    pattern = re.compile(rf"<!-- BEGIN {re.escape(name)} -->.*?<!-- END {re.escape(name)} -->", re.S)
+    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)

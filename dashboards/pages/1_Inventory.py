@@ -1,0 +1,5 @@
+"""Inventory page: the domain package draws it (see decisionlab.domains.inventory.dashboard)."""
+
+from decisionlab.domains.inventory.dashboard import render
+
+render()
