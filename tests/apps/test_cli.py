@@ -1,0 +1,100 @@
+"""The CLI contract that outside scripts depend on: names, --json shape, errors without tracebacks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from decisionlab.apps.cli import app
+
+ZIPKIN_L2_P9 = 6.0936  # exact lost-sales optimum, Poisson(5), h = 1 (Zipkin 2008)
+
+
+@pytest.fixture()
+def cli() -> CliRunner:
+    return CliRunner()
+
+
+def _json(cli: CliRunner, *args: str) -> dict:
+    result = cli.invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_domains_json_lists_inventory_with_its_names(cli: CliRunner) -> None:
+    payload = _json(cli, "domains", "--json")
+    inventory = next(d for d in payload["domains"] if d["name"] == "inventory")
+    assert "lost_sales" in inventory["scenarios"]
+    assert {"base_stock", "capped_base_stock", "myopic", "optimal"} <= set(inventory["policies"])
+    assert "hdpo" in inventory["algos"]
+    assert inventory["primary_metric"] == "cost_per_period"
+    assert {"lead_time", "holding_cost", "underage_cost", "demand_mean"} <= set(inventory["scenarios"]["lost_sales"])
+
+
+def test_evaluate_optimal_matches_zipkin_within_half_a_percent(cli: CliRunner) -> None:
+    payload = _json(
+        cli, "evaluate", "inventory", "--scenario", "lost_sales", "--set", "lead_time=2", "--set", "underage_cost=9",
+        "--policy", "optimal", "--json",
+    )
+    assert payload["domain"] == "inventory"
+    assert payload["scenario"]["lead_time"] == 2 and payload["scenario"]["underage_cost"] == 9
+    (result,) = payload["results"]
+    assert result["policy"] == "optimal"
+    cost = result["metrics"]["cost_per_period"]
+    assert abs(cost / ZIPKIN_L2_P9 - 1) < 0.005
+    assert result["ci95"]["cost_per_period"] > 0
+
+
+def test_base_stock_is_worse_than_optimal_by_the_expected_margin(cli: CliRunner) -> None:
+    """Literature: best base-stock is 0.3-10% above the lost-sales optimum; at L=2, p=9 about 3-4%."""
+    payload = _json(
+        cli, "evaluate", "inventory", "--set", "lead_time=2", "--set", "underage_cost=9", "--set",
+        "horizon_periods=3000", "--set", "warmup_periods=500", "--policy", "optimal", "--policy", "base_stock",
+        "--episodes", "32", "--json",
+    )
+    optimal, base = payload["results"]
+    gap = base["diff_vs_first"]["cost_per_period"] / optimal["metrics"]["cost_per_period"]
+    assert 0.01 < gap < 0.08
+    assert base["diff_vs_first"]["cost_per_period"] > base["diff_ci95"]["cost_per_period"]  # significant
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["evaluate", "nope", "--policy", "optimal"], "unknown domain 'nope'"),
+        (["evaluate", "inventory", "--scenario", "nope", "--policy", "optimal"], "unknown inventory scenario"),
+        (["evaluate", "inventory", "--policy", "nope"], "unknown inventory policy 'nope'"),
+        (["evaluate", "inventory", "--policy", "optimal", "--set", "lead=2"], "unknown parameter(s) lead"),
+        (["evaluate", "inventory", "--policy", "optimal", "--set", "lead_time=-1"], "lead_time"),
+        (["evaluate", "inventory", "--policy", "optimal", "--set", "lead_time=9"], "exact DP"),
+        (["evaluate", "inventory", "--policy", "optimal", "--set", "lead_time"], "key=value"),
+        (["evaluate", "inventory", "--policy", "inventory/missing@3"], "no registered policy"),
+        (["evaluate", "inventory", "--policy", "optimal", "--policy", "optimal"], "more than once"),
+        (["train", "inventory", "--algo", "nope"], "unknown inventory algorithm 'nope'"),
+        (["train", "inventory", "--algo", "hdpo", "--name", "bad name"], "policy name 'bad name'"),
+        (["train", "inventory", "--algo", "hdpo", "--set", "demand_mean=0"], "demand_mean"),
+    ],
+)
+def test_user_mistakes_give_a_message_and_exit_2(cli: CliRunner, args: list[str], needle: str) -> None:
+    result = cli.invoke(app, [*args, "--json"])
+    assert result.exit_code == 2
+    assert needle in result.stderr
+    assert "Traceback" not in result.output
+    assert result.stdout == ""
+
+
+def test_json_stdout_is_exactly_one_object_from_the_installed_command() -> None:
+    """Run the real entry point: stdout must parse as one JSON object (logs go to stderr)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "decisionlab.apps.cli", "evaluate", "inventory", "--set", "lead_time=1",
+         "--set", "horizon_periods=500", "--set", "warmup_periods=100", "--policy", "myopic", "--episodes", "4",
+         "--json"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    payload = json.loads(proc.stdout)
+    assert payload["results"][0]["policy"] == "myopic"
