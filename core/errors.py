@@ -39,3 +39,9 @@ class NotTractableError(DecisionlabError):
 
 class RegistryError(DecisionlabError):
     """A registry or run-store problem the user caused (bad reference, corrupt artefact)."""
+
+
+class PolicyNotFoundError(RegistryError):
+    """A well-formed registry reference that names no registered policy."""
+
+    http_status = 404

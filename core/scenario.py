@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from decisionlab.core.errors import ScenarioError, UnknownNameError
 
@@ -21,6 +21,17 @@ class Scenario(BaseModel):
     """Base class of every domain's scenario parameters (immutable, unknown keys rejected)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_booleans_for_numbers(cls, data: Any) -> Any:
+        """pydantic reads ``true`` as 1 for numeric fields; a scenario parameter never means that."""
+        if isinstance(data, dict):
+            for key, value in data.items():
+                field = cls.model_fields.get(key)
+                if isinstance(value, bool) and field is not None and field.annotation in (int, float):
+                    raise ValueError(f"{key}: expected a number, got the boolean {str(value).lower()}")
+        return data
 
     def describe(self) -> dict[str, Any]:
         """All resolved parameters as plain JSON values."""
@@ -51,7 +62,7 @@ def format_validation_error(err: ValidationError) -> str:
     """One line per problem, each naming the field: ``lead_time: must be >= 0 (got -1)``."""
     lines = []
     for problem in err.errors():
-        field = ".".join(str(p) for p in problem.get("loc", ())) or "(body)"
+        field = ".".join(str(p) for p in problem.get("loc", ())) or "scenario"
         msg = problem.get("msg", "invalid value")
         got = problem.get("input")
         shown = "" if isinstance(got, dict) else f" (got {got!r})"

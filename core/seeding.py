@@ -30,7 +30,8 @@ def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Gener
 def derive_seed(seed: int, *tags: str | int) -> int:
     """A stable child seed for a named stream (e.g. ``derive_seed(0, "train")``), independent of hash salt."""
     acc = int(seed) & 0xFFFFFFFF
-    for tag in tags:
-        for byte in str(tag).encode():
+    for position, tag in enumerate(tags):
+        # 0xFF never occurs in UTF-8, so it marks where one tag ends: ("a", "b") != ("ab",).
+        for byte in (b"\xff" if position else b"") + str(tag).encode():
             acc = (acc * 1_000_003 + byte) & 0xFFFFFFFFFFFF
     return acc % (2**63 - 1)

@@ -1,7 +1,7 @@
 """Policy registry: safetensors weights + a JSON card, indexed in SQLite.
 
 A policy is addressed as ``domain/name@version``. Files live under
-``<home>/policies/<domain>/<name>/v<version>.{safetensors,json}``; the index (``<home>/index.sqlite``)
+``<home>/policies/<domain>/<name>/v<version>-<id>.{safetensors,json}``; the index (``<home>/index.sqlite``)
 maps references to them. Files are written atomically before the index row is committed, so a
 reference in the index always points at complete files. Loading never unpickles: weights come
 from safetensors and are checked against the SHA-256 recorded in the card.
@@ -14,6 +14,7 @@ import json
 import re
 import sqlite3
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -21,7 +22,7 @@ from typing import Any, Protocol
 import torch
 from safetensors.torch import load_file, save_file
 
-from decisionlab.core.errors import RegistryError
+from decisionlab.core.errors import PolicyNotFoundError, RegistryError
 from decisionlab.core.store.atomic import atomic_write_bytes, atomic_write_with
 from decisionlab.core.store.home import data_home
 
@@ -49,6 +50,19 @@ class PolicyRecord:
     card: dict[str, Any]
     weights_path: Path
     created: float
+
+    def summary(self) -> dict[str, Any]:
+        """JSON description for listings (API, CLI, dashboard)."""
+        return {
+            "ref": str(self.ref),
+            "domain": self.ref.domain,
+            "name": self.ref.name,
+            "version": self.ref.version,
+            "algo": self.card.get("algo"),
+            "scenario": self.card.get("scenario"),
+            "metrics": self.card.get("metrics", {}),
+            "created": self.created,
+        }
 
 
 def parse_ref(text: str, domain: str | None = None) -> tuple[str, str, int | None]:
@@ -161,16 +175,19 @@ class PolicyRegistry:
         card: dict[str, Any],
     ) -> PolicyRecord:
         """Register a new version of ``domain/name``; returns its record."""
-        if not NAME_PATTERN.match(name):
-            raise RegistryError(
-                f"policy name '{name}' must be 1-64 characters of letters, digits, '_', '.', '-'"
-            )
+        for label, value in (("policy name", name), ("domain", domain)):
+            if not NAME_PATTERN.match(value):
+                raise RegistryError(f"{label} '{value}' must be 1-64 characters of letters, digits, '_', '.', '-'")
         folder = self.home / "policies" / domain / name
         tensors = {k: v.detach().to("cpu").contiguous() for k, v in weights.items()}
         for _attempt in range(5):
             version = self.index.next_version(domain, name)
             ref = PolicyRef(domain, name, version)
-            weights_path = folder / f"v{version}.safetensors"
+            # A unique stem per attempt: a concurrent writer that drew the same version number
+            # can never overwrite files another process has already committed to the index.
+            stem = f"v{version}-{uuid.uuid4().hex[:8]}"
+            weights_path = folder / f"{stem}.safetensors"
+            card_path = folder / f"{stem}.json"
             atomic_write_with(weights_path, lambda tmp: save_file(tensors, str(tmp)))
             created = time.time()
             full_card = {
@@ -182,15 +199,15 @@ class PolicyRegistry:
                 "created": created,
                 "weights_sha256": _sha256(weights_path),
             }
-            atomic_write_bytes(
-                folder / f"v{version}.json", json.dumps(full_card, indent=2).encode()
-            )
+            atomic_write_bytes(card_path, json.dumps(full_card, indent=2).encode())
             record = PolicyRecord(ref, full_card, weights_path, created)
             try:
                 self.index.insert(record)
                 return record
             except RegistryError:
-                continue  # another process took this version number; try the next one
+                # Another process took this version number: drop our files, try the next one.
+                weights_path.unlink(missing_ok=True)
+                card_path.unlink(missing_ok=True)
         raise RegistryError(f"could not register {domain}/{name}: version conflict")
 
     def find(self, text: str, domain: str | None = None) -> PolicyRecord:
@@ -200,7 +217,7 @@ class PolicyRegistry:
         if record is None:
             known = sorted({str(r.ref) for r in self.index.all(ref_domain)})
             hint = f"; registered: {', '.join(known)}" if known else "; none registered yet"
-            raise RegistryError(f"no registered policy '{text}' in domain '{ref_domain}'{hint}")
+            raise PolicyNotFoundError(f"no registered policy '{text}' in domain '{ref_domain}'{hint}")
         return record
 
     def load_weights(self, record: PolicyRecord) -> dict[str, torch.Tensor]:

@@ -38,17 +38,23 @@ class GridDemand:
 
 
 def grid_demand(scenario: LostSalesScenario, cells_per_std: int = 4) -> GridDemand:
-    """The scenario's one-period demand as a :class:`GridDemand`."""
-    if scenario.demand_distribution == "poisson":
-        top = int(stats.poisson.ppf(1 - TAIL, scenario.demand_mean)) + 1
-        pmf = stats.poisson.pmf(np.arange(top + 1), scenario.demand_mean)
+    """The scenario's one-period demand as a :class:`GridDemand`.
+
+    Small-mean Poisson demand stays on the integers (exact). Otherwise the grid step is
+    ``std / cells_per_std``, so the grid has about ``7·cells_per_std`` cells past the mean whatever
+    the scale: a demand mean of 10⁴ costs no more than one of 5.
+    """
+    mean, std = scenario.demand_mean, max(scenario.demand_std, 1e-9)
+    poisson = scenario.demand_distribution == "poisson"
+    if poisson and std / cells_per_std <= 1.0:
+        top = int(stats.poisson.ppf(1 - TAIL, mean)) + 1
+        pmf = stats.poisson.pmf(np.arange(top + 1), mean)
         pmf[-1] += 1 - pmf.sum()
         return GridDemand(1.0, pmf)
-    mean, std = scenario.demand_mean, max(scenario.demand_std, 1e-9)
     unit = std / cells_per_std
     top = math.ceil((mean + 7 * std) / unit) + 1
     edges = (np.arange(top + 1) - 0.5) * unit
-    cdf = stats.norm.cdf(edges, mean, std)
+    cdf = stats.poisson.cdf(edges, mean) if poisson else stats.norm.cdf(edges, mean, std)
     pmf = np.diff(cdf)
     pmf[0] += cdf[0]  # negative draws are clipped to zero demand
     pmf[-1] += 1 - cdf[-1]

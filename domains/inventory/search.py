@@ -1,11 +1,14 @@
 """Best parameters of the base-stock family, found by simulation on common random numbers.
 
-All candidates are simulated in one batch (candidate × path), every candidate facing the same
-demand paths, so the argmin is not fooled by sampling noise between candidates.
+All candidates of a pass are simulated in one batch (candidate × path), every candidate facing
+the same demand paths, so the argmin is not fooled by sampling noise between candidates. A
+coarse-to-fine grid keeps the number of candidates small at any demand scale.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from functools import lru_cache
 
 import torch
@@ -38,36 +41,67 @@ def _mean_costs(scenario: LostSalesScenario, policy, candidates: int) -> torch.T
     return total.view(candidates, SEARCH_PATHS).mean(dim=1)
 
 
-def _level_grid(scenario: LostSalesScenario) -> torch.Tensor:
+POINTS_PER_AXIS = 12  # candidates per axis and pass of the coarse-to-fine search
+
+
+def _aligned_grid(low: float, high: float, unit: float) -> tuple[torch.Tensor, float]:
+    """At most ``POINTS_PER_AXIS`` multiples of ``unit`` covering [low, high], and their step."""
+    step = unit * max(1, math.ceil((high - low) / (unit * (POINTS_PER_AXIS - 1))))
+    start = max(0.0, math.floor(low / unit) * unit)
+    return torch.arange(start, high + 0.5 * step, step), step
+
+
+def _coarse_to_fine(
+    cost: Callable[[list[torch.Tensor]], torch.Tensor], bounds: list[tuple[float, float]], unit: float
+) -> list[float]:
+    """Minimise ``cost`` over a box by grid passes that shrink around the best point until the
+    step is one grid unit. ``cost`` takes one flat tensor per axis (the candidate points) and
+    returns one cost per candidate. The search costs about the same at any demand scale."""
+    while True:
+        axes = [_aligned_grid(low, high, unit) for low, high in bounds]
+        mesh = torch.meshgrid(*[grid for grid, _ in axes], indexing="ij")
+        flat = [m.reshape(-1) for m in mesh]
+        best = int(cost(flat).argmin())
+        point = [float(f[best]) for f in flat]
+        if all(step <= unit for _, step in axes):
+            return point
+        bounds = [(max(0.0, x - step), x + step) for x, (_, step) in zip(point, axes, strict=True)]
+
+
+def _level_bounds(scenario: LostSalesScenario) -> tuple[float, float]:
     demand = grid_demand(scenario)
-    top = demand.quantile(0.9999, scenario.lead_time + 1) + 2 * demand.unit
-    step = demand.unit if scenario.demand_distribution == "poisson" else max(demand.unit, top / 200)
-    return torch.arange(0.0, top + step, step)
+    return 0.0, demand.quantile(0.9999, scenario.lead_time + 1) + 2 * demand.unit
 
 
 @lru_cache(maxsize=64)
 def best_base_stock(scenario: LostSalesScenario) -> BaseStockPolicy:
     """The base-stock level with the lowest simulated cost."""
-    levels = _level_grid(scenario)
-    costs = _mean_costs(scenario, BaseStockPolicy(levels.repeat_interleave(SEARCH_PATHS)), levels.numel())
-    return BaseStockPolicy(float(levels[costs.argmin()]))
+
+    def cost(axes: list[torch.Tensor]) -> torch.Tensor:
+        (levels,) = axes
+        return _mean_costs(scenario, BaseStockPolicy(levels.repeat_interleave(SEARCH_PATHS)), levels.numel())
+
+    (level,) = _coarse_to_fine(cost, [_level_bounds(scenario)], grid_demand(scenario).unit)
+    return BaseStockPolicy(level)
 
 
 @lru_cache(maxsize=64)
 def best_capped_base_stock(scenario: LostSalesScenario) -> CappedBaseStockPolicy:
-    """Best (level, cap) pair; levels around the best base-stock level, caps up to a high
-    one-period demand quantile."""
+    """Best (level, cap) pair: levels around the best base-stock level, caps from half the mean
+    demand up to a high one-period demand quantile."""
     base = best_base_stock(scenario).level
     demand = grid_demand(scenario)
-    levels = _level_grid(scenario)
-    levels = levels[(levels >= 0.6 * base) & (levels <= base + 4 * demand.unit + 0.15 * base)]
-    cap_top = demand.quantile(0.999) + demand.unit
-    step = demand.unit if scenario.demand_distribution == "poisson" else max(demand.unit, cap_top / 40)
-    caps = torch.arange(max(step, 0.5 * scenario.demand_mean), cap_top + step, step)
-    grid_l, grid_c = torch.meshgrid(levels, caps, indexing="ij")
-    grid_l, grid_c = grid_l.reshape(-1), grid_c.reshape(-1)
-    policy = CappedBaseStockPolicy(
-        grid_l.repeat_interleave(SEARCH_PATHS), grid_c.repeat_interleave(SEARCH_PATHS)
-    )
-    best = _mean_costs(scenario, policy, grid_l.numel()).argmin()
-    return CappedBaseStockPolicy(float(grid_l[best]), float(grid_c[best]))
+
+    def cost(axes: list[torch.Tensor]) -> torch.Tensor:
+        levels, caps = axes
+        policy = CappedBaseStockPolicy(
+            levels.repeat_interleave(SEARCH_PATHS), caps.repeat_interleave(SEARCH_PATHS)
+        )
+        return _mean_costs(scenario, policy, levels.numel())
+
+    bounds = [
+        (0.6 * base, base + 4 * demand.unit + 0.15 * base),
+        (max(demand.unit, 0.5 * scenario.demand_mean), demand.quantile(0.999) + demand.unit),
+    ]
+    level, cap = _coarse_to_fine(cost, bounds, demand.unit)
+    return CappedBaseStockPolicy(level, cap)
