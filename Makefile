@@ -30,8 +30,8 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 
 bench: $(STAMP)
-	$(PY) benchmarks/inventory_throughput.py
-	$(PY) benchmarks/inventory_hdpo_grid.py
+	$(PY) -m benchmarks.inventory_throughput
+	$(PY) -m benchmarks.inventory_hdpo_grid
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -31,7 +31,8 @@ def machine() -> str:
 
 
 def command_line() -> str:
-    return "python " + " ".join([Path(sys.argv[0]).as_posix().split("/main/")[-1], *sys.argv[1:]])
+    """How this benchmark was started (scripts here run as modules from the repository root)."""
+    return " ".join(["python", "-m", f"benchmarks.{Path(sys.argv[0]).stem}", *sys.argv[1:]])
 
 
 def write_section(name: str, body: str, path: Path = DOCS) -> None:

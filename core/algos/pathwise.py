@@ -2,14 +2,19 @@
 
 The trainer knows nothing about any domain. It is given
 
-- ``train_paths``: pre-sampled exogenous paths ``[N, T, ...]`` (demand, prices...), and
-- ``objective(policy, paths) -> loss``: a differentiable scalar (usually the mean cost of a
-  rollout of ``policy`` over ``paths`` through a differentiable simulator), and
-- ``evaluate(policy) -> float``: a held-out score, lower is better,
+- ``train_paths``: either pre-sampled exogenous paths ``[N, T, ...]`` (demand, prices...) from
+  which minibatches of ``batch_size`` rows are drawn, or a callable ``sample(step) -> batch``
+  that produces a fresh minibatch every step (streaming: no fixed training set, so no
+  over-fitting to it, and the domain can carry simulator states over between steps);
+- ``objective(policy, batch) -> loss``: a differentiable scalar (usually the mean cost of a
+  rollout of ``policy`` over the batch through a differentiable simulator), and
+- ``evaluate(policy) -> float``: a held-out score, lower is better (best evaluated on fixed
+  paths: common random numbers make successive scores comparable),
 
-and it runs minibatch Adam with gradient-norm clipping, evaluates every ``eval_every`` steps,
-keeps the best weights, stops early when the held-out score stops improving (or reaches
-``target``), and returns the best policy.
+and it runs minibatch Adam with gradient-norm clipping and a linear-warm-up + cosine learning
+rate schedule, evaluates every ``eval_every`` steps, keeps the best weights, optionally stops
+early when the held-out score stops improving (``patience``) or reaches ``target``, and returns
+the best policy.
 """
 
 from __future__ import annotations
@@ -34,14 +39,21 @@ class PathwiseConfig(BaseModel):
     max_steps: int = Field(2000, ge=1, description="gradient steps at most")
     batch_size: int = Field(1024, ge=1, description="paths per minibatch")
     learning_rate: float = Field(3e-3, gt=0)
+    warmup_steps: int = Field(0, ge=0, description="linear learning-rate warm-up from ~0")
     final_learning_rate_fraction: float = Field(
         0.05, gt=0, le=1, description="cosine decay of the learning rate down to this fraction"
     )
     grad_clip_norm: float = Field(1.0, gt=0)
     eval_every: int = Field(50, ge=1, description="steps between held-out evaluations")
-    patience: int = Field(8, ge=1, description="evaluations without improvement before stopping")
+    eval_from: float = Field(
+        0.0, ge=0, le=1, description="skip evaluations before this fraction of max_steps (saves time)"
+    )
+    patience: int | None = Field(
+        8, ge=1, description="evaluations without improvement before stopping (None: run the whole schedule)"
+    )
     min_improvement: float = Field(1e-4, ge=0, description="relative improvement that counts")
     target: float | None = Field(None, description="stop as soon as the held-out score is <= this")
+    max_seconds: float | None = Field(None, gt=0, description="safety stop on wall time (makes runs machine-dependent)")
 
 
 @dataclass
@@ -53,10 +65,20 @@ class PathwiseResult:
     history: pl.DataFrame = field(default_factory=pl.DataFrame)
 
 
+def learning_rate_factor(step: int, config: PathwiseConfig) -> float:
+    """Multiplier of the base learning rate at ``step`` (0-based): linear warm-up, then cosine."""
+    warm = min(config.warmup_steps, config.max_steps - 1)
+    if step < warm:
+        return (step + 1) / warm
+    floor = config.final_learning_rate_fraction
+    progress = (step - warm) / max(1, config.max_steps - warm)
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
 def train_pathwise(
     policy: torch.nn.Module,
     objective: Callable[[torch.nn.Module, torch.Tensor], torch.Tensor],
-    train_paths: torch.Tensor,
+    train_paths: torch.Tensor | Callable[[int], torch.Tensor],
     evaluate: Callable[[torch.nn.Module], float],
     config: PathwiseConfig | None = None,
     *,
@@ -64,28 +86,36 @@ def train_pathwise(
     progress: bool = True,
     description: str = "HDPO",
 ) -> PathwiseResult:
-    """Train ``policy`` in place and return it with the best held-out weights loaded."""
+    """Train ``policy`` in place and return it with the best held-out weights loaded.
+
+    ``train_paths``: a tensor ``[N, ...]`` to draw minibatches from (with ``generator``), or a
+    callable ``sample(step)`` returning the minibatch of gradient step ``step`` (1-based).
+    """
     config = config or PathwiseConfig()
     optimizer = torch.optim.Adam(policy.parameters(), lr=config.learning_rate)
-    floor = config.final_learning_rate_fraction
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: learning_rate_factor(s, config))
+    if callable(train_paths):
+        sample = train_paths
+    else:
+        paths = train_paths
+        n_paths = paths.shape[0]
+        batch = min(config.batch_size, n_paths)
 
-    def lr_factor(step: int) -> float:
-        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * step / config.max_steps))
+        def sample(step: int) -> torch.Tensor:
+            index = torch.randint(n_paths, (batch,), generator=generator, device="cpu")
+            return paths[index.to(paths.device)]
 
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
-    n_paths = train_paths.shape[0]
-    batch = min(config.batch_size, n_paths)
     start = time.perf_counter()
     best_score = evaluate(policy)
     best_state = copy.deepcopy(policy.state_dict())
     rows = [{"step": 0, "train_loss": float("nan"), "eval_score": best_score, "seconds": 0.0}]
     stale = 0
     running_loss = float("nan")
+    first_eval = int(config.eval_from * config.max_steps)
     bar = tqdm(total=config.max_steps, desc=description, disable=not progress, leave=False)
     step = 0
     for step in range(1, config.max_steps + 1):
-        index = torch.randint(n_paths, (batch,), generator=generator, device="cpu")
-        loss = objective(policy, train_paths[index.to(train_paths.device)])
+        loss = objective(policy, sample(step))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(policy.parameters(), config.grad_clip_norm)
@@ -94,7 +124,9 @@ def train_pathwise(
         value = float(loss.detach())
         running_loss = value if math.isnan(running_loss) else 0.9 * running_loss + 0.1 * value
         bar.update(1)
-        if step % config.eval_every and step != config.max_steps:
+        out_of_time = config.max_seconds is not None and time.perf_counter() - start > config.max_seconds
+        last = step == config.max_steps or out_of_time
+        if not last and (step % config.eval_every or step < first_eval):
             continue
         score = evaluate(policy)
         rows.append(
@@ -109,7 +141,9 @@ def train_pathwise(
         stale = 0 if improved_enough else stale + 1
         if config.target is not None and best_score <= config.target:
             break
-        if stale >= config.patience:
+        if config.patience is not None and stale >= config.patience:
+            break
+        if out_of_time:
             break
     bar.close()
     policy.load_state_dict(best_state)

@@ -45,7 +45,11 @@ def load_policy(
             f"this policy was trained for lead_time={config['lead_time']}, the scenario has "
             f"lead_time={scenario.lead_time}: train one for this lead time"
         )
-    net = OrderMLP(config["lead_time"], config["demand_scale"], tuple(config["hidden"]))
+    net = OrderMLP(
+        config["lead_time"], config["demand_scale"], tuple(config["hidden"]),
+        integer_orders=bool(config.get("integer_orders", False)),
+        order_offset=float(config.get("order_offset", 0.0)),
+    )
     net.load_state_dict(weights)
     return net.to(device).eval()
 
