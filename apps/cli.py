@@ -147,6 +147,10 @@ def train(
     overrides: SetFlag = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     name: Annotated[str | None, typer.Option("--name", help="registry name (default ALGO_SCENARIO)")] = None,
+    algo_options: Annotated[
+        list[str] | None,
+        typer.Option("--algo-set", help="algorithm setting key=value, e.g. quality=precise (repeatable)"),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Train a policy and register it as DOMAIN/NAME@VERSION."""
@@ -161,7 +165,7 @@ def train(
         device = _setup_torch()
         report = train_and_register(
             spec, scenario_name, parse_overrides(overrides or []), algo, seed=seed, name=name,
-            device=device, progress=True,
+            device=device, progress=True, options=parse_overrides(algo_options or []),
         )
         if as_json:
             _emit_json(report.to_json())

@@ -91,6 +91,22 @@ def resolve_scenario(
         raise ScenarioError(f"invalid scenario: {format_validation_error(err)}") from None
 
 
+M = TypeVar("M", bound=BaseModel)
+
+
+def resolve_options(model: type[M], options: Mapping[str, Any], what: str = "option") -> M:
+    """Validate algorithm settings (e.g. ``--algo-set max_steps=100``) against ``model``."""
+    unknown = sorted(set(options) - set(model.model_fields))
+    if unknown:
+        raise ScenarioError(
+            f"unknown {what}(s) {', '.join(unknown)}; valid: {', '.join(sorted(model.model_fields))}"
+        )
+    try:
+        return model.model_validate(dict(options))
+    except ValidationError as err:
+        raise ScenarioError(f"invalid {what}: {format_validation_error(err)}") from None
+
+
 def pick(mapping: Mapping[str, Any], name: str, kind: str) -> Any:
     """``mapping[name]`` or an :class:`UnknownNameError` that lists the choices."""
     if name not in mapping:

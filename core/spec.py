@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
+from pydantic import BaseModel
 
 from decisionlab.core.errors import UnknownNameError
 from decisionlab.core.policy import Policy
@@ -62,11 +63,16 @@ class TrainOutcome:
 
 @dataclass(frozen=True)
 class AlgoSpec:
-    """A training method wired to a domain: ``train(scenario, seed, device, progress)``."""
+    """A training method wired to a domain: ``train(scenario, seed, device, progress, options)``.
+
+    ``options`` are the user's algorithm settings (``--algo-set key=value``), validated by the
+    algorithm against ``options_model`` (a pydantic model whose fields are the accepted keys).
+    """
 
     name: str
     description: str
-    train: Callable[[Scenario, int, torch.device, bool], TrainOutcome]
+    train: Callable[[Scenario, int, torch.device, bool, Mapping[str, Any]], TrainOutcome]
+    options_model: type[BaseModel] | None = None
 
 
 @dataclass(frozen=True)

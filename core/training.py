@@ -52,6 +52,7 @@ def train_and_register(
     name: str | None,
     device: torch.device,
     progress: bool,
+    options: Mapping[str, Any] | None = None,
     registry: PolicyRegistry | None = None,
     runs: RunStore | None = None,
 ) -> TrainReport:
@@ -66,12 +67,18 @@ def train_and_register(
     if not NAME_PATTERN.match(name):
         raise RegistryError(f"policy name '{name}' must be 1-64 characters of letters, digits, '_', '.', '-'")
     start = time.perf_counter()
-    outcome = algo.train(scenario, seed, device, progress)
+    options = dict(options or {})
+    if algo.options_model is not None:  # fail on a bad option before any training
+        from decisionlab.core.scenario import resolve_options
+
+        resolve_options(algo.options_model, options, f"{algo_name} option")
+    outcome = algo.train(scenario, seed, device, progress, options)
     seconds = time.perf_counter() - start
     card = {
         "scenario_name": scenario_name,
         "scenario": scenario.describe(),
         "algo": algo_name,
+        "algo_options": options,
         "algo_config": outcome.algo_config,
         "policy_config": outcome.policy_config,
         "metrics": outcome.metrics,

@@ -6,6 +6,7 @@ base-stock family, the myopic policy and HDPO-trained networks.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -19,6 +20,7 @@ from decisionlab.domains.inventory.policies import MyopicPolicy, OptimalLostSale
 from decisionlab.domains.inventory.scenario import SCENARIOS, LostSalesScenario
 from decisionlab.domains.inventory.search import best_base_stock, best_capped_base_stock
 from decisionlab.domains.inventory.sim import SingleStoreSim
+from decisionlab.domains.inventory.train import HDPOOptions
 
 
 def _lost_sales(scenario: Scenario) -> LostSalesScenario:
@@ -27,10 +29,16 @@ def _lost_sales(scenario: Scenario) -> LostSalesScenario:
     return scenario
 
 
-def _train_hdpo(scenario: Scenario, seed: int, device: torch.device, progress: bool) -> TrainOutcome:
-    from decisionlab.domains.inventory.train import train_hdpo
+def _train_hdpo(
+    scenario: Scenario, seed: int, device: torch.device, progress: bool, options: Mapping[str, Any]
+) -> TrainOutcome:
+    from decisionlab.core.scenario import resolve_options
+    from decisionlab.domains.inventory.train import HDPOOptions, HDPOSettings, train_hdpo
 
-    return train_hdpo(_lost_sales(scenario), seed, device, progress)
+    chosen = resolve_options(HDPOOptions, options, "hdpo option")
+    overrides = chosen.model_dump(exclude={"quality"}, exclude_none=True)
+    settings = HDPOSettings.preset(chosen.quality, **overrides)
+    return train_hdpo(_lost_sales(scenario), seed, device, progress, settings=settings)
 
 
 def load_policy(
@@ -84,7 +92,11 @@ SPEC = register_domain(
                 lambda s, d: OptimalLostSalesPolicy(_lost_sales(s), d),
             ),
         },
-        algos={"hdpo": AlgoSpec("hdpo", "pathwise gradients through the simulator (HDPO), MLP policy", _train_hdpo)},
+        algos={
+            "hdpo": AlgoSpec(
+                "hdpo", "pathwise gradients through the simulator (HDPO), MLP policy", _train_hdpo, HDPOOptions
+            )
+        },
         metrics=METRICS,
         primary_metric="cost_per_period",
         episode_metrics=episode_metrics,

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Literal
 
 import torch
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from decisionlab.core.algos.pathwise import PathwiseConfig, train_pathwise
 from decisionlab.core.rollout import rollout
@@ -82,6 +82,20 @@ class HDPOSettings(PathwiseConfig):
         else:
             raise ValueError(f"unknown quality {quality!r}: use 'fast' or 'precise'")
         return cls(**{**base, **overrides})
+
+
+class HDPOOptions(BaseModel):
+    """What a user may set from the CLI (``--algo-set key=value``) or the API: a quality preset
+    and the few knobs that trade time for quality."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    quality: Quality = Field("fast", description="'fast' (< 1 min, ~0.1% gap) or 'precise' (~2 min)")
+    max_steps: int | None = Field(None, ge=1, description="gradient steps")
+    batch_size: int | None = Field(None, ge=1, description="stores per gradient step")
+    learning_rate: float | None = Field(None, gt=0)
+    max_seconds: float | None = Field(None, gt=0, description="stop training after this many seconds")
+    hidden: tuple[int, ...] | None = Field(None, description="hidden layer widths of the MLP")
 
 
 def train_hdpo(

@@ -77,6 +77,8 @@ def test_base_stock_is_worse_than_optimal_by_the_expected_margin(cli: CliRunner)
         (["train", "inventory", "--algo", "nope"], "unknown inventory algorithm 'nope'"),
         (["train", "inventory", "--algo", "hdpo", "--name", "bad name"], "policy name 'bad name'"),
         (["train", "inventory", "--algo", "hdpo", "--set", "demand_mean=0"], "demand_mean"),
+        (["train", "inventory", "--algo", "hdpo", "--algo-set", "steps=3"], "unknown hdpo option(s) steps"),
+        (["train", "inventory", "--algo", "hdpo", "--algo-set", "quality=best"], "quality"),
     ],
 )
 def test_user_mistakes_give_a_message_and_exit_2(cli: CliRunner, args: list[str], needle: str) -> None:
@@ -98,3 +100,26 @@ def test_json_stdout_is_exactly_one_object_from_the_installed_command() -> None:
     assert proc.returncode == 0, proc.stderr
     payload = json.loads(proc.stdout)
     assert payload["results"][0]["policy"] == "myopic"
+
+
+def test_trained_policy_is_registered_and_usable_by_reference(cli: CliRunner) -> None:
+    """train --json returns a reference; evaluate accepts it in both long and short form."""
+    trained = _json(
+        cli, "train", "inventory", "--scenario", "lost_sales", "--set", "lead_time=1", "--algo", "hdpo",
+        "--algo-set", "max_steps=40", "--name", "quick", "--json",
+    )
+    assert trained["policy_ref"] == "inventory/quick@1"
+    assert trained["metrics"]["cost_per_period"] > 0 and trained["train_seconds"] > 0
+    again = _json(cli, "train", "inventory", "--set", "lead_time=1", "--algo", "hdpo", "--algo-set", "max_steps=20",
+                  "--name", "quick", "--json")
+    assert again["policy_ref"] == "inventory/quick@2"
+    payload = _json(
+        cli, "evaluate", "inventory", "--set", "lead_time=1", "--set", "horizon_periods=600", "--set",
+        "warmup_periods=100", "--policy", "optimal", "--policy", "inventory/quick@1", "--policy", "quick",
+        "--episodes", "8", "--json",
+    )
+    labels = [r["policy"] for r in payload["results"]]
+    assert labels == ["optimal", "inventory/quick@1", "inventory/quick@2"]
+    # A policy trained for lead time 1 refuses a lead-time-3 scenario with a clear message.
+    result = cli.invoke(app, ["evaluate", "inventory", "--set", "lead_time=3", "--policy", "quick", "--json"])
+    assert result.exit_code == 2 and "lead_time=1" in result.stderr
