@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: run test venv lint bench clean
+.PHONY: run test e2e venv lint bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,12 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q -m "not slow and not e2e"
+
+# Browser tests: headless Chromium drives the dashboard (installs playwright and Debian's chromium).
+e2e: $(STAMP)
+	$(PY) -m pip install --quiet -e ".[dev,e2e]"
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+	$(PY) -m pytest -q -m e2e tests/e2e
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
