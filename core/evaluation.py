@@ -3,15 +3,15 @@
 Every policy is run on the same seed, hence on the same exogenous paths, so per-episode
 differences are paired. For each episode metric we report the mean, the 95% confidence
 half-width (Student t over episodes) and the paired difference to the first policy with its own
-half-width. Population metrics (a standard deviation, a CVaR, mean + λ·variance) are computed on
-all episodes at once; their half-widths come from a percentile bootstrap that resamples the same
-episode indices for every policy, so their differences stay paired too.
+half-width. Statistics that are not episode averages (a standard deviation, a CVaR,
+mean + λ·variance) enter as per-episode influence values whose mean is the statistic, so the same
+t-interval and pairing apply to them (see domains/execution/metrics.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -36,16 +36,6 @@ def mean_ci95(values: np.ndarray) -> tuple[float, float]:
     return mean, half
 
 
-BOOTSTRAP_RESAMPLES = 1000
-
-PopulationMetric = Callable[[Mapping[str, np.ndarray]], float]
-
-
-def _bootstrap_half_width(samples: np.ndarray) -> float:
-    low, high = np.percentile(samples, [2.5, 97.5])
-    return float(high - low) / 2.0
-
-
 @dataclass
 class EvaluationReport:
     """Per-episode metrics of N policies on shared seeds, with summaries."""
@@ -56,40 +46,9 @@ class EvaluationReport:
     per_episode: dict[str, dict[str, np.ndarray]]  # label -> metric -> [episodes]
     episodes: int
     seed: int
-    population_metrics: Mapping[str, PopulationMetric] = field(default_factory=dict)
-
-    def _population_rows(self) -> list[dict[str, Any]]:
-        if not self.population_metrics:
-            return []
-        first = self.labels[0]
-        rng = np.random.default_rng(self.seed)
-        index = rng.integers(0, self.episodes, size=(BOOTSTRAP_RESAMPLES, self.episodes))
-        rows = []
-        for metric, compute in self.population_metrics.items():
-            draws = {
-                label: np.array([compute({k: v[idx] for k, v in self.per_episode[label].items()}) for idx in index])
-                for label in self.labels
-            }
-            reference = compute(self.per_episode[first])
-            for label in self.labels:
-                value = compute(self.per_episode[label])
-                rows.append(
-                    {
-                        "policy": label,
-                        "metric": metric,
-                        "mean": float(value),
-                        "ci95": _bootstrap_half_width(draws[label]) if self.episodes > 1 else 0.0,
-                        "diff_vs_first": float(value - reference),
-                        "diff_ci95": _bootstrap_half_width(draws[label] - draws[first]) if self.episodes > 1 else 0.0,
-                        "n": self.episodes,
-                    }
-                )
-        return rows
 
     def table(self) -> pl.DataFrame:
-        """Long table: policy, metric, mean, ci95, diff_vs_first, diff_ci95, n.
-
-        For population metrics ``mean`` holds the metric's value on all episodes."""
+        """Long table: policy, metric, mean, ci95, diff_vs_first, diff_ci95, n."""
         first = self.labels[0]
         rows = []
         for label in self.labels:
@@ -107,11 +66,7 @@ class EvaluationReport:
                         "n": int(values.size),
                     }
                 )
-        rows += self._population_rows()
-        order = {label: i for i, label in enumerate(self.labels)}
-        return pl.DataFrame(rows).with_columns(pl.col("policy").replace_strict(order).alias("_order")).sort(
-            "_order", maintain_order=True
-        ).drop("_order")
+        return pl.DataFrame(rows)
 
     def to_json(self) -> dict[str, Any]:
         """The CLI's ``--json`` shape: domain, resolved scenario, one entry per policy."""
@@ -166,5 +121,4 @@ def evaluate_policies(
         per_episode=per_episode,
         episodes=episodes,
         seed=seed,
-        population_metrics=domain.population_metrics,
     )

@@ -83,9 +83,9 @@ class DomainSpec:
         scenarios: named presets; each preset's class is that scenario's pydantic model.
         episode_metrics: ``(scenario, policy, episodes, seed, device) -> {metric: [episodes]}``;
             must draw all randomness from ``seed`` so policies share random numbers.
-        population_metrics: KPIs that are not episode averages (a standard deviation, a CVaR,
-            mean + λ·variance): each maps the per-episode arrays of one policy to one number;
-            evaluation gives them bootstrap confidence intervals and paired differences.
+            Statistics that are not episode averages (a standard deviation, a CVaR, mean + λ·var)
+            are returned as per-episode influence values whose average is the statistic, so the
+            t-interval and paired differences stay valid (see domains/execution/metrics.py).
         make_simulator: builds the batched simulator of a scenario (used by the gymnasium
             adapter and benchmarks); ``None`` for domains that cannot be stepped generically.
         load_policy: rebuilds a learned policy from its JSON config and weights, raising a
@@ -105,7 +105,6 @@ class DomainSpec:
     episode_metrics: Callable[[Scenario, Policy, int, int, torch.device], dict[str, np.ndarray]]
     load_policy: Callable[[dict[str, Any], dict[str, torch.Tensor], Scenario, torch.device], Policy]
     make_simulator: Callable[[Scenario, torch.device], BatchedSimulator[Any]] | None = None
-    population_metrics: Mapping[str, Callable[[Mapping[str, np.ndarray]], float]] = field(default_factory=dict)
     default_episodes: int = 64
     default_scenario: str | None = None
     default_algo: str | None = None
