@@ -75,7 +75,7 @@ class AlgoSpec:
     options_model: type[BaseModel] | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # identity equality and hash: one spec object per domain
 class DomainSpec:
     """Everything the apps need to know about a domain.
 

@@ -17,15 +17,13 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 
-from decisionlab.core.device import get_device
-from decisionlab.core.errors import ScenarioError
 from decisionlab.core.policy import Policy
-from decisionlab.core.resolve import build_policy
-from decisionlab.core.store.registry import PolicyRecord, PolicyRegistry
+from decisionlab.core.serving import device_of, policy_listing, registry_of, request_scenario, serving_policy
+from decisionlab.core.store.registry import PolicyRegistry
 from decisionlab.domains.execution import SPEC, oracles
 from decisionlab.domains.execution.policies import SchedulePolicy
 from decisionlab.domains.execution.scenario import ExecutionScenario
@@ -126,16 +124,6 @@ class NextTradeResponse(BaseModel):
 # --- dependencies -----------------------------------------------------------------------------
 
 
-def registry_of(request: Request) -> PolicyRegistry:
-    registry = getattr(request.app.state, "registry", None)
-    return registry if isinstance(registry, PolicyRegistry) else PolicyRegistry()
-
-
-def device_of(request: Request) -> torch.device:
-    device = getattr(request.app.state, "device", None)
-    return device if isinstance(device, torch.device) else get_device()
-
-
 # --- the work ---------------------------------------------------------------------------------
 
 
@@ -152,10 +140,7 @@ def resolve_scenario(request: OrderFields) -> ExecutionScenario:
                 "msg": f"given as {value!r} and as parameters.{name}={overrides[name]!r}: give it once",
             }])
         overrides[name] = value
-    try:
-        scenario = SPEC.scenario(request.scenario, overrides)
-    except ScenarioError as err:
-        raise ScenarioError(f"parameters: {err}") from None
+    scenario = request_scenario(SPEC, request.scenario, overrides)
     assert isinstance(scenario, ExecutionScenario)
     return scenario
 
@@ -234,12 +219,6 @@ def next_trades(policy: Policy, states: list[LiveState], scenario: ExecutionScen
     return trades.tolist(), (remaining - trades).tolist()
 
 
-def registered_summary(record: PolicyRecord) -> dict[str, Any]:
-    card = record.card
-    return {"ref": str(record.ref), "name": record.ref.name, "version": record.ref.version, "algo": card.get("algo"),
-            "scenario": card.get("scenario"), "metrics": card.get("metrics", {}), "created": record.created}
-
-
 # --- routes -----------------------------------------------------------------------------------
 
 
@@ -268,17 +247,16 @@ def build_router() -> APIRouter:
         """
         scenario = resolve_scenario(request)
         check_states(request.states, scenario)
-        label, policy = build_policy(SPEC, scenario, request.policy, device, registry)
+        label, policy = serving_policy(SPEC, request.policy, scenario, device, registry)
         trades, left = next_trades(policy, request.states, scenario, device)
         return NextTradeResponse(policy=label, scenario=scenario.describe(), trades=trades, remaining_after=left)
 
     @router.get("/policies")
     def policies(registry: PolicyRegistry = Depends(registry_of)) -> dict[str, Any]:
         """Baselines (by name) and registered execution networks (by reference)."""
-        return {
-            "baselines": {name: {"description": spec.description, "static": name in STATIC_POLICIES}
-                          for name, spec in SPEC.policies.items()},
-            "registered": [registered_summary(r) for r in registry.list(SPEC.name)],
-        }
+        listing = policy_listing(SPEC, registry)
+        for name, entry in listing["baselines"].items():
+            entry["static"] = name in STATIC_POLICIES
+        return listing
 
     return router

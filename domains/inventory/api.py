@@ -9,20 +9,17 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Annotated, Any
 
 import torch
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 
-from decisionlab.core.device import get_device
-from decisionlab.core.errors import ScenarioError
 from decisionlab.core.policy import Policy
-from decisionlab.core.resolve import build_policy
 from decisionlab.core.scenario import Scenario
-from decisionlab.core.store.registry import PolicyRecord, PolicyRegistry
+from decisionlab.core.serving import device_of, policy_listing, registry_of, request_scenario, serving_policy
+from decisionlab.core.store.registry import PolicyRegistry
 from decisionlab.domains.inventory import SPEC
 
 MAX_BATCH = 10_000
@@ -89,27 +86,12 @@ class OrdersResponse(BaseModel):
 # --- dependencies -----------------------------------------------------------------------------
 
 
-def registry_of(request: Request) -> PolicyRegistry:
-    """The app's registry (``app.state.registry``) or the default one."""
-    registry = getattr(request.app.state, "registry", None)
-    return registry if isinstance(registry, PolicyRegistry) else PolicyRegistry()
-
-
-def device_of(request: Request) -> torch.device:
-    """The app's device (``app.state.device``) or :func:`get_device`'s choice."""
-    device = getattr(request.app.state, "device", None)
-    return device if isinstance(device, torch.device) else get_device()
-
-
 # --- the work ---------------------------------------------------------------------------------
 
 
 def resolve_scenario(request: OrdersRequest) -> Scenario:
     """The preset with the request's overrides; errors name ``parameters.<field>``."""
-    try:
-        return SPEC.scenario(request.scenario, request.parameters)
-    except ScenarioError as err:
-        raise ScenarioError(f"parameters: {err}") from None
+    return request_scenario(SPEC, request.scenario, request.parameters)
 
 
 def check_pipelines(states: list[InventoryState], lead_time: int, limit: int = 10) -> None:
@@ -136,21 +118,6 @@ def observations(states: list[InventoryState], device: torch.device) -> torch.Te
     return torch.tensor(rows, dtype=torch.float32, device=device)
 
 
-@lru_cache(maxsize=32)
-def baseline(name: str, scenario: Scenario, device: torch.device) -> Policy:
-    """A built baseline, cached: searches and the exact DP take seconds to build, microseconds to act."""
-    return SPEC.policy(name).build(scenario, device)
-
-
-def resolve_policy(
-    name: str, scenario: Scenario, device: torch.device, registry: PolicyRegistry
-) -> tuple[str, Policy]:
-    """``(label, policy)``: a cached baseline, else a registered network (baselines win clashes)."""
-    if name in SPEC.policies:
-        return name, baseline(name, scenario, device)
-    return build_policy(SPEC, scenario, name, device, registry)
-
-
 @torch.no_grad()
 def decide(policy: Policy, obs: torch.Tensor) -> list[float]:
     """Orders ``[B]`` for observations ``obs [B, 1 + L]`` as plain floats."""
@@ -158,11 +125,6 @@ def decide(policy: Policy, obs: torch.Tensor) -> list[float]:
     if orders.numel() != obs.shape[0] or not bool(torch.isfinite(orders).all()):
         raise RuntimeError(f"policy {getattr(policy, 'name', policy)!r} returned invalid orders {tuple(orders.shape)}")
     return orders.clamp_min(0.0).double().cpu().tolist()
-
-
-def registered_summary(record: PolicyRecord) -> dict[str, Any]:
-    """JSON description of a registered policy."""
-    return record.summary()
 
 
 # --- routes -----------------------------------------------------------------------------------
@@ -185,7 +147,7 @@ def build_router() -> APIRouter:
         """
         scenario = resolve_scenario(request)
         check_pipelines(request.states, scenario.lead_time)
-        label, policy = resolve_policy(request.policy, scenario, device, registry)
+        label, policy = serving_policy(SPEC, request.policy, scenario, device, registry)
         return OrdersResponse(
             policy=label, scenario=scenario.describe(), orders=decide(policy, observations(request.states, device))
         )
@@ -193,12 +155,6 @@ def build_router() -> APIRouter:
     @router.get("/policies")
     def policies(registry: PolicyRegistry = Depends(registry_of)) -> dict[str, Any]:
         """Baselines (by name) and registered inventory networks (by reference)."""
-        return {
-            "baselines": {
-                name: {"description": spec.description, "admissible": spec.admissible}
-                for name, spec in SPEC.policies.items()
-            },
-            "registered": [registered_summary(r) for r in registry.list(SPEC.name)],
-        }
+        return policy_listing(SPEC, registry)
 
     return router

@@ -13,9 +13,10 @@ from fastapi.testclient import TestClient
 
 from decisionlab.apps.api import BodySizeLimitMiddleware, create_app, field_path
 from decisionlab.core.errors import DecisionlabError
+from decisionlab.core.serving import cached_baseline
 from decisionlab.core.store.registry import PolicyRegistry
 from decisionlab.domains.inventory import SPEC
-from decisionlab.domains.inventory.api import MAX_BATCH, baseline
+from decisionlab.domains.inventory.api import MAX_BATCH
 from decisionlab.domains.inventory.policies import OrderMLP
 from decisionlab.domains.inventory.search import best_base_stock
 
@@ -125,9 +126,9 @@ def test_base_stock_orders_follow_the_inventory_position(client: TestClient) -> 
 
 def test_baselines_are_built_once(client: TestClient) -> None:
     post_orders(client, "myopic")
-    before = baseline.cache_info()
+    before = cached_baseline.cache_info()
     post_orders(client, "myopic", states=states((1, [2, 3])))
-    after = baseline.cache_info()
+    after = cached_baseline.cache_info()
     assert after.hits == before.hits + 1 and after.misses == before.misses
 
 
