@@ -25,6 +25,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from decisionlab.core.algos.pathwise import PathwiseConfig, train_pathwise
+from decisionlab.core.device import torch_threads
 from decisionlab.core.rollout import rollout
 from decisionlab.core.seeding import derive_seed, make_generator
 from decisionlab.core.spec import TrainOutcome
@@ -111,13 +112,8 @@ def train_hdpo(
     ``settings`` wins over ``quality`` (a preset name, see :meth:`HDPOSettings.preset`).
     """
     settings = settings or HDPOSettings.preset(quality)
-    threads = torch.get_num_threads()
-    if settings.threads is not None:
-        torch.set_num_threads(settings.threads)
-    try:
+    with torch_threads(settings.threads):
         return _train(scenario, seed, torch.device(device), progress, settings)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _train(
