@@ -1,7 +1,11 @@
 """Inventory control: the reference domain.
 
-Single store with lost sales and a lead time (this slice), with an exact DP optimum, the
-base-stock family, the myopic policy and HDPO-trained networks.
+Single store with lost sales and a lead time, with an exact DP optimum, the base-stock family,
+the myopic policy and HDPO-trained networks; and ``real_series`` (:mod:`.series`): many store-items
+whose demand is replayed from sales history, with the newsvendor family on a quantile forecast,
+a just-in-time oracle and a data-driven HDPO network over the demand window. Shared policy names
+(``base_stock``, ``capped_base_stock``, ``myopic``, the ``hdpo`` algorithm, metrics, simulator,
+registry loading) dispatch on the scenario's class.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from decisionlab.domains.inventory.metrics import METRICS, episode_metrics
 from decisionlab.domains.inventory.policies import MyopicPolicy, OptimalLostSalesPolicy, OrderMLP
 from decisionlab.domains.inventory.scenario import SCENARIOS, LostSalesScenario
 from decisionlab.domains.inventory.search import best_base_stock, best_capped_base_stock
+from decisionlab.domains.inventory.series.scenario import SCENARIOS as SERIES_SCENARIOS
+from decisionlab.domains.inventory.series.scenario import RealSeriesScenario
 from decisionlab.domains.inventory.sim import SingleStoreSim
 from decisionlab.domains.inventory.train import HDPOOptions
 
@@ -29,6 +35,49 @@ def _lost_sales(scenario: Scenario) -> LostSalesScenario:
     return scenario
 
 
+def _series(scenario: Scenario) -> RealSeriesScenario:
+    if not isinstance(scenario, RealSeriesScenario):
+        raise DecisionlabError(f"this policy needs a real_series scenario, not {type(scenario).__name__}")
+    return scenario
+
+
+def _series_policy(name: str):
+    """Builder of the ``real_series`` baseline ``name`` (imported lazily: the fits run on first use)."""
+
+    def build(scenario: Scenario, device: torch.device) -> Policy:
+        from decisionlab.domains.inventory.series.baselines import SERIES_POLICIES
+
+        return SERIES_POLICIES[name][1](_series(scenario), device)
+
+    return build
+
+
+def _by_scenario(single, name: str):
+    """A shared policy name: the single-store builder, or the ``real_series`` one of the same name."""
+    series = _series_policy(name)
+
+    def build(scenario: Scenario, device: torch.device) -> Policy:
+        return series(scenario, device) if isinstance(scenario, RealSeriesScenario) else single(scenario, device)
+
+    return build
+
+
+def _episode_metrics(scenario: Scenario, policy: Policy, episodes: int, seed: int, device: torch.device):
+    if isinstance(scenario, RealSeriesScenario):
+        from decisionlab.domains.inventory.series.sim import episode_metrics as series_episode_metrics
+
+        return series_episode_metrics(scenario, policy, episodes, seed, device)
+    return episode_metrics(_lost_sales(scenario), policy, episodes, seed, device)
+
+
+def _make_simulator(scenario: Scenario, device: torch.device):
+    if isinstance(scenario, RealSeriesScenario):
+        from decisionlab.domains.inventory.series.sim import SeriesSim
+
+        return SeriesSim(scenario, device, split="train")  # generic training never sees held-out data
+    return SingleStoreSim(_lost_sales(scenario), device)
+
+
 def _train_hdpo(
     scenario: Scenario, seed: int, device: torch.device, progress: bool, options: Mapping[str, Any]
 ) -> TrainOutcome:
@@ -36,6 +85,11 @@ def _train_hdpo(
     from decisionlab.domains.inventory.train import HDPOOptions, HDPOSettings, train_hdpo
 
     chosen = resolve_options(HDPOOptions, options, "hdpo option")
+    if isinstance(scenario, RealSeriesScenario):
+        from decisionlab.domains.inventory.series.train import settings_from_options, train_series_hdpo
+
+        settings = settings_from_options(chosen.model_dump())
+        return train_series_hdpo(scenario, seed, device, progress, settings=settings)
     overrides = chosen.model_dump(exclude={"quality"}, exclude_none=True)
     settings = HDPOSettings.preset(chosen.quality, **overrides)
     return train_hdpo(_lost_sales(scenario), seed, device, progress, settings=settings)
@@ -45,6 +99,10 @@ def load_policy(
     config: dict[str, Any], weights: dict[str, torch.Tensor], scenario: Scenario, device: torch.device
 ) -> Policy:
     """Rebuild a registered network and check it can act in ``scenario``."""
+    if config.get("kind") == "series_order_mlp":
+        from decisionlab.domains.inventory.series.train import load_series_policy
+
+        return load_series_policy(config, weights, _series(scenario), device)
     if config.get("kind") != "order_mlp":
         raise DecisionlabError(f"unknown inventory network kind {config.get('kind')!r}")
     scenario = _lost_sales(scenario)
@@ -73,19 +131,36 @@ SPEC = register_domain(
         name="inventory",
         title="Inventory control",
         description="Order stock under lead times and uncertain demand; lost sales or backlog.",
-        scenarios=SCENARIOS,
+        scenarios={**SCENARIOS, **SERIES_SCENARIOS},
         policies={
             "base_stock": PolicySpec(
-                "base_stock", "order up to the best base-stock level (found by simulation search)",
-                lambda s, d: best_base_stock(_lost_sales(s)),
+                "base_stock", "order up to the best base-stock level (found by simulation search; per series "
+                "on the training span for real_series)",
+                _by_scenario(lambda s, d: best_base_stock(_lost_sales(s)), "base_stock"),
             ),
             "capped_base_stock": PolicySpec(
                 "capped_base_stock", "base-stock with an order cap; best (level, cap) by search",
-                lambda s, d: best_capped_base_stock(_lost_sales(s)),
+                _by_scenario(lambda s, d: best_capped_base_stock(_lost_sales(s)), "capped_base_stock"),
             ),
             "myopic": PolicySpec(
                 "myopic", "minimise the expected cost of the period the order arrives in",
-                lambda s, d: MyopicPolicy(_lost_sales(s), d),
+                _by_scenario(lambda s, d: MyopicPolicy(_lost_sales(s), d), "myopic"),
+            ),
+            "fixed_quantile": PolicySpec(
+                "fixed_quantile", "real_series: order up to one quantile of forecast lead-time demand "
+                "(level fitted on the training span)", _series_policy("fixed_quantile"),
+            ),
+            "newsvendor_quantile": PolicySpec(
+                "newsvendor_quantile", "real_series: order up to the p/(p+h) quantile of forecast lead-time demand",
+                _series_policy("newsvendor_quantile"),
+            ),
+            "transformed_quantile": PolicySpec(
+                "transformed_quantile", "real_series: order up to the σ(a + b·logit(p/(p+h))) quantile of forecast "
+                "lead-time demand ((a, b) fitted on the training span)", _series_policy("transformed_quantile"),
+            ),
+            "just_in_time": PolicySpec(
+                "just_in_time", "real_series oracle: reads the future and orders the arrival period's demand "
+                "(lower bound, non-admissible)", _series_policy("just_in_time"), admissible=False,
             ),
             "optimal": PolicySpec(
                 "optimal", "exact dynamic-programming optimum (Poisson demand, small lead times)",
@@ -99,8 +174,8 @@ SPEC = register_domain(
         },
         metrics=METRICS,
         primary_metric="cost_per_period",
-        episode_metrics=episode_metrics,
-        make_simulator=SingleStoreSim,
+        episode_metrics=_episode_metrics,
+        make_simulator=_make_simulator,
         load_policy=load_policy,
         default_episodes=64,
         default_scenario="lost_sales",

@@ -16,11 +16,13 @@ from fastapi import APIRouter, Depends
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 
+from decisionlab.core.errors import ScenarioError
 from decisionlab.core.policy import Policy
 from decisionlab.core.scenario import Scenario
 from decisionlab.core.serving import device_of, policy_listing, registry_of, request_scenario, serving_policy
 from decisionlab.core.store.registry import PolicyRegistry
 from decisionlab.domains.inventory import SPEC
+from decisionlab.domains.inventory.scenario import LostSalesScenario
 
 MAX_BATCH = 10_000
 MAX_PIPELINE = 64  # longer than any valid lead time; the exact length is checked against the scenario
@@ -90,8 +92,15 @@ class OrdersResponse(BaseModel):
 
 
 def resolve_scenario(request: OrdersRequest) -> Scenario:
-    """The preset with the request's overrides; errors name ``parameters.<field>``."""
-    return request_scenario(SPEC, request.scenario, request.parameters)
+    """The preset with the request's overrides; errors name ``parameters.<field>``. Only
+    single-store scenarios are served here so far (their state is on hand + pipeline)."""
+    scenario = request_scenario(SPEC, request.scenario, request.parameters)
+    if not isinstance(scenario, LostSalesScenario):
+        raise ScenarioError(
+            f"scenario: '{request.scenario}' is not served by /orders yet; single-store scenarios are: "
+            + ", ".join(name for name, preset in SPEC.scenarios.items() if isinstance(preset, LostSalesScenario))
+        )
+    return scenario
 
 
 def check_pipelines(states: list[InventoryState], lead_time: int, limit: int = 10) -> None:

@@ -424,7 +424,8 @@ def _sidebar(spec: DomainSpec) -> tuple[str, dict[str, Any], int, int]:
 
     bar = st.sidebar
     bar.header("Scenario")
-    bar.selectbox("Preset", list(spec.scenarios), key=_key("preset"), on_change=_load_preset,
+    single_store = [name for name, preset in spec.scenarios.items() if isinstance(preset, LostSalesScenario)]
+    bar.selectbox("Preset", single_store, key=_key("preset"), on_change=_load_preset,
                   help="named scenario; changing it reloads the parameters below")
     fields = LostSalesScenario.model_fields
     bar.number_input("Lead time (periods)", min_value=0, max_value=MAX_LEAD_TIME, step=1, key=_key("lead_time"),

@@ -422,3 +422,10 @@ def test_registry_home_argument_wins(home: Path, tmp_path_factory: pytest.TempPa
     client = TestClient(create_app(registry_home=elsewhere))
     assert client.get("/v1/policies").json() == []
     assert post_orders(client, "tiny").status_code == 404
+
+
+def test_orders_refuses_scenarios_it_cannot_serve_yet(client) -> None:
+    response = client.post("/v1/inventory/orders", json={"scenario": "real_series", "policy": "base_stock",
+                                                         "states": [{"on_hand": 1, "pipeline": []}]})
+    assert response.status_code == 422
+    assert "lost_sales" in response.text

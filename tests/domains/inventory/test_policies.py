@@ -7,6 +7,7 @@ import pytest
 import torch
 from scipy import stats
 
+from decisionlab.core.errors import DecisionlabError
 from decisionlab.core.evaluation import mean_ci95
 from decisionlab.core.policy import Policy
 from decisionlab.core.spec import get_domain
@@ -150,10 +151,17 @@ def test_capped_search_is_not_beaten_by_a_whole_unit_pair(lead_time: int, undera
 
 
 def test_domain_builds_every_baseline() -> None:
-    """Every registered inventory baseline builds for the preset and returns one order per row."""
+    """Every single-store baseline builds for the preset and returns one order per row; the
+    real_series-only ones refuse it with a message naming the scenario they need."""
     spec = get_domain("inventory")
     scenario = spec.scenario("lost_sales", {"lead_time": 2, "underage_cost": 9})
+    series_only = {"fixed_quantile", "newsvendor_quantile", "transformed_quantile", "just_in_time"}
+    assert {"base_stock", "capped_base_stock", "myopic", "optimal"} <= set(spec.policies)
     for name, policy_spec in spec.policies.items():
+        if name in series_only:
+            with pytest.raises(DecisionlabError, match="real_series"):
+                policy_spec.build(scenario, CPU)
+            continue
         policy = policy_spec.build(scenario, CPU)
         orders = policy.act(OBS)
         assert orders.shape == (OBS.shape[0],), name
