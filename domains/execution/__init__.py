@@ -1,8 +1,9 @@
 """Optimal execution: discrete Almgren–Chriss with constant, profiled or latent stochastic liquidity.
 
 Oracles (closed-form AC trajectory and moments, exact static optimum by one tridiagonal solve), static
-baselines (TWAP, VWAP, best static with E[η_k]) and pathwise-trained networks; Double DQN plugs in through
-``discrete.py`` and the ``q_grid`` policy kind (see ``train.py``).
+baselines (TWAP, VWAP, best static with E[η_k]), pathwise-trained networks (algorithm ``pathwise``) and Double
+DQN on a fraction-of-remaining-shares grid (algorithm ``ddqn``: ``discrete.py`` and the ``q_grid`` policy
+kind, see ``train.py``).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from decisionlab.domains.execution.policies import (
 )
 from decisionlab.domains.execution.scenario import SCENARIOS, ExecutionScenario
 from decisionlab.domains.execution.sim import ExecutionSim
-from decisionlab.domains.execution.train import PathwiseOptions
+from decisionlab.domains.execution.train import DDQNOptions, PathwiseOptions
 
 NETWORK_KINDS = ("execution_mlp", "q_grid")
 
@@ -47,6 +48,16 @@ def _train_pathwise(
 
     settings = settings_from_options(resolve_options(PathwiseOptions, options, "pathwise option"))
     return train_pathwise_policy(_execution(scenario), seed, device, progress, settings)
+
+
+def _train_ddqn(
+    scenario: Scenario, seed: int, device: torch.device, progress: bool, options: Mapping[str, Any]
+) -> TrainOutcome:
+    from decisionlab.core.scenario import resolve_options
+    from decisionlab.domains.execution.train import ddqn_settings_from_options, train_ddqn_policy
+
+    settings = ddqn_settings_from_options(resolve_options(DDQNOptions, options, "ddqn option"))
+    return train_ddqn_policy(_execution(scenario), seed, device, progress, settings)
 
 
 def load_policy(
@@ -68,7 +79,7 @@ def load_policy(
         net: torch.nn.Module = ExecutionMLP(scenario.horizon_steps, scenario.shares, hidden,
                                            bool(config.get("price_features", True)))
     else:
-        net = QGridPolicy(scenario.horizon_steps, scenario.shares, config.get("grid"), hidden)
+        net = QGridPolicy(scenario.horizon_steps, scenario.shares, config.get("grid"), hidden, config.get("q_net"))
     net.load_state_dict(weights)
     return net.to(device).eval()  # type: ignore[return-value]
 
@@ -110,6 +121,12 @@ SPEC = register_domain(
                 "pathwise", "pathwise gradients of mean(IS) + λ·var(IS) through the simulator (HDPO), MLP policy",
                 _train_pathwise,
                 options_model=PathwiseOptions,
+            ),
+            "ddqn": AlgoSpec(
+                "ddqn", "Double DQN (dueling, n-step, scalar or HL-Gauss head) on a 21-level grid of fractions of "
+                "the remaining shares; rewards E + λV additive (bps, mark-to-market)",
+                _train_ddqn,
+                options_model=DDQNOptions,
             ),
         },
         metrics=METRICS,

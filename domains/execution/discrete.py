@@ -3,10 +3,13 @@
 - :class:`GridActionSim`: the batched simulator with integer actions (an index into an
   :class:`~decisionlab.domains.execution.policies.ActionGrid`); what a batched Double-DQN trainer steps.
 - :class:`DiscreteActionWrapper`: the gymnasium adapter (``core.gym_adapter.SimulatorEnv``) with a
-  ``Discrete(K)`` action space, so Stable-Baselines3's DQN trains on the same simulator.
+  ``Discrete(K)`` action space, so Stable-Baselines3's DQN trains on the same simulator — the plain
+  ``ExecutionSim`` (the grid index becomes shares) or a ``GridActionSim`` (the index passes through, so SB3
+  sees exactly the rewards the batched DDQN trainer sees).
 
 Rewards are the simulator's: minus (step shortfall + λσ²x²) in bps of the arrival notional, whose sum has
 expectation −(E + λV) for a static schedule, so maximising the return targets the mean-variance objective.
+``GridActionSim`` can reshape them without changing any policy's expected return (see its docstring).
 """
 
 from __future__ import annotations
@@ -24,14 +27,41 @@ from decisionlab.domains.execution.sim import ExecutionSim, ExecutionState
 
 
 class GridActionSim:
-    """``ExecutionSim`` whose actions are grid indices ``[B]`` (long); everything else is delegated."""
+    """``ExecutionSim`` whose actions are grid indices ``[B]``; everything else is delegated.
+
+    ``info['done']`` marks the step that completes the order (the forced last step, or an earlier one that
+    trades everything left) and every later one: the episode is over, so a value learner must not bootstrap
+    past it.
+
+    Reward options (both keep every policy's *expected* return, −(E[IS] + λ·E[Σσ²x²]), so the optimal
+    policies are unchanged; they only take noise out of what a value learner has to average):
+
+    - ``mark_to_market=True`` adds the potential-based shaping term ``Φ(s') − Φ(s)`` with ``Φ = s·x·(S − S₀)``
+      (the holdings' mark-to-market gain vs arrival, in bps). The step reward becomes
+      ``−(n·slippage + γ n x + λσ²x²) + s·σξ·x`` (x: holdings after the step), whose conditional mean no
+      longer depends on the price path. ``Φ`` is 0 at arrival and once the order is complete, so each
+      episode's summed reward is unchanged path by path (Ng, Harada & Russell 1999, with γ = 1).
+    - ``price_noise=False`` (needs ``mark_to_market``) also drops ``s·σξ·x``: a martingale difference
+      (ξ is drawn after x is chosen), i.e. a control variate — the summed reward then equals −(IS + λΣσ²x²)
+      only in expectation, for every policy.
+
+    Gymnasium: ``action_size = 1`` and bounds ``[0, levels − 1]``, so ``SimulatorEnv(GridActionSim(...))``
+    works; float actions are rounded to the nearest index.
+    """
 
     differentiable = False
+    action_size = 1
+    action_low = 0.0
 
-    def __init__(self, sim: ExecutionSim, grid: ActionGrid | None = None) -> None:
+    def __init__(self, sim: ExecutionSim, grid: ActionGrid | None = None, *, mark_to_market: bool = False,
+                 price_noise: bool = True) -> None:
+        if not price_noise and not mark_to_market:
+            raise ValueError("price_noise=False needs mark_to_market=True")
         self.sim, self.grid = sim, grid or ActionGrid()
+        self.mark_to_market, self.price_noise = bool(mark_to_market), bool(price_noise)
         self.device = sim.device
         self.num_actions = self.grid.levels
+        self.action_high = float(self.grid.levels - 1)
         self.observation_size = sim.observation_size
         self.horizon = sim.horizon
 
@@ -48,29 +78,58 @@ class GridActionSim:
         return obs
 
     def shares(self, state: ExecutionState, index: torch.Tensor) -> torch.Tensor:
-        """Shares traded by action ``index [B]`` in ``state``."""
-        return self.grid.to_shares(self.sim.observe(state), index, self.sim.shares)
+        """Shares traded by action ``index [B]`` (long, or float rounded to the nearest index) in ``state``."""
+        index = index.reshape(-1)
+        if index.is_floating_point():
+            index = index.round().clamp(0, self.grid.levels - 1)
+        fraction = self.grid.fractions(self.sim.observe(state)).gather(1, index.long().reshape(-1, 1)).squeeze(1)
+        return fraction * state.remaining  # exact: the top fraction (1) completes the order
+
+    def potential(self, state: ExecutionState) -> torch.Tensor:
+        """``Φ = s·x·(S − S₀)`` in bps of the arrival notional ``[B]`` (mark-to-market gain of the holdings)."""
+        return self.sim.sign * state.remaining * state.price_move * self.sim.reward_scale
 
     def step(self, state: ExecutionState, index: torch.Tensor, exogenous: torch.Tensor) -> StepResult[ExecutionState]:
-        """One step with action indices ``index [B]``; ``info['done']`` is 1 once the order is complete."""
+        """One step with action indices ``index [B]``; ``info['done']`` is 1 from the step that completes the
+        order on."""
         result = self.sim.step(state, self.shares(state, index), exogenous)
-        result.info["done"] = (result.state.steps_done >= self.horizon).to(result.reward.dtype)
-        return result
+        new = result.state
+        result.info["done"] = ((new.steps_done >= self.horizon) | (new.remaining <= 0)).to(result.reward.dtype)
+        if not self.mark_to_market:
+            return result
+        reward = result.reward + self.potential(new) - self.potential(state)
+        if not self.price_noise:
+            active = (state.steps_done < self.horizon).to(reward.dtype)
+            noise = self.sim.sign * self.sim.sigma * exogenous[:, 0] * new.remaining * self.sim.reward_scale
+            reward = reward - active * noise
+        return StepResult(new, reward, result.info)
 
 
 class DiscreteActionWrapper(gym.ActionWrapper):
-    """``SimulatorEnv`` over ``ExecutionSim`` with ``Discrete(grid.levels)`` actions (for SB3 DQN).
+    """``SimulatorEnv`` over ``ExecutionSim`` or ``GridActionSim`` with ``Discrete(grid.levels)`` actions (SB3 DQN).
 
-    The episode is the order's horizon: use ``SimulatorEnv(sim, horizon=N)``; it ends by truncation after N
-    steps, when the order is complete.
+    Over an ``ExecutionSim`` the index is turned into shares with ``grid``; over a ``GridActionSim`` it is
+    passed through (that simulator's own grid applies, and ``grid`` must be left out or equal to it).
+
+    The episode is the order's horizon: use ``SimulatorEnv(sim, horizon=N)``; the adapter ends it by
+    truncation after N steps, when the order is complete. ``terminal_at_completion=True`` also reports
+    ``terminated`` on that step: the order is done, so an off-policy learner (SB3's replay buffer bootstraps
+    through a step that is truncated but not terminated) does not bootstrap from the never-trained state
+    after the horizon.
     """
 
-    def __init__(self, env: SimulatorEnv, grid: ActionGrid | None = None) -> None:
+    def __init__(self, env: SimulatorEnv, grid: ActionGrid | None = None, *, terminal_at_completion: bool = False
+                 ) -> None:
         super().__init__(env)
+        self._sim: ExecutionSim | GridActionSim = env._vec.sim  # type: ignore[assignment]
+        if isinstance(self._sim, GridActionSim):
+            if grid is not None and grid.config() != self._sim.grid.config():
+                raise ValueError("a GridActionSim brings its own grid: leave grid out")
+            grid = self._sim.grid
         self.grid = grid or ActionGrid()
+        self.terminal_at_completion = bool(terminal_at_completion)
         self.action_space = gym.spaces.Discrete(self.grid.levels)
         self._obs: np.ndarray | None = None
-        self._sim: ExecutionSim = env._vec.sim  # type: ignore[assignment]
 
     def reset(self, **kwargs: Any):
         obs, info = self.env.reset(**kwargs)
@@ -80,9 +139,14 @@ class DiscreteActionWrapper(gym.ActionWrapper):
     def step(self, action: Any):
         obs, reward, terminated, truncated, info = super().step(action)
         self._obs = obs
+        if self.terminal_at_completion and truncated:
+            terminated = True
         return obs, reward, terminated, truncated, info
 
     def action(self, action: Any) -> np.ndarray:
+        if isinstance(self._sim, GridActionSim):
+            index = torch.as_tensor([float(int(action))])
+            return to_normalized_action(self._sim, index).numpy().astype(np.float32).reshape(1)
         if self._obs is None:
             raise gym.error.ResetNeeded("call reset() before step()")
         obs = torch.as_tensor(self._obs, dtype=torch.float32).reshape(1, -1)

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from decisionlab.core.nets.heads import QNetwork
 from decisionlab.core.nets.mlp import mlp
 from decisionlab.domains.execution import oracles
 from decisionlab.domains.execution.scenario import ExecutionScenario
@@ -182,28 +183,47 @@ class ActionGrid:
 class QGridPolicy(nn.Module):
     """Greedy policy of a Q-network over an :class:`ActionGrid`: ``trade = grid(argmax_a Q(obs, a))``.
 
-    The Q-network is ``core.nets.mlp(7, hidden, levels)``; a Double-DQN trainer trains ``self.q`` and the
-    registry stores this module (kind ``q_grid``), so it round-trips like the pathwise network.
+    ``q_net`` (a :meth:`~decisionlab.core.nets.heads.QNetwork.config`) makes ``self.q`` the core's
+    :class:`~decisionlab.core.nets.heads.QNetwork` (dueling, scalar or HL-Gauss head): what the ``ddqn``
+    algorithm trains. Without it ``self.q`` is a plain ``core.nets.mlp(7, hidden, levels)`` (the original
+    ``q_grid`` layout, still loadable). The registry stores this module (kind ``q_grid``), so it
+    round-trips like the pathwise network; inputs are scale-free, so it serves any order size.
     """
 
     name = "q_grid"
 
     def __init__(self, horizon_steps: int, shares: float, grid: dict[str, Any] | None = None,
-                 hidden: tuple[int, ...] = (64, 64)) -> None:
+                 hidden: tuple[int, ...] = (64, 64), q_net: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.horizon_steps, self.shares = int(horizon_steps), float(shares)
         self.grid = ActionGrid(**(grid or {}))
-        self.hidden = tuple(int(h) for h in hidden)
-        self.q = mlp(OBSERVATION_SIZE, self.hidden, self.grid.levels, activation="relu")
+        self.q: nn.Module
+        if q_net is None:
+            self.hidden = tuple(int(h) for h in hidden)
+            self.q = mlp(OBSERVATION_SIZE, self.hidden, self.grid.levels, activation="relu")
+        else:
+            self.q = QNetwork.from_config(q_net)
+            if (self.q.obs_dim, self.q.n_actions) != (OBSERVATION_SIZE, self.grid.levels):
+                raise ValueError(f"q_net is {self.q.obs_dim} -> {self.q.n_actions}; a q_grid policy needs "
+                                 f"{OBSERVATION_SIZE} -> {self.grid.levels} (the grid's levels)")
+            self.hidden = self.q.hidden
 
     def config(self) -> dict[str, Any]:
-        return {"kind": "q_grid", "horizon_steps": self.horizon_steps, "shares": self.shares,
-                "grid": self.grid.config(), "hidden": list(self.hidden)}
+        out = {"kind": "q_grid", "horizon_steps": self.horizon_steps, "shares": self.shares,
+               "grid": self.grid.config(), "hidden": list(self.hidden)}
+        if isinstance(self.q, QNetwork):
+            out["q_net"] = self.q.config()
+        return out
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        """Q-values ``[B, K]``."""
-        return self.q(obs)
+        """Q-values ``[B, K]`` (the expectation over the bins for an HL-Gauss head)."""
+        return self.q.q_values(obs) if isinstance(self.q, QNetwork) else self.q(obs)
+
+    @torch.no_grad()
+    def action_index(self, obs: torch.Tensor) -> torch.Tensor:
+        """Greedy grid indices ``[B]``."""
+        return self(obs).argmax(dim=1)
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.grid.to_shares(obs, self.q(obs).argmax(dim=1), self.shares)
+        return self.grid.to_shares(obs, self.action_index(obs), self.shares)
