@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from decisionlab.core.algos.dqn import DQNConfig, QNetworkConfig, train_dqn
 from decisionlab.core.algos.pathwise import PathwiseConfig, train_pathwise
+from decisionlab.core.errors import ScenarioError
 from decisionlab.core.policy import Policy
 from decisionlab.core.rollout import rollout
 from decisionlab.core.seeding import derive_seed, make_generator
@@ -194,13 +195,19 @@ class DDQNOptions(BaseModel):
     hidden: tuple[int, ...] | None = Field(None, description="hidden layer widths of the Q-network trunk")
     levels: int | None = Field(None, ge=2, description="fraction-grid levels (21: steps of 5%)")
     mark_to_market: bool | None = Field(None, description="mark-to-market reward shaping (default true)")
+    price_noise: bool | None = Field(None, description="keep the zero-mean price term in the reward (default false)")
     eval_paths: int | None = Field(None, ge=2, description="held-out paths")
     target: float | None = Field(None, gt=0, description="stop once the held-out ratio to static_expected is <= this")
 
 
 def ddqn_settings_from_options(options: DDQNOptions) -> DDQNSettings:
-    """The default DDQN settings with the user's options applied (``head``/``hidden`` go to the network)."""
+    """The default DDQN settings with the user's options applied (``head``/``hidden`` go to the network;
+    ``mark_to_market=false`` means the simulator's plain reward, price term included)."""
     update = options.model_dump(exclude_none=True)
+    if update.get("mark_to_market") is False:  # the plain simulator reward: the price term cannot be dropped
+        if update.get("price_noise") is False:
+            raise ScenarioError("invalid ddqn option: price_noise=false needs mark_to_market=true")
+        update["price_noise"] = True
     network = {key: update.pop(key) for key in ("head", "hidden") if key in update}
     settings = DEFAULT_DDQN.model_copy(update=update)
     if network:

@@ -101,6 +101,9 @@ def test_options_are_validated_and_reach_the_network() -> None:
     settings = ddqn_settings_from_options(DDQNOptions(head="hl_gauss", hidden=(32,), n_step=3, num_envs=8))
     assert settings.network.head == "hl_gauss" and settings.network.hidden == (32,)
     assert (settings.n_step, settings.num_envs, settings.levels) == (3, 8, 21)
+    assert ddqn_settings_from_options(DDQNOptions(mark_to_market=False)).price_noise  # the plain reward
+    with pytest.raises(DecisionlabError, match="needs mark_to_market"):
+        ddqn_settings_from_options(DDQNOptions(mark_to_market=False, price_noise=False))
     with pytest.raises(DecisionlabError, match="learning_rte"):
         spec.algo("ddqn").train(_scenario("almgren_chriss"), 0, CPU, False, {"learning_rte": 1e-3})
     with pytest.raises(ValueError, match="needs 7 -> 21"):
