@@ -20,6 +20,8 @@ from decisionlab.core.policy import Policy
 from decisionlab.core.scenario import Scenario
 from decisionlab.core.spec import AlgoSpec, DomainSpec, PolicySpec, TrainOutcome, register_domain
 from decisionlab.domains.inventory.metrics import METRICS, episode_metrics
+from decisionlab.domains.inventory.network.metrics import NETWORK_METRICS
+from decisionlab.domains.inventory.network.scenario import NETWORK_SCENARIOS, NetworkScenario
 from decisionlab.domains.inventory.policies import MyopicPolicy, OptimalLostSalesPolicy, OrderMLP
 from decisionlab.domains.inventory.scenario import SCENARIOS, LostSalesScenario
 from decisionlab.domains.inventory.search import best_base_stock, best_capped_base_stock
@@ -33,6 +35,26 @@ def _lost_sales(scenario: Scenario) -> LostSalesScenario:
     if not isinstance(scenario, LostSalesScenario):
         raise DecisionlabError(f"this policy needs a lost_sales scenario, not {type(scenario).__name__}")
     return scenario
+
+
+def _network(scenario: Scenario) -> NetworkScenario:
+    if not isinstance(scenario, NetworkScenario):
+        raise DecisionlabError(
+            "this policy needs a network scenario (backlog, serial, one_warehouse, transshipment, "
+            f"multi_warehouse), not {type(scenario).__name__}"
+        )
+    return scenario
+
+
+def _network_policy(name: str):
+    """Builder of the network baseline ``name`` (imported lazily: the level search runs on first use)."""
+
+    def build(scenario: Scenario, device: torch.device) -> Policy:
+        from decisionlab.domains.inventory.network.baselines import network_baseline
+
+        return network_baseline(name, _network(scenario), device)
+
+    return build
 
 
 def _series(scenario: Scenario) -> RealSeriesScenario:
@@ -55,14 +77,21 @@ def _series_policy(name: str):
 def _by_scenario(single, name: str):
     """A shared policy name: the single-store builder, or the ``real_series`` one of the same name."""
     series = _series_policy(name)
+    network = _network_policy(name) if name == "base_stock" else None
 
     def build(scenario: Scenario, device: torch.device) -> Policy:
+        if network is not None and isinstance(scenario, NetworkScenario):
+            return network(scenario, device)
         return series(scenario, device) if isinstance(scenario, RealSeriesScenario) else single(scenario, device)
 
     return build
 
 
 def _episode_metrics(scenario: Scenario, policy: Policy, episodes: int, seed: int, device: torch.device):
+    if isinstance(scenario, NetworkScenario):
+        from decisionlab.domains.inventory.network.metrics import network_episode_metrics
+
+        return network_episode_metrics(scenario, policy, episodes, seed, device)
     if isinstance(scenario, RealSeriesScenario):
         from decisionlab.domains.inventory.series.sim import episode_metrics as series_episode_metrics
 
@@ -71,6 +100,10 @@ def _episode_metrics(scenario: Scenario, policy: Policy, episodes: int, seed: in
 
 
 def _make_simulator(scenario: Scenario, device: torch.device):
+    if isinstance(scenario, NetworkScenario):
+        from decisionlab.domains.inventory.network.sim import NetworkSim
+
+        return NetworkSim(scenario, device)
     if isinstance(scenario, RealSeriesScenario):
         from decisionlab.domains.inventory.series.sim import SeriesSim
 
@@ -90,6 +123,11 @@ def _train_hdpo(
 
         settings = settings_from_options(chosen.model_dump())
         return train_series_hdpo(scenario, seed, device, progress, settings=settings)
+    if isinstance(scenario, NetworkScenario):
+        from decisionlab.domains.inventory.network.train import network_settings_from_options, train_network_hdpo
+
+        settings = network_settings_from_options(scenario, chosen.model_dump())
+        return train_network_hdpo(scenario, seed, device, progress, settings=settings)
     overrides = chosen.model_dump(exclude={"quality"}, exclude_none=True)
     settings = HDPOSettings.preset(chosen.quality, **overrides)
     return train_hdpo(_lost_sales(scenario), seed, device, progress, settings=settings)
@@ -103,6 +141,10 @@ def load_policy(
         from decisionlab.domains.inventory.series.train import load_series_policy
 
         return load_series_policy(config, weights, _series(scenario), device)
+    if config.get("kind") == "network_mlp":
+        from decisionlab.domains.inventory.network.train import load_network_policy
+
+        return load_network_policy(config, weights, scenario, device)  # checks the scenario's network
     if config.get("kind") != "order_mlp":
         raise DecisionlabError(f"unknown inventory network kind {config.get('kind')!r}")
     scenario = _lost_sales(scenario)
@@ -131,7 +173,7 @@ SPEC = register_domain(
         name="inventory",
         title="Inventory control",
         description="Order stock under lead times and uncertain demand; lost sales or backlog.",
-        scenarios={**SCENARIOS, **SERIES_SCENARIOS},
+        scenarios={**SCENARIOS, **SERIES_SCENARIOS, **NETWORK_SCENARIOS},
         policies={
             "base_stock": PolicySpec(
                 "base_stock", "order up to the best base-stock level (found by simulation search; per series "
@@ -166,13 +208,26 @@ SPEC = register_domain(
                 "optimal", "exact dynamic-programming optimum (Poisson demand, small lead times)",
                 lambda s, d: OptimalLostSalesPolicy(_lost_sales(s), d),
             ),
+            "echelon_stock": PolicySpec(
+                "echelon_stock", "networks: warehouses/centres order up to an echelon level (their stock + "
+                "everything downstream, in transit included), stores up to a local level; levels by "
+                "coordinate search on common random numbers", _network_policy("echelon_stock"),
+            ),
+            "capped_echelon_stock": PolicySpec(
+                "capped_echelon_stock", "one_warehouse / multi_warehouse: echelon_stock with a cap on each "
+                "store's order; levels and caps by coordinate search", _network_policy("capped_echelon_stock"),
+            ),
+            "critical_fractile": PolicySpec(
+                "critical_fractile", "backlog: the closed-form base-stock level mu(L+1) + z sigma sqrt(L+1)",
+                _network_policy("critical_fractile"),
+            ),
         },
         algos={
             "hdpo": AlgoSpec(
                 "hdpo", "pathwise gradients through the simulator (HDPO), MLP policy", _train_hdpo, HDPOOptions
             )
         },
-        metrics=METRICS,
+        metrics={**METRICS, "backlog_cost_per_period": NETWORK_METRICS["backlog_cost_per_period"]},
         primary_metric="cost_per_period",
         episode_metrics=_episode_metrics,
         make_simulator=_make_simulator,
