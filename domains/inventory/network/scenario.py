@@ -13,6 +13,7 @@ is the same store whatever ``n_stores`` is (growing the network only adds stores
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Literal
@@ -48,13 +49,13 @@ class NetworkScenario(Scenario):
             )
         return self
 
+    @abstractmethod
     def topology(self) -> Topology:
-        """The network (nodes, links, costs)."""
-        raise NotImplementedError
+        """The network (nodes, links, costs); each setting's scenario class defines it."""
 
+    @abstractmethod
     def demand(self) -> DemandModel:
-        """Store demand, one column per store in node order."""
-        raise NotImplementedError
+        """Store demand, one column per store in node order; each setting's scenario class defines it."""
 
 
 class BacklogScenario(NetworkScenario):
