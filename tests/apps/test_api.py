@@ -424,8 +424,9 @@ def test_registry_home_argument_wins(home: Path, tmp_path_factory: pytest.TempPa
     assert post_orders(client, "tiny").status_code == 404
 
 
-def test_orders_refuses_scenarios_it_cannot_serve_yet(client) -> None:
+def test_orders_names_the_missing_series_state(client) -> None:
+    # a real_series state needs its demand window: a lost_sales-style state is refused, naming the field
     response = client.post("/v1/inventory/orders", json={"scenario": "real_series", "policy": "base_stock",
                                                          "states": [{"on_hand": 1, "pipeline": []}]})
     assert response.status_code == 422
-    assert "lost_sales" in response.text
+    assert "demand_window" in response.text
