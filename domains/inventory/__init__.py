@@ -115,7 +115,7 @@ def _train_hdpo(
     scenario: Scenario, seed: int, device: torch.device, progress: bool, options: Mapping[str, Any]
 ) -> TrainOutcome:
     from decisionlab.core.scenario import resolve_options
-    from decisionlab.domains.inventory.train import HDPOOptions, HDPOSettings, train_hdpo
+    from decisionlab.domains.inventory.train import NETWORK_ONLY_OPTIONS, HDPOOptions, HDPOSettings, train_hdpo
 
     chosen = resolve_options(HDPOOptions, options, "hdpo option")
     if isinstance(scenario, RealSeriesScenario):
@@ -129,6 +129,9 @@ def _train_hdpo(
         settings = network_settings_from_options(scenario, chosen.model_dump())
         return train_network_hdpo(scenario, seed, device, progress, settings=settings)
     overrides = chosen.model_dump(exclude={"quality"}, exclude_none=True)
+    network_only = [key for key in NETWORK_ONLY_OPTIONS if key in overrides]
+    if network_only:
+        raise DecisionlabError(f"hdpo option(s) {', '.join(network_only)} apply to network scenarios only")
     settings = HDPOSettings.preset(chosen.quality, **overrides)
     return train_hdpo(_lost_sales(scenario), seed, device, progress, settings=settings)
 
@@ -141,7 +144,7 @@ def load_policy(
         from decisionlab.domains.inventory.series.train import load_series_policy
 
         return load_series_policy(config, weights, _series(scenario), device)
-    if config.get("kind") == "network_mlp":
+    if config.get("kind") in ("network_mlp", "network_symmetry", "network_gnn"):
         from decisionlab.domains.inventory.network.train import load_network_policy
 
         return load_network_policy(config, weights, scenario, device)  # checks the scenario's network
@@ -224,7 +227,8 @@ SPEC = register_domain(
         },
         algos={
             "hdpo": AlgoSpec(
-                "hdpo", "pathwise gradients through the simulator (HDPO), MLP policy", _train_hdpo, HDPOOptions
+                "hdpo", "pathwise gradients through the simulator (HDPO); networks: vanilla MLP, symmetry-aware or GNN "
+                "policy (--algo-set architecture=...)", _train_hdpo, HDPOOptions
             )
         },
         metrics={**METRICS, "backlog_cost_per_period": NETWORK_METRICS["backlog_cost_per_period"]},

@@ -97,6 +97,13 @@ class HDPOOptions(BaseModel):
     learning_rate: float | None = Field(None, gt=0)
     max_seconds: float | None = Field(None, gt=0, description="stop training after this many seconds")
     hidden: tuple[int, ...] | None = Field(None, description="hidden layer widths of the MLP")
+    architecture: Literal["vanilla", "symmetry", "gnn"] | None = Field(
+        None, description="networks only: 'vanilla' MLP, 'symmetry' (shared across sibling stores) or 'gnn' "
+        "(torch-geometric; both act on networks of any size)")
+    train_paths: int | None = Field(None, ge=1, description="networks only: train on this many fixed scenarios")
+
+
+NETWORK_ONLY_OPTIONS = ("architecture", "train_paths")
 
 
 def train_hdpo(

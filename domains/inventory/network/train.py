@@ -36,10 +36,18 @@ from decisionlab.core.rollout import rollout
 from decisionlab.core.scenario import Scenario, resolve_options
 from decisionlab.core.seeding import derive_seed, make_generator
 from decisionlab.core.spec import TrainOutcome
+from decisionlab.domains.inventory.network.graph_policies import (
+    GRAPH_POLICIES,
+    GNNPolicy,
+    SharedWeightPolicy,
+    SymmetryAwarePolicy,
+)
 from decisionlab.domains.inventory.network.scenario import NetworkScenario
 from decisionlab.domains.inventory.network.sim import NetworkSim, NetworkState
 
 Quality = Literal["fast", "precise"]
+Architecture = Literal["vanilla", "symmetry", "gnn"]
+ARCHITECTURE_KINDS: dict[str, str] = {"symmetry": SymmetryAwarePolicy.kind, "gnn": GNNPolicy.kind}
 LONG_CHAIN = 8  # periods of supplier-to-store lead time above which the long-chain preset applies
 
 
@@ -111,20 +119,34 @@ class NetworkMLP(nn.Module):
         return self(obs)
 
 
+def make_network_policy(sim: NetworkSim, settings: NetworkHDPOSettings) -> NetworkMLP | SharedWeightPolicy:
+    """A fresh policy of ``settings.architecture`` for ``sim``'s network."""
+    if settings.architecture == "vanilla":
+        return NetworkMLP.for_simulator(sim, settings.hidden)
+    graph = GRAPH_POLICIES[ARCHITECTURE_KINDS[settings.architecture]]
+    return graph(settings.graph_hidden, settings.graph_layers).to(sim.device).bind(sim)
+
+
 def load_network_policy(
     config: dict[str, Any], weights: dict[str, torch.Tensor], scenario: Scenario, device: torch.device
-) -> NetworkMLP:
-    """Rebuild a registered :class:`NetworkMLP` and check that it fits ``scenario``'s network."""
-    if config.get("kind") != "network_mlp":
-        raise DecisionlabError(f"unknown inventory network policy kind {config.get('kind')!r}")
+) -> NetworkMLP | SharedWeightPolicy:
+    """Rebuild a registered network policy for ``scenario``. A vanilla MLP must match the network it
+    was trained on; symmetry-aware and GNN policies act on any network (they are bound to it here)."""
+    kind = config.get("kind")
+    if kind not in ("network_mlp", *GRAPH_POLICIES):
+        raise DecisionlabError(f"unknown inventory network policy kind {kind!r}")
     if not isinstance(scenario, NetworkScenario):
         raise DecisionlabError(f"this policy acts on inventory networks, not on {type(scenario).__name__}")
     sim = NetworkSim(scenario, device)
+    if kind in GRAPH_POLICIES:
+        graph = GRAPH_POLICIES[kind](int(config["hidden"]), int(config["layers"]), int(config["slots"]))
+        graph.load_state_dict(weights)
+        return graph.to(device).bind(sim).eval()
     expected = network_signature(sim)
     if config.get("signature") != expected:
         raise DecisionlabError(
             "this policy was trained for a different network (nodes, links, lead times or demand means "
-            "differ): train one for this scenario"
+            "differ): train one for this scenario, or use architecture=symmetry / gnn, which act on any size"
         )
     net = NetworkMLP(config["observation_size"], config["n_edges"], config["n_positions"], tuple(config["hidden"]),
                      config["signature"])
@@ -157,7 +179,13 @@ class NetworkHDPOSettings(PathwiseConfig):
     eval_paths: int = Field(512, ge=1)
     eval_periods: int = Field(400, ge=2)
     eval_warmup: int = Field(100, ge=0)
-    hidden: tuple[int, ...] = (128, 128)
+    architecture: Architecture = Field(
+        "vanilla", description="'vanilla' (MLP over the flat state, one network per topology), 'symmetry' "
+        "(weights shared across sibling nodes, summary of siblings) or 'gnn' (message passing over the supply "
+        "graph); the last two run unchanged on networks of other sizes")
+    hidden: tuple[int, ...] = Field((128, 128), description="hidden widths of the vanilla MLP")
+    graph_hidden: int = Field(64, ge=4, le=1024, description="embedding width of the symmetry-aware / GNN policy")
+    graph_layers: int = Field(2, ge=1, le=8, description="message-passing rounds of the GNN")
     threads: int | None = Field(1, ge=1, description="torch CPU threads while training (None: leave as is)")
 
     @classmethod
@@ -206,6 +234,9 @@ class NetworkHDPOOptions(BaseModel):
     periods: int | None = Field(None, ge=1, description="periods per training window")
     max_seconds: float | None = Field(None, gt=0, description="stop training after this many seconds")
     hidden: tuple[int, ...] | None = Field(None, description="hidden layer widths of the MLP")
+    architecture: Architecture | None = Field(None, description="'vanilla', 'symmetry' or 'gnn'")
+    train_paths: int | None = Field(None, ge=1, description="train on this many fixed pre-sampled scenarios "
+                                    "(start state + demand path) instead of fresh demand every step")
 
 
 def network_settings_from_options(scenario: NetworkScenario, options: Mapping[str, Any]) -> NetworkHDPOSettings:
@@ -214,6 +245,8 @@ def network_settings_from_options(scenario: NetworkScenario, options: Mapping[st
     chosen = resolve_options(NetworkHDPOOptions, {k: v for k, v in options.items() if v is not None},
                              "hdpo option")
     overrides = chosen.model_dump(exclude={"quality"}, exclude_none=True)
+    if "train_paths" in overrides:
+        overrides["persistent"] = False
     return NetworkHDPOSettings.preset(scenario, chosen.quality, **overrides)
 
 
@@ -252,7 +285,7 @@ def _train(
         traj = rollout(sim, policy, eval_demand, eval_start)
         return float(-traj.rewards[:, settings.eval_warmup :].mean())
 
-    policy = NetworkMLP.for_simulator(sim, settings.hidden)
+    policy = make_network_policy(sim, settings)
     result = train_pathwise(
         policy, objective, train_paths, evaluate, settings,
         generator=torch.Generator().manual_seed(derive_seed(seed, "batches")),
