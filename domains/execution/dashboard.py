@@ -17,6 +17,7 @@ import numpy as np
 import polars as pl
 import torch
 
+from decisionlab.core import ui
 from decisionlab.core.errors import DecisionlabError
 from decisionlab.core.policy import Policy
 from decisionlab.core.spec import DomainSpec
@@ -219,12 +220,6 @@ def run_comparison(
 # --------------------------------------------------------------------------------------------
 
 
-def _palette() -> list[str]:
-    import plotly.express as px
-
-    return list(px.colors.qualitative.Plotly)
-
-
 def frontier_figure(frontier: pl.DataFrame, table: pl.DataFrame | None = None,
                     risk_aversion: float | None = None) -> go.Figure:
     """Static efficient frontier (std vs E over λ) with the simulated policies as points."""
@@ -243,7 +238,7 @@ def frontier_figure(frontier: pl.DataFrame, table: pl.DataFrame | None = None,
                                  mode="markers", name=f"static optimum at λ={risk_aversion:g}",
                                  marker={"symbol": "star", "size": 14, "color": "#222"}))
     if table is not None:
-        colors = _palette()
+        colors = ui.palette()
         for i, row in enumerate(table.iter_rows(named=True)):
             fig.add_trace(go.Scatter(x=[row["std_shortfall"]], y=[row["mean_shortfall"]], mode="markers",
                                      name=row["policy"], marker={"size": 11, "color": colors[i % len(colors)]}))
@@ -258,7 +253,7 @@ def trajectory_figure(trajectories: pl.DataFrame) -> go.Figure:
     import plotly.graph_objects as go
 
     fig = go.Figure()
-    colors = _palette()
+    colors = ui.palette()
     for i, label in enumerate(trajectories["policy"].unique(maintain_order=True).to_list()):
         part = trajectories.filter(pl.col("policy") == label)
         color = colors[i % len(colors)]
@@ -278,7 +273,7 @@ def shortfall_figure(shortfalls: pl.DataFrame) -> go.Figure:
     import plotly.graph_objects as go
 
     fig = go.Figure()
-    colors = _palette()
+    colors = ui.palette()
     for i, label in enumerate(shortfalls["policy"].unique(maintain_order=True).to_list()):
         values = shortfalls.filter(pl.col("policy") == label)["shortfall"].to_list()
         fig.add_trace(go.Histogram(x=values, name=label, opacity=0.5, nbinsx=80,
@@ -306,7 +301,7 @@ def liquidity_figure(liquidity: pl.DataFrame, path: int = 0) -> go.Figure:
         fig.add_trace(go.Scatter(x=stressed["step"].to_list(), y=stressed["impact"].to_list(), mode="markers",
                                  name="stressed", marker={"symbol": "x", "size": 11, "color": "#E45756"}),
                       row=1, col=1)
-    colors = _palette()
+    colors = ui.palette()
     for i, column in enumerate(c for c in part.columns if c.startswith("trade:")):
         fig.add_trace(go.Bar(x=steps, y=part[column].to_list(), name=column.removeprefix("trade:"),
                              marker_color=colors[i % len(colors)]), row=2, col=1)
@@ -321,33 +316,20 @@ def liquidity_figure(liquidity: pl.DataFrame, path: int = 0) -> go.Figure:
 
 
 def _key(name: str) -> str:
-    return f"execution_{name}"
-
-
-def _preset_values(spec: DomainSpec, preset: str) -> dict[str, Any]:
-    scenario = spec.scenarios[preset]
-    values = {name: getattr(scenario, name) for name in SCENARIO_FIELDS}
-    for name in ("shares", "sigma", "eta", "gamma", "epsilon", "risk_aversion", "initial_price"):
-        values[name] = float(values[name])
-    values["horizon_steps"] = int(values["horizon_steps"])
-    return values
+    return ui.widget_key(DOMAIN, name)
 
 
 def _load_preset() -> None:
+    """``on_change`` of the preset box: copy the preset's parameters into the inputs."""
     import streamlit as st
 
-    for name, value in _preset_values(_spec(), st.session_state[_key("preset")]).items():
-        st.session_state[_key(name)] = value
+    ui.set_values(DOMAIN, ui.preset_values(_spec().scenarios[st.session_state[_key("preset")]], SCENARIO_FIELDS))
 
 
 def _init_state(spec: DomainSpec) -> None:
-    import streamlit as st
-
     preset = spec.default_scenario or next(iter(spec.scenarios))
-    defaults = {"preset": preset, **_preset_values(spec, preset), "episodes": DEFAULT_EPISODES, "seed": 0}
-    for name, value in defaults.items():
-        if _key(name) not in st.session_state:
-            st.session_state[_key(name)] = value
+    ui.init_state(DOMAIN, {"preset": preset, **ui.preset_values(spec.scenarios[preset], SCENARIO_FIELDS),
+                           "episodes": DEFAULT_EPISODES, "seed": 0})
 
 
 def _sidebar(spec: DomainSpec) -> tuple[str, dict[str, Any], int, int]:

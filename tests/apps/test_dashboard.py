@@ -1,4 +1,6 @@
-"""The Streamlit dashboard: the home page, the inventory page (through AppTest) and its pure helpers."""
+"""The Streamlit dashboard: the home page, the inventory page on lost_sales (through AppTest) and its
+pure helpers. Networks, real_series, data efficiency and the generated sidebar have their own
+``test_dashboard_inventory_*.py`` files."""
 
 from __future__ import annotations
 
@@ -16,7 +18,9 @@ from decisionlab.core.evaluation import EvaluationReport
 from decisionlab.core.spec import get_domain
 from decisionlab.core.store.registry import PolicyRegistry
 from decisionlab.core.store.runs import RunStore
-from decisionlab.domains.inventory import dashboard
+from decisionlab.domains.inventory import dashboard, dashboard_efficiency
+from decisionlab.domains.inventory import dashboard_compare as compare
+from decisionlab.domains.inventory import dashboard_single as single_view
 from decisionlab.domains.inventory.policies import BaseStockPolicy, OptimalLostSalesPolicy, OrderMLP
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,6 +28,12 @@ HOME_PAGE = str(ROOT / "dashboards" / "Home.py")
 INVENTORY_PAGE = str(ROOT / "dashboards" / "pages" / "1_Inventory.py")
 REF = "inventory/hdpo_test@1"
 CPU = torch.device("cpu")
+
+
+@pytest.fixture(autouse=True)
+def no_efficiency_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The data-efficiency results may appear while tests run: point the page at a missing file."""
+    monkeypatch.setattr(dashboard_efficiency, "DATA_EFFICIENCY_CSV", tmp_path / "no_data_efficiency.csv")
 
 
 @pytest.fixture
@@ -164,7 +174,7 @@ def _scenario(**overrides: object):
 
 def test_order_vs_position_base_stock_is_order_up_to() -> None:
     scenario = _scenario()
-    frame = dashboard.order_vs_position(scenario, [("bs", BaseStockPolicy(12.0))])
+    frame = single_view.order_vs_position(scenario, [("bs", BaseStockPolicy(12.0))])
     assert frame.columns == ["policy", "on_hand", "inventory_position", "order"]
     position = frame["inventory_position"].to_numpy()
     order = frame["order"].to_numpy()
@@ -177,7 +187,7 @@ def test_order_vs_position_base_stock_is_order_up_to() -> None:
 
 def test_order_vs_position_optimal_is_monotone_with_slope_above_minus_one() -> None:
     scenario = _scenario()
-    frame = dashboard.order_vs_position(scenario, [("optimal", OptimalLostSalesPolicy(scenario))])
+    frame = single_view.order_vs_position(scenario, [("optimal", OptimalLostSalesPolicy(scenario))])
     order = frame["order"].to_numpy()
     steps = np.diff(order)  # on-hand grid is whole units for Poisson demand
     assert np.all(steps <= 0) and np.all(steps >= -1)  # Morton's bounds for lost sales
@@ -187,7 +197,7 @@ def test_order_vs_position_optimal_is_monotone_with_slope_above_minus_one() -> N
 def test_simulate_paths_share_one_demand_path() -> None:
     scenario = _scenario()
     policies = [("low", BaseStockPolicy(8.0)), ("high", BaseStockPolicy(20.0))]
-    paths = dashboard.simulate_paths(scenario, policies, periods=30, warmup=10, seed=3)
+    paths = single_view.simulate_paths(scenario, policies, periods=30, warmup=10, seed=3)
     assert paths.height == 60
     low = paths.filter(pl.col("policy") == "low")
     high = paths.filter(pl.col("policy") == "high")
@@ -195,7 +205,7 @@ def test_simulate_paths_share_one_demand_path() -> None:
     assert low["demand"].to_list() == high["demand"].to_list()
     assert (paths["on_hand"] >= 0).all() and (paths["order"] >= 0).all()
     assert high["on_hand"].mean() > low["on_hand"].mean()
-    again = dashboard.simulate_paths(scenario, policies, periods=30, warmup=10, seed=3)
+    again = single_view.simulate_paths(scenario, policies, periods=30, warmup=10, seed=3)
     assert again.equals(paths)
 
 
@@ -208,7 +218,7 @@ def test_results_frame_is_one_row_per_policy_in_order() -> None:
         return out
 
     report = EvaluationReport("inventory", _scenario(), ["b", "a"], {"b": episodes(5.0), "a": episodes(6.0)}, 4, 0)
-    frame = dashboard.results_frame(report)
+    frame = compare.results_frame(report)
     assert frame["policy"].to_list() == ["b", "a"]
     assert frame.columns[:5] == ["policy", "cost_per_period", "ci95", "diff_vs_first", "diff_ci95"]
     assert {"holding_cost_per_period", "shortage_cost_per_period", "fill_rate"} <= set(frame.columns)
@@ -216,29 +226,29 @@ def test_results_frame_is_one_row_per_policy_in_order() -> None:
     assert frame["diff_vs_first"].to_list() == pytest.approx([0.0, 1.0])
     assert frame["diff_ci95"].to_list() == pytest.approx([0.0, 0.0])
     assert frame["ci95"][0] > 0
-    figure = dashboard.cost_figure(frame)
+    figure = compare.cost_figure(frame)
     assert list(figure.data[0].error_y.array) == pytest.approx(frame["ci95"].to_list())
-    assert dashboard.decomposition_figure(frame).layout.barmode == "stack"
+    assert compare.decomposition_figure(frame).layout.barmode == "stack"
 
 
 def test_build_selected_policies_skips_what_cannot_run() -> None:
     spec = get_domain("inventory")
     scenario = _scenario(demand_distribution="normal")
-    built, skipped = dashboard.build_selected_policies(spec, scenario, ["optimal", "myopic"], CPU)
+    built, skipped = compare.build_selected_policies(spec, scenario, ["optimal", "myopic"], CPU)
     assert [label for label, _ in built] == ["myopic"]
     assert "poisson" in skipped["optimal"]
 
 
 def test_run_comparison_raises_user_errors(home: Path) -> None:
     with pytest.raises(DecisionlabError, match="at least one policy"):
-        dashboard.run_comparison({"horizon_periods": 300, "warmup_periods": 50}, [], device=CPU)
+        compare.run_comparison({"horizon_periods": 300, "warmup_periods": 50}, [], device=CPU)
     with pytest.raises(ScenarioError, match="warmup_periods"):
-        dashboard.run_comparison({"horizon_periods": 300, "warmup_periods": 300}, ["myopic"], device=CPU)
+        compare.run_comparison({"horizon_periods": 300, "warmup_periods": 300}, ["myopic"], device=CPU)
     with pytest.raises(DecisionlabError, match="none of the chosen policies"):
-        dashboard.run_comparison({"lead_time": 6, "horizon_periods": 300, "warmup_periods": 50}, ["optimal"],
+        compare.run_comparison({"lead_time": 6, "horizon_periods": 300, "warmup_periods": 50}, ["optimal"],
                                  device=CPU)
 
 
 def test_policy_choices_lists_baselines_then_registered(registered: Path) -> None:
     spec = get_domain("inventory")
-    assert dashboard.policy_choices(spec) == [*spec.policies, REF]
+    assert compare.policy_choices(spec) == [*spec.policies, REF]
