@@ -1,7 +1,8 @@
 """HDPO against the searched heuristics on every inventory-network setting of the HDPO paper.
 
 For each setting this finds the baselines' levels by simulation search (timed), trains the
-vanilla-MLP HDPO policy (timed, one CPU thread), then evaluates every policy with
+HDPO policies of ``--architectures`` (vanilla MLP by default; symmetry-aware, GNN; timed, one CPU
+thread; ``--transfer-from 5`` adds size-independent policies trained on 5 stores), then evaluates every policy with
 ``network_episode_metrics`` on the same demand (common random numbers: gaps are paired) and
 reports cost per period, the 95% half-width, the paired gap to the best heuristic with its
 half-width, and the wall times. Backlog also gets the closed-form optimum.
@@ -37,6 +38,7 @@ from decisionlab.domains.inventory.network.scenario import (  # noqa: E402
     SerialScenario,
     TransshipmentScenario,
 )
+from decisionlab.domains.inventory.network.sim import NetworkSim  # noqa: E402
 from decisionlab.domains.inventory.network.train import NetworkHDPOSettings, train_network_hdpo  # noqa: E402
 
 CPU = torch.device("cpu")
@@ -51,7 +53,7 @@ SETTINGS: dict[str, tuple[NetworkScenario, list[tuple[str, str, bool]]]] = {
             OneWarehouseScenario(n_stores=n, **HORIZON),
             [("echelon_stock", "echelon", False), ("capped_echelon_stock", "echelon", True)],
         )
-        for n in (3, 5, 10, 50)
+        for n in (3, 5, 10, 20, 50)
     },
     "transshipment": (TransshipmentScenario(**HORIZON), [("echelon_stock", "echelon", False)]),
     "multi_warehouse": (
@@ -70,16 +72,31 @@ def run_setting(name: str, args: argparse.Namespace) -> list[dict[str, object]]:
         policies[label] = search_levels(scenario, kind, capped=capped).policy
         seconds[label] = time.perf_counter() - start
         print(f"  {name}: {label} searched in {seconds[label]:.0f} s", flush=True)
-    start = time.perf_counter()
-    settings = NetworkHDPOSettings.preset(scenario, args.quality)
-    outcome = train_network_hdpo(scenario, args.seed, CPU, progress=False, settings=settings)
-    seconds["hdpo"] = time.perf_counter() - start
-    policies["hdpo"] = outcome.policy
-    print(f"  {name}: hdpo trained in {seconds['hdpo']:.0f} s ({outcome.metrics['train_steps']:.0f} steps)",
-          flush=True)
+    for arch in args.architectures.split(","):
+        label = "hdpo" if arch == "vanilla" else f"hdpo_{arch}"
+        start = time.perf_counter()
+        settings = NetworkHDPOSettings.preset(scenario, args.quality, architecture=arch)
+        outcome = train_network_hdpo(scenario, args.seed, CPU, progress=False, settings=settings)
+        seconds[label] = time.perf_counter() - start
+        policies[label] = outcome.policy
+        print(f"  {name}: {label} trained in {seconds[label]:.0f} s ({outcome.metrics['train_steps']:.0f} steps)",
+              flush=True)
+    if args.transfer_from and isinstance(scenario, OneWarehouseScenario):
+        # A size-independent policy trained on a smaller network, acting here without retraining.
+        source = scenario.model_copy(update={"n_stores": args.transfer_from})
+        for arch in ("symmetry", "gnn"):
+            if arch not in args.architectures.split(","):
+                continue
+            label = f"hdpo_{arch} (trained at N={args.transfer_from})"
+            start = time.perf_counter()
+            settings = NetworkHDPOSettings.preset(source, args.quality, architecture=arch)
+            outcome = train_network_hdpo(source, args.seed, CPU, progress=False, settings=settings)
+            seconds[label] = time.perf_counter() - start
+            policies[label] = outcome.policy.bind(NetworkSim(scenario, CPU))
+            print(f"  {name}: {label} trained in {seconds[label]:.0f} s", flush=True)
     costs = {label: network_episode_metrics(scenario, policy, args.episodes, args.eval_seed, CPU)["cost_per_period"]
              for label, policy in policies.items()}
-    best = min((label for label in costs if label != "hdpo"), key=lambda label: costs[label].mean())
+    best = min((label for label in costs if not label.startswith("hdpo")), key=lambda label: costs[label].mean())
     rows = []
     for label, values in costs.items():
         mean, half = mean_ci95(values)
@@ -100,7 +117,8 @@ def markdown(rows: list[dict[str, object]], args: argparse.Namespace) -> str:
         "## Inventory networks: HDPO vs searched heuristics",
         "",
         f"Each setting: heuristics' levels by coordinate search on common random numbers; HDPO "
-        f"(vanilla MLP, `{args.quality}` preset, seed {args.seed}, one CPU thread); all evaluated on "
+        f"(hdpo = vanilla MLP, hdpo_symmetry, hdpo_gnn; `{args.quality}` preset, seed {args.seed}, one CPU "
+        "thread); all evaluated on "
         f"{args.episodes} episodes x {HORIZON['horizon_periods']} periods ({HORIZON['warmup_periods']} warm-up) "
         f"from an empty network, same demand for every policy (seed {args.eval_seed}). Gap: paired, vs the best "
         "heuristic of the setting. Time: search or training wall time (machine shared with other jobs).",
@@ -122,6 +140,11 @@ def main() -> None:
                         help=f"comma list of {', '.join(SETTINGS)} (empty: only --merge)")
     parser.add_argument("--quality", default="fast", choices=["fast", "precise"])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--architectures", default="vanilla",
+                        help="comma list of vanilla, symmetry, gnn: the HDPO policies trained per setting")
+    parser.add_argument("--transfer-from", type=int, default=None,
+                        help="one_warehouse settings: also train symmetry/gnn at this many stores and evaluate "
+                        "them here unchanged")
     parser.add_argument("--episodes", type=int, default=64)
     parser.add_argument("--eval-seed", type=int, default=123)
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
