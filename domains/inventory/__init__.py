@@ -220,6 +220,14 @@ SPEC = register_domain(
                 "capped_echelon_stock", "one_warehouse / multi_warehouse: echelon_stock with a cap on each "
                 "store's order; levels and caps by coordinate search", _network_policy("capped_echelon_stock"),
             ),
+            "newsvendor_echelon": PolicySpec(
+                "newsvendor_echelon", "networks, no search: echelon_stock at newsvendor-style levels (mean + z std "
+                "of the demand each echelon position covers)", _network_policy("newsvendor_echelon"),
+            ),
+            "newsvendor_local": PolicySpec(
+                "newsvendor_local", "networks, no search: base_stock on local positions at newsvendor-style levels",
+                _network_policy("newsvendor_local"),
+            ),
             "critical_fractile": PolicySpec(
                 "critical_fractile", "backlog: the closed-form base-stock level mu(L+1) + z sigma sqrt(L+1)",
                 _network_policy("critical_fractile"),

@@ -55,6 +55,8 @@ SERVES: dict[str, tuple[type[Scenario], ...]] = {
     "echelon_stock": (NetworkScenario,),
     "capped_echelon_stock": (OneWarehouseScenario, MultiWarehouseScenario),
     "critical_fractile": (BacklogScenario,),
+    "newsvendor_echelon": (NetworkScenario,),
+    "newsvendor_local": (NetworkScenario,),
 }
 # Baselines whose parameters are searched or fitted on first use (tens of seconds; cached afterwards).
 SLOW: dict[type[Scenario], tuple[str, ...]] = {
@@ -97,8 +99,8 @@ def policy_choices(spec: DomainSpec, registry: PolicyRegistry | None = None,
                    scenario: Scenario | None = None) -> list[str]:
     """Baseline names, then the references of the registered policies of this domain.
 
-    With ``scenario``: only the baselines that serve its class (plus the page's quick network
-    references) and the registered policies trained on a preset of the same class.
+    With ``scenario``: only the baselines that serve its class and the registered policies trained
+    on a preset of the same class.
     """
     from decisionlab.core.store.registry import PolicyRegistry
 
@@ -107,8 +109,6 @@ def policy_choices(spec: DomainSpec, registry: PolicyRegistry | None = None,
     if scenario is None:
         return [*spec.policies, *(str(record.ref) for record in records)]
     names = [n for n in spec.policies if n not in SERVES or isinstance(scenario, SERVES[n])]
-    if isinstance(scenario, NetworkScenario):
-        names += list(network_view.QUICK_POLICIES)
 
     def same_class(card: Mapping[str, Any]) -> bool:
         preset = spec.scenarios.get(str(card.get("scenario_name")))
@@ -136,12 +136,7 @@ def build_selected_policies(
     skipped: dict[str, str] = {}
     for name in names:
         try:
-            if name in network_view.QUICK_POLICIES and name not in spec.policies:
-                if not isinstance(scenario, NetworkScenario):
-                    raise DecisionlabError(f"{name} needs a network scenario, not {type(scenario).__name__}")
-                built.append((name, network_view.quick_policy(name, scenario, device)))
-            else:
-                built.append(build_policy(spec, scenario, name, device, registry))
+            built.append(build_policy(spec, scenario, name, device, registry))
         except DecisionlabError as err:
             skipped[name] = str(err)
     return built, skipped

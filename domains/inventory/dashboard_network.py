@@ -5,9 +5,9 @@ Pure helpers return polars frames (:func:`node_layout`, :func:`edge_frame`, :fun
 into plotly figures. Nodes are laid out left to right by echelon depth (the longest chain of supply
 links from a supplier), so suppliers sit left of warehouses/centres, which sit left of stores.
 
-Also the quick, search-free network references the page offers next to the domain's baselines
-(:data:`QUICK_POLICIES`): order-up-to levels at the newsvendor-style point ``mean cover + z·std
-cover`` the level searches start from, so the page answers in a second before any search is run.
+The page's default network policies are the domain's search-free baselines (:data:`QUICK_POLICIES`:
+order-up-to levels at the newsvendor-style point the level searches start from), so it answers in
+a second before any search is run.
 """
 
 from __future__ import annotations
@@ -34,24 +34,16 @@ INVENTORY_WARMUP = 100
 MAX_NODE_LABELS = 24  # above this many nodes the names show on hover only
 KIND_SYMBOLS = {"supplier": "square", "warehouse": "diamond", "centre": "triangle-right", "store": "circle"}
 
-QUICK_POLICIES = {
-    "newsvendor_echelon": "dashboard reference, no search: echelon_stock at the searches' newsvendor-style start "
-                          "levels (mean cover + z·std cover of each node's echelon position)",
-    "newsvendor_local": "dashboard reference, no search: base_stock on local positions at newsvendor-style "
-                        "levels (mean cover + z·std cover)",
-}
+QUICK_POLICIES = ("newsvendor_echelon", "newsvendor_local")  # search-free: the network page's defaults
 
 
 def quick_policy(name: str, scenario: NetworkScenario, device: torch.device | str = "cpu") -> LevelPolicy:
-    """The search-free reference ``name`` of :data:`QUICK_POLICIES` for ``scenario``."""
-    from decisionlab.domains.inventory.network.baselines import LevelPolicy, node_stats
-    from decisionlab.domains.inventory.network.sim import NetworkSim
+    """The search-free network baseline ``name`` (one of :data:`QUICK_POLICIES`) for ``scenario``."""
+    from decisionlab.domains.inventory.network.baselines import network_baseline
 
-    kind = {"newsvendor_echelon": "echelon", "newsvendor_local": "local"}[name]
-    sim = NetworkSim(scenario, device)
-    stats = node_stats(sim, kind)
-    levels = torch.tensor(stats.mean_cover + stats.z * stats.std_cover, dtype=torch.float32)
-    return LevelPolicy(sim, levels.clamp_min(0.0), kind, name=name)
+    if name not in QUICK_POLICIES:
+        raise ValueError(f"{name!r} is not a search-free network baseline")
+    return network_baseline(name, scenario, device)
 
 
 # --------------------------------------------------------------------------------------------

@@ -307,6 +307,16 @@ def critical_fractile(scenario: NetworkScenario, device: torch.device | str = "c
     return LevelPolicy(sim, levels, "local", name="critical_fractile")
 
 
+def newsvendor_levels(scenario: NetworkScenario, kind: str, device: torch.device | str = "cpu") -> LevelPolicy:
+    """Search-free order-up-to levels ``mean cover + z·std cover`` on ``local`` or ``echelon``
+    positions (:func:`node_stats`; the point the searches start from): a quick reference, and the
+    only level policy that costs nothing to build on a large network."""
+    sim = NetworkSim(scenario, device)
+    stats = node_stats(sim, kind)
+    levels = torch.tensor(stats.mean_cover + stats.z * stats.std_cover, dtype=torch.float32).clamp_min(0.0)
+    return LevelPolicy(sim, levels, kind, name=f"newsvendor_{kind}")
+
+
 NETWORK_BASELINES: dict[str, tuple[str, Callable[[NetworkScenario], LevelPolicy]]] = {
     "base_stock": ("every node orders up to a level on its local position (on hand + in transit to it); "
                    "levels by coordinate search on common random numbers", best_base_stock),
@@ -317,6 +327,10 @@ NETWORK_BASELINES: dict[str, tuple[str, Callable[[NetworkScenario], LevelPolicy]
                              "coordinate search", best_capped_echelon_stock),
     "critical_fractile": ("closed-form base-stock level mu(L+1) + z sigma sqrt(L+1) (backlog store)",
                           lambda s: critical_fractile(s)),
+    "newsvendor_echelon": ("no search: echelon_stock at newsvendor-style levels (mean + z std of the demand each "
+                           "echelon position covers)", lambda s: newsvendor_levels(s, "echelon")),
+    "newsvendor_local": ("no search: base_stock on local positions at newsvendor-style levels (mean + z std of "
+                         "the covered demand)", lambda s: newsvendor_levels(s, "local")),
 }
 
 
