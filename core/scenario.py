@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from decisionlab.core.errors import ScenarioError, UnknownNameError
 
@@ -36,6 +36,21 @@ class Scenario(BaseModel):
     def describe(self) -> dict[str, Any]:
         """All resolved parameters as plain JSON values."""
         return self.model_dump(mode="json")
+
+
+class EpisodicScenario(Scenario):
+    """A scenario evaluated on long episodes whose first periods are a warm-up, not scored."""
+
+    horizon_periods: int = Field(5000, ge=2, le=1_000_000, description="periods per evaluation episode")
+    warmup_periods: int = Field(1000, ge=0, description="first periods of an episode excluded from metrics")
+
+    @model_validator(mode="after")
+    def _warmup_shorter_than_horizon(self) -> EpisodicScenario:
+        if self.warmup_periods >= self.horizon_periods:
+            raise ValueError(
+                f"warmup_periods ({self.warmup_periods}) must be smaller than horizon_periods ({self.horizon_periods})"
+            )
+        return self
 
 
 S = TypeVar("S", bound=Scenario)

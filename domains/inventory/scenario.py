@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from decisionlab.core.scenario import Scenario
+from decisionlab.core.scenario import EpisodicScenario
 
 
-class LostSalesScenario(Scenario):
+class LostSalesScenario(EpisodicScenario):
     """One store, one product, lost sales, fixed lead time, i.i.d. demand."""
 
     lead_time: int = Field(2, ge=0, le=30, description="periods between placing and receiving an order (L)")
@@ -27,17 +27,6 @@ class LostSalesScenario(Scenario):
     demand_cv: float = Field(
         0.4, ge=0, le=3, description="coefficient of variation of demand (used by 'normal')"
     )
-    horizon_periods: int = Field(5000, ge=2, le=1_000_000, description="periods per evaluation episode")
-    warmup_periods: int = Field(1000, ge=0, description="first periods of an episode excluded from metrics")
-
-    @model_validator(mode="after")
-    def _warmup_shorter_than_horizon(self) -> LostSalesScenario:
-        if self.warmup_periods >= self.horizon_periods:
-            raise ValueError(
-                f"warmup_periods ({self.warmup_periods}) must be smaller than horizon_periods "
-                f"({self.horizon_periods})"
-            )
-        return self
 
     @property
     def demand_std(self) -> float:

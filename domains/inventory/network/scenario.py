@@ -22,7 +22,7 @@ import numpy as np
 from pydantic import Field, model_validator
 from scipy import stats
 
-from decisionlab.core.scenario import Scenario
+from decisionlab.core.scenario import EpisodicScenario
 from decisionlab.domains.inventory.network.topology import (
     DemandModel,
     Topology,
@@ -35,19 +35,8 @@ from decisionlab.domains.inventory.network.topology import (
 Range = tuple[float, float]
 
 
-class NetworkScenario(Scenario):
+class NetworkScenario(EpisodicScenario):
     """Base of the network scenarios: an evaluation horizon, a topology and a demand model."""
-
-    horizon_periods: int = Field(5000, ge=2, le=1_000_000, description="periods per evaluation episode")
-    warmup_periods: int = Field(1000, ge=0, description="first periods of an episode excluded from metrics")
-
-    @model_validator(mode="after")
-    def _warmup_shorter_than_horizon(self) -> NetworkScenario:
-        if self.warmup_periods >= self.horizon_periods:
-            raise ValueError(
-                f"warmup_periods ({self.warmup_periods}) must be smaller than horizon_periods ({self.horizon_periods})"
-            )
-        return self
 
     @abstractmethod
     def topology(self) -> Topology:
