@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,3 +57,34 @@ def rollout(
         info={name: torch.stack(values, dim=1) for name, values in kept.items()},
         final_state=state,
     )
+
+
+@torch.no_grad()
+def period_sums(
+    sim: BatchedSimulator[Any],
+    policy: Policy,
+    episodes: int,
+    horizon_periods: int,
+    warmup_periods: int,
+    generator: torch.Generator | None,
+    quantities: dict[str, Callable[[dict[str, torch.Tensor]], torch.Tensor]],
+    chunk_periods: int = 1000,
+) -> dict[str, torch.Tensor]:
+    """Sums over the periods after ``warmup_periods`` of per-period quantities, ``{name: [episodes]}``
+    (float64), for ``episodes`` episodes from ``sim.reset``. Exogenous paths are drawn in chunks of
+    ``chunk_periods`` from ``generator`` and nothing per period is kept, so horizons of millions of
+    periods run in constant memory. ``quantities[name](info) -> [episodes]`` reads a step's info."""
+    state = sim.reset(episodes)
+    sums = {name: torch.zeros(episodes, dtype=torch.float64, device=sim.device) for name in quantities}
+    period = 0
+    while period < horizon_periods:
+        length = min(chunk_periods, horizon_periods - period)
+        exogenous = sim.sample_exogenous(episodes, length, generator)
+        for t in range(length):
+            result = sim.step(state, policy.act(sim.observe(state)), exogenous[:, t])
+            state = result.state
+            if period + t >= warmup_periods:
+                for name, read in quantities.items():
+                    sums[name] += read(result.info)
+        period += length
+    return sums

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from operator import itemgetter
+
 import numpy as np
 import torch
 
 from decisionlab.core.policy import Policy
+from decisionlab.core.rollout import period_sums
 from decisionlab.core.seeding import make_generator
 from decisionlab.core.spec import MetricSpec
 from decisionlab.domains.inventory.scenario import LostSalesScenario
@@ -29,21 +32,9 @@ def episode_metrics(
     """Run ``episodes`` episodes of ``scenario.horizon_periods`` with demand drawn from ``seed``;
     metrics average the periods after ``warmup_periods``. Returns ``{metric: [episodes]}``."""
     sim = SingleStoreSim(scenario, device)
-    generator = make_generator(seed, device)
-    state = sim.reset(episodes)
-    sums = {k: torch.zeros(episodes, dtype=torch.float64, device=device)
-            for k in ("cost", "holding_cost", "shortage_cost", "sales", "demand", "on_hand")}
-    period = 0
-    while period < scenario.horizon_periods:
-        length = min(CHUNK_PERIODS, scenario.horizon_periods - period)
-        demand = sim.sample_exogenous(episodes, length, generator)
-        for t in range(length):
-            result = sim.step(state, policy.act(sim.observe(state)), demand[:, t])
-            state = result.state
-            if period + t >= scenario.warmup_periods:
-                for key, total in sums.items():
-                    total += result.info[key]
-        period += length
+    keys = ("cost", "holding_cost", "shortage_cost", "sales", "demand", "on_hand")
+    sums = period_sums(sim, policy, episodes, scenario.horizon_periods, scenario.warmup_periods,
+                       make_generator(seed, device), {key: itemgetter(key) for key in keys}, CHUNK_PERIODS)
     counted = scenario.horizon_periods - scenario.warmup_periods
     demand_total = sums["demand"].clamp_min(1e-12)
     out = {

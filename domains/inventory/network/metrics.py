@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from operator import itemgetter
+
 import numpy as np
 import torch
 
 from decisionlab.core.policy import Policy
+from decisionlab.core.rollout import period_sums
 from decisionlab.core.seeding import make_generator
 from decisionlab.core.spec import MetricSpec
 from decisionlab.domains.inventory.network.scenario import NetworkScenario
@@ -35,21 +38,10 @@ def network_episode_metrics(
     drawn from ``seed`` (common random numbers across policies); metrics average the periods
     after ``warmup_periods``. Returns ``{metric: [episodes]}``."""
     sim = NetworkSim(scenario, device)
-    generator = make_generator(seed, device)
-    state = sim.reset(episodes)
-    sums = {k: torch.zeros(episodes, dtype=torch.float64, device=device) for k in (*_SUMMED, "on_hand")}
-    period = 0
-    while period < scenario.horizon_periods:
-        length = min(CHUNK_PERIODS, scenario.horizon_periods - period)
-        demand = sim.sample_exogenous(episodes, length, generator)
-        for t in range(length):
-            result = sim.step(state, policy.act(sim.observe(state)), demand[:, t])
-            state = result.state
-            if period + t >= scenario.warmup_periods:
-                for key in _SUMMED:
-                    sums[key] += result.info[key]
-                sums["on_hand"] += torch.relu(result.info["on_hand"]).sum(1)
-        period += length
+    quantities = {key: itemgetter(key) for key in _SUMMED}
+    quantities["on_hand"] = lambda info: torch.relu(info["on_hand"]).sum(1)  # stock held anywhere
+    sums = period_sums(sim, policy, episodes, scenario.horizon_periods, scenario.warmup_periods,
+                       make_generator(seed, device), quantities, CHUNK_PERIODS)
     counted = scenario.horizon_periods - scenario.warmup_periods
     out = {
         "cost_per_period": sums["cost"] / counted,
