@@ -19,6 +19,7 @@ from decisionlab.core.errors import DecisionlabError
 from decisionlab.core.policy import Policy
 from decisionlab.core.scenario import Scenario
 from decisionlab.core.spec import AlgoSpec, DomainSpec, PolicySpec, TrainOutcome, register_domain
+from decisionlab.domains.inventory.contextual_train import ContextualHDPOOptions
 from decisionlab.domains.inventory.metrics import METRICS, episode_metrics
 from decisionlab.domains.inventory.network.metrics import NETWORK_METRICS
 from decisionlab.domains.inventory.network.scenario import NETWORK_SCENARIOS, NetworkScenario
@@ -136,6 +137,14 @@ def _train_hdpo(
     return train_hdpo(_lost_sales(scenario), seed, device, progress, settings=settings)
 
 
+def _train_hdpo_contextual(
+    scenario: Scenario, seed: int, device: torch.device, progress: bool, options: Mapping[str, Any]
+) -> TrainOutcome:
+    from decisionlab.domains.inventory.contextual_train import train_contextual_for_scenario
+
+    return train_contextual_for_scenario(_lost_sales(scenario), seed, device, progress, options)
+
+
 def load_policy(
     config: dict[str, Any], weights: dict[str, torch.Tensor], scenario: Scenario, device: torch.device
 ) -> Policy:
@@ -148,6 +157,10 @@ def load_policy(
         from decisionlab.domains.inventory.network.train import load_network_policy
 
         return load_network_policy(config, weights, scenario, device)  # checks the scenario's network
+    if config.get("kind") == "contextual_order_mlp":
+        from decisionlab.domains.inventory.contextual import load_contextual_policy
+
+        return load_contextual_policy(config, weights, _lost_sales(scenario), device)
     if config.get("kind") != "order_mlp":
         raise DecisionlabError(f"unknown inventory network kind {config.get('kind')!r}")
     scenario = _lost_sales(scenario)
@@ -237,7 +250,12 @@ SPEC = register_domain(
             "hdpo": AlgoSpec(
                 "hdpo", "pathwise gradients through the simulator (HDPO); networks: vanilla MLP, symmetry-aware or GNN "
                 "policy (--algo-set architecture=...)", _train_hdpo, HDPOOptions
-            )
+            ),
+            "hdpo_contextual": AlgoSpec(
+                "hdpo_contextual", "one HDPO policy over a range of lead times, costs and demand means "
+                "(context as features); serves any lost_sales scenario in that range",
+                _train_hdpo_contextual, ContextualHDPOOptions,
+            ),
         },
         metrics={**METRICS, "backlog_cost_per_period": NETWORK_METRICS["backlog_cost_per_period"]},
         primary_metric="cost_per_period",

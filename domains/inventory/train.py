@@ -173,7 +173,7 @@ def _train(
     metrics: dict[str, float] = {"continuous_cost_per_period": result.best_score}
     score = result.best_score
     if integer:
-        policy.order_offset, score = _fit_order_offset(policy, evaluate, settings)
+        policy.order_offset, score = fit_order_offset(policy, evaluate, settings)
         metrics["order_offset"] = policy.order_offset
     metrics.update({"cost_per_period": score, "train_steps": result.steps,
                     "train_seconds": result.seconds})
@@ -186,7 +186,7 @@ def _train(
     )
 
 
-def _fit_order_offset(
+def fit_order_offset(
     policy: OrderMLP, evaluate: Callable[[torch.nn.Module], float], settings: HDPOSettings
 ) -> tuple[float, float]:
     """Switch on integer orders and pick the rounding offset in (−½, ½) with the lowest held-out
