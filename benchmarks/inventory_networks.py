@@ -2,7 +2,7 @@
 
 For each setting this finds the baselines' levels by simulation search (timed), trains the
 HDPO policies of ``--architectures`` (vanilla MLP by default; symmetry-aware, GNN; timed, one CPU
-thread; ``--transfer-from 5`` adds size-independent policies trained on 5 stores), then evaluates every policy with
+thread; ``--transfer gnn@5`` adds a size-independent policy trained on 5 stores), then evaluates every policy with
 ``network_episode_metrics`` on the same demand (common random numbers: gaps are paired) and
 reports cost per period, the 95% half-width, the paired gap to the best heuristic with its
 half-width, and the wall times. Backlog also gets the closed-form optimum.
@@ -63,6 +63,17 @@ SETTINGS: dict[str, tuple[NetworkScenario, list[tuple[str, str, bool]]]] = {
 }
 
 
+def _transfers(text: str) -> list[tuple[str, int]]:
+    """``"gnn@5,symmetry@5"`` -> ``[("gnn", 5), ("symmetry", 5)]``."""
+    out = []
+    for item in filter(None, text.split(",")):
+        arch, _, stores = item.partition("@")
+        if arch not in ("symmetry", "gnn") or not stores.isdigit():
+            raise SystemExit(f"--transfer: expected symmetry@N or gnn@N, got {item!r}")
+        out.append((arch, int(stores)))
+    return out
+
+
 def run_setting(name: str, args: argparse.Namespace) -> list[dict[str, object]]:
     scenario, baselines = SETTINGS[name]
     policies: dict[str, object] = {}
@@ -81,19 +92,16 @@ def run_setting(name: str, args: argparse.Namespace) -> list[dict[str, object]]:
         policies[label] = outcome.policy
         print(f"  {name}: {label} trained in {seconds[label]:.0f} s ({outcome.metrics['train_steps']:.0f} steps)",
               flush=True)
-    if args.transfer_from and isinstance(scenario, OneWarehouseScenario):
-        # A size-independent policy trained on a smaller network, acting here without retraining.
-        source = scenario.model_copy(update={"n_stores": args.transfer_from})
-        for arch in ("symmetry", "gnn"):
-            if arch not in args.architectures.split(","):
-                continue
-            label = f"hdpo_{arch} (trained at N={args.transfer_from})"
-            start = time.perf_counter()
-            settings = NetworkHDPOSettings.preset(source, args.quality, architecture=arch)
-            outcome = train_network_hdpo(source, args.seed, CPU, progress=False, settings=settings)
-            seconds[label] = time.perf_counter() - start
-            policies[label] = outcome.policy.bind(NetworkSim(scenario, CPU))
-            print(f"  {name}: {label} trained in {seconds[label]:.0f} s", flush=True)
+    for arch, stores in _transfers(args.transfer) if isinstance(scenario, OneWarehouseScenario) else []:
+        # A size-independent policy trained on a network with another number of stores, acting here unchanged.
+        source = scenario.model_copy(update={"n_stores": stores})
+        label = f"hdpo_{arch} (trained at N={stores})"
+        start = time.perf_counter()
+        settings = NetworkHDPOSettings.preset(source, args.quality, architecture=arch)
+        outcome = train_network_hdpo(source, args.seed, CPU, progress=False, settings=settings)
+        seconds[label] = time.perf_counter() - start
+        policies[label] = outcome.policy.bind(NetworkSim(scenario, CPU))
+        print(f"  {name}: {label} trained in {seconds[label]:.0f} s", flush=True)
     costs = {label: network_episode_metrics(scenario, policy, args.episodes, args.eval_seed, CPU)["cost_per_period"]
              for label, policy in policies.items()}
     best = min((label for label in costs if not label.startswith("hdpo")), key=lambda label: costs[label].mean())
@@ -142,9 +150,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--architectures", default="vanilla",
                         help="comma list of vanilla, symmetry, gnn: the HDPO policies trained per setting")
-    parser.add_argument("--transfer-from", type=int, default=None,
-                        help="one_warehouse settings: also train symmetry/gnn at this many stores and evaluate "
-                        "them here unchanged")
+    parser.add_argument("--transfer", default="",
+                        help="one_warehouse settings: comma list of ARCH@STORES (symmetry or gnn), e.g. gnn@5: "
+                        "train that policy on STORES stores and evaluate it here unchanged")
     parser.add_argument("--episodes", type=int, default=64)
     parser.add_argument("--eval-seed", type=int, default=123)
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
