@@ -11,9 +11,10 @@ mean cost any ``k`` reached for that architecture − 1.
     python -m benchmarks.inventory_data_efficiency                       # N=10, k in 16..8192, 2 seeds
     python -m benchmarks.inventory_data_efficiency --stores 5 --sizes 16,256 --seeds 0 --no-write
 
-Writes ``domains/inventory/data/data_efficiency.csv`` (read by the dashboard), a plotly figure
-``docs/figures/inventory_data_efficiency.html`` and the ``inventory-data-efficiency`` section of
-docs/benchmarks.md (unless ``--no-write``).
+Writes the rows of this network size into ``domains/inventory/data/data_efficiency.csv`` (one file
+for every size, read by the dashboard and the notebook), the plotly figure
+``docs/figures/inventory_data_efficiency.html`` (one panel per size) and the
+``inventory-data-efficiency-<N>`` section of docs/benchmarks.md (unless ``--no-write``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from tqdm.auto import tqdm
 
 from benchmarks.report import write_section
 from decisionlab.core.evaluation import mean_ci95
+from decisionlab.core.store.atomic import atomic_write_bytes
+from decisionlab.domains.inventory.dashboard_efficiency import efficiency_figure, efficiency_summary
 from decisionlab.domains.inventory.network.metrics import network_episode_metrics
 from decisionlab.domains.inventory.network.scenario import OneWarehouseScenario
 from decisionlab.domains.inventory.network.train import NetworkHDPOSettings, train_network_hdpo
@@ -50,24 +53,34 @@ def run(arch: str, k: int, seed: int, scenario: OneWarehouseScenario, args: argp
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     costs = network_episode_metrics(scenario, outcome.policy, args.episodes, args.eval_seed, CPU)["cost_per_period"]
     mean, half = mean_ci95(costs)
-    return {"architecture": arch, "train_scenarios": k, "seed": seed, "cost_per_period": mean, "ci95": half,
+    return {"stores": scenario.n_stores, "architecture": arch, "train_scenarios": k, "seed": seed,
+            "cost_per_period": mean, "ci95": half,
             "train_seconds": seconds, "train_cpu_seconds": cpu_seconds}
 
 
 def with_gaps(frame: pl.DataFrame) -> pl.DataFrame:
-    """Adds ``relative_gap``: cost / (best seed-mean cost of the architecture over all sizes) − 1."""
-    best = (frame.group_by("architecture", "train_scenarios").agg(pl.col("cost_per_period").mean())
-            .group_by("architecture").agg(pl.col("cost_per_period").min().alias("best")))
-    return (frame.join(best, on="architecture")
+    """Adds ``relative_gap``: cost / (best seed-mean cost of the architecture over all sizes) − 1, per
+    network size."""
+    best = (frame.group_by("stores", "architecture", "train_scenarios").agg(pl.col("cost_per_period").mean())
+            .group_by("stores", "architecture").agg(pl.col("cost_per_period").min().alias("best")))
+    return (frame.join(best, on=["stores", "architecture"])
             .with_columns((pl.col("cost_per_period") / pl.col("best") - 1).alias("relative_gap")).drop("best"))
 
 
-def smallest_within(frame: pl.DataFrame, tolerance: float = 0.02) -> dict[str, int | None]:
+def smallest_within(frame: pl.DataFrame, tolerance: float = 0.02, common: bool = False) -> dict[str, int | None]:
     """Per architecture: the fewest training scenarios whose seed-mean cost is within ``tolerance`` of
-    the architecture's best (None if no size is)."""
-    means = frame.group_by("architecture", "train_scenarios").agg(pl.col("relative_gap").mean())
+    the architecture's own best (``common``: of the best cost any architecture reached); None if no
+    size is."""
+    means = frame.group_by("architecture", "train_scenarios").agg(pl.col("cost_per_period").mean().alias("cost"))
+    best = means.group_by("architecture").agg(pl.col("cost").min().alias("best"))
+    means = means.join(best, on="architecture")
+    if common:
+        means = means.with_columns(pl.lit(means["cost"].min()).alias("best"))
+    means = means.with_columns((pl.col("cost") / pl.col("best") - 1).alias("relative_gap"))
     out: dict[str, int | None] = {}
-    for arch in frame["architecture"].unique(maintain_order=True):
+    for arch in ARCHITECTURES:
+        if arch not in frame["architecture"].to_list():
+            continue
         ok = means.filter((pl.col("architecture") == arch) & (pl.col("relative_gap") <= tolerance))
         out[arch] = int(ok["train_scenarios"].min()) if ok.height else None
     return out
@@ -99,32 +112,21 @@ def markdown(frame: pl.DataFrame, args: argparse.Namespace) -> str:
             row = rows.filter(pl.col("train_scenarios") == k)
             cells.append("—" if not row.height else f"{row['cost'][0]:.2f} ({100 * row['gap'][0]:+.1f}%)")
         lines.append(f"| {arch} | " + " | ".join(cells) + " |")
-    fewest = smallest_within(frame)
-    lines += ["", "Fewest training scenarios within 2% of the architecture's best: "
-              + ", ".join(f"{arch} {'—' if k is None else f'{k:,}'}" for arch, k in fewest.items()) + "."]
+    for common in (False, True):
+        fewest = smallest_within(frame, common=common)
+        target = "the best cost any architecture reached" if common else "the architecture's own best"
+        lines += ["", f"Fewest training scenarios within 2% of {target}: "
+                  + ", ".join(f"{arch} {'—' if k is None else f'{k:,}'}" for arch, k in fewest.items()) + "."]
+        if fewest.get("vanilla"):
+            ratios = [f"{arch} {fewest['vanilla'] / k:.0f}x" for arch, k in fewest.items() if arch != "vanilla" and k]
+            lines.append("Scenarios the vanilla net needs per scenario the shared-weight nets need: "
+                         + ", ".join(ratios) + ".")
     seconds = summary.group_by("architecture").agg(pl.col("secs").mean())
     lines.append("Mean training time per run (s, one thread, shared machine): "
                  + ", ".join(f"{r['architecture']} {r['secs']:.0f}" for r in seconds.sort("architecture").to_dicts())
                  + ". Figure: `docs/figures/inventory_data_efficiency.html`; data: "
                  "`domains/inventory/data/data_efficiency.csv` (plotted by the dashboard).")
     return "\n".join(lines)
-
-
-def figure(frame: pl.DataFrame):
-    import plotly.graph_objects as go
-
-    fig = go.Figure()
-    summary = (frame.group_by("architecture", "train_scenarios")
-               .agg(pl.col("cost_per_period").mean().alias("cost"), pl.col("cost_per_period").std().alias("sd"))
-               .sort("train_scenarios"))
-    for arch in ARCHITECTURES:
-        rows = summary.filter(pl.col("architecture") == arch)
-        if rows.height:
-            fig.add_scatter(x=rows["train_scenarios"].to_list(), y=rows["cost"].to_list(), name=arch,
-                            mode="lines+markers", error_y={"type": "data", "array": rows["sd"].fill_null(0).to_list()})
-    fig.update_layout(xaxis={"type": "log", "title": "training scenarios"},
-                      yaxis={"title": "held-out cost per period"}, title="Data efficiency on one_warehouse")
-    return fig
 
 
 def main() -> None:
@@ -148,6 +150,7 @@ def main() -> None:
     jobs = [(arch, int(k), int(seed)) for arch in args.architectures.split(",")
             for k in args.sizes.split(",") for seed in args.seeds.split(",")]
     rows = [json.loads(line) for line in args.rows.read_text().splitlines()] if args.rows and args.rows.exists() else []
+    rows = [{"stores": args.stores, **r} for r in rows if r.get("stores", args.stores) == args.stores]
     done = {(r["architecture"], r["train_scenarios"], r["seed"]) for r in rows}
     for arch, k, seed in tqdm([] if args.report_only else [j for j in jobs if j not in done], desc="data efficiency"):
         rows.append(run(arch, k, seed, scenario, args))
@@ -160,11 +163,15 @@ def main() -> None:
     text = markdown(frame, args)
     print(text)
     if not args.no_write:
+        # One file for every network size: this run replaces the rows of its size only.
         CSV.parent.mkdir(parents=True, exist_ok=True)
-        frame.write_csv(CSV)
+        if CSV.exists():
+            frame = pl.concat([pl.read_csv(CSV).filter(pl.col("stores") != args.stores), frame], how="diagonal_relaxed")
+        frame = frame.sort("stores", "architecture", "train_scenarios", "seed")
+        atomic_write_bytes(CSV, frame.write_csv().encode())
         FIGURE.parent.mkdir(parents=True, exist_ok=True)
-        figure(frame).write_html(FIGURE, include_plotlyjs="cdn")
-        write_section("inventory-data-efficiency", text)
+        efficiency_figure(efficiency_summary(frame)).write_html(FIGURE, include_plotlyjs="cdn")
+        write_section(f"inventory-data-efficiency-{args.stores}", text)
 
 
 if __name__ == "__main__":

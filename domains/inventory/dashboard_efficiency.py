@@ -10,15 +10,12 @@ over all sizes − 1). Pure helpers and a figure builder; no Streamlit.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+import plotly.graph_objects as go
 import polars as pl
 
 from decisionlab.core import ui
 from decisionlab.core.errors import DecisionlabError
-
-if TYPE_CHECKING:
-    import plotly.graph_objects as go
 
 DATA_EFFICIENCY_CSV = Path(__file__).resolve().parent / "data" / "data_efficiency.csv"
 PRODUCE_COMMAND = "python -m benchmarks.inventory_data_efficiency"
@@ -55,11 +52,13 @@ def _architecture_rank(name: str) -> int:
 
 
 def efficiency_summary(frame: pl.DataFrame) -> pl.DataFrame:
-    """One row per (architecture, train_scenarios): seeds, cost_mean, cost_se (standard error over
-    seeds; 0 with one seed), gap_mean. Architectures in the order vanilla, symmetry, gnn, others;
-    sizes ascending."""
+    """One row per (architecture, train_scenarios) — and network size when the file has a ``stores``
+    column: seeds, cost_mean, cost_se (standard error over seeds; 0 with one seed), gap_mean.
+    Architectures in the order vanilla, symmetry, gnn, others; sizes ascending."""
+    if "stores" not in frame.columns:
+        frame = frame.with_columns(pl.lit(None, dtype=pl.Int64).alias("stores"))
     summary = (
-        frame.group_by("architecture", "train_scenarios")
+        frame.group_by("stores", "architecture", "train_scenarios")
         .agg(
             pl.len().alias("seeds"),
             pl.col("cost_per_period").mean().alias("cost_mean"),
@@ -69,29 +68,40 @@ def efficiency_summary(frame: pl.DataFrame) -> pl.DataFrame:
         .with_columns((pl.col("cost_std") / pl.col("seeds").cast(pl.Float64).sqrt()).fill_nan(0.0).alias("cost_se"))
         .drop("cost_std")
         .with_columns(pl.col("architecture").map_elements(_architecture_rank, return_dtype=pl.Int64).alias("_rank"))
-        .sort("_rank", "architecture", "train_scenarios")
+        .sort("stores", "_rank", "architecture", "train_scenarios")
         .drop("_rank")
     )
-    return summary.select("architecture", "train_scenarios", "seeds", "cost_mean", "cost_se", "gap_mean")
+    columns = ["architecture", "train_scenarios", "seeds", "cost_mean", "cost_se", "gap_mean"]
+    return summary.select("stores", *columns) if summary["stores"].null_count() < summary.height else \
+        summary.select(columns)
 
 
 def efficiency_figure(summary: pl.DataFrame) -> go.Figure:
     """Held-out cost per period against training scenarios (log x), one line per architecture,
-    error bars ± one standard error over seeds."""
-    import plotly.graph_objects as go
+    error bars ± one standard error over seeds; one panel per network size when the summary has a
+    ``stores`` column."""
+    from plotly.subplots import make_subplots
 
-    fig = go.Figure()
+    sizes = summary["stores"].unique(maintain_order=True).to_list() if "stores" in summary.columns else [None]
+    fig = make_subplots(rows=1, cols=len(sizes), subplot_titles=[f"N = {n} stores" if n is not None else ""
+                                                                  for n in sizes])
     colors = ui.palette()
-    for i, arch in enumerate(summary["architecture"].unique(maintain_order=True).to_list()):
-        part = summary.filter(pl.col("architecture") == arch)
-        fig.add_trace(go.Scatter(
-            x=part["train_scenarios"].to_list(), y=part["cost_mean"].to_list(), name=arch, mode="lines+markers",
-            error_y={"type": "data", "array": part["cost_se"].to_list(), "visible": True},
-            line={"color": colors[i % len(colors)]},
-            customdata=part.select("seeds", "gap_mean").rows(),
-            hovertemplate="%{x} scenarios: %{y:.3f}<br>seeds %{customdata[0]}, gap %{customdata[1]:.1%}",
-        ))
-    fig.update_xaxes(type="log", title_text="training scenarios (log scale)")
+    for col, stores in enumerate(sizes, start=1):
+        panel = summary if stores is None else summary.filter(pl.col("stores") == stores)
+        for i, arch in enumerate(summary["architecture"].unique(maintain_order=True).to_list()):
+            part = panel.filter(pl.col("architecture") == arch)
+            if not part.height:
+                continue
+            fig.add_trace(go.Scatter(
+                x=part["train_scenarios"].to_list(), y=part["cost_mean"].to_list(), name=arch, mode="lines+markers",
+                legendgroup=arch, showlegend=col == 1,
+                error_y={"type": "data", "array": part["cost_se"].to_list(), "visible": True},
+                line={"color": colors[i % len(colors)]},
+                customdata=part.select("seeds", "gap_mean").rows(),
+                hovertemplate="%{x} scenarios: %{y:.3f}<br>seeds %{customdata[0]}, gap %{customdata[1]:.1%}",
+            ), row=1, col=col)
+        fig.update_xaxes(type="log", title_text="training scenarios (log scale)", row=1, col=col)
+    fig.update_yaxes(title_text="cost per period (held out)", row=1, col=1)
     fig.update_layout(title="Data efficiency: held-out cost vs training scenarios (mean ± s.e. over seeds)",
-                      yaxis_title="cost per period (held out)", height=420, margin={"t": 50, "b": 40})
+                      height=420, margin={"t": 70, "b": 40})
     return fig

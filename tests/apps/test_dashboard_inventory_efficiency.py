@@ -74,3 +74,20 @@ def test_page_plots_the_file_or_says_how_to_produce_it(tmp_path: Path, monkeypat
     assert not at.exception, at.exception
     assert len(at.get("plotly_chart")) == 1
     assert at.dataframe[0].value.shape[0] == 6
+
+
+def test_network_sizes_get_one_panel_each(tmp_path: Path) -> None:
+    path = _write(tmp_path / "eff.csv")
+    frame = pl.read_csv(path)
+    both = pl.concat([frame.with_columns(pl.lit(10).alias("stores")),
+                      frame.with_columns(pl.lit(20).alias("stores"), pl.col("cost_per_period") * 2)])
+    both.write_csv(path)
+    summary = efficiency.efficiency_summary(efficiency.load_efficiency(path))
+    assert summary.columns[0] == "stores" and summary.height == 12
+    assert summary.filter(pl.col("stores") == 20)["cost_mean"].to_list()[:3] == pytest.approx([30.0, 22.4, 20.2])
+    figure = efficiency.efficiency_figure(summary)
+    assert [a.text for a in figure.layout.annotations] == ["N = 10 stores", "N = 20 stores"]
+    # panel by panel: the legend shows each architecture once
+    assert [(t.name, t.xaxis, t.showlegend) for t in figure.data] == [
+        ("vanilla", "x", True), ("gnn", "x", True), ("vanilla", "x2", False), ("gnn", "x2", False)]
+    assert list(figure.data[3].y) == pytest.approx([22.2, 20.4, 20.0])
