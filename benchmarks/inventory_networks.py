@@ -94,7 +94,7 @@ def run_setting(name: str, args: argparse.Namespace) -> list[dict[str, object]]:
               flush=True)
     for arch, stores in _transfers(args.transfer) if isinstance(scenario, OneWarehouseScenario) else []:
         # A size-independent policy trained on a network with another number of stores, acting here unchanged.
-        source = scenario.model_copy(update={"n_stores": stores})
+        source = type(scenario)(**{**scenario.model_dump(), "n_stores": stores})  # validated, fresh
         label = f"hdpo_{arch} (trained at N={stores})"
         start = time.perf_counter()
         settings = NetworkHDPOSettings.preset(source, args.quality, architecture=arch)
@@ -113,6 +113,12 @@ def run_setting(name: str, args: argparse.Namespace) -> list[dict[str, object]]:
         rows.append({"setting": name, "policy": label, "cost": mean, "ci95": half,
                      "gap_pct": 100 * gap / reference, "gap_ci95_pct": 100 * gap_half / reference,
                      "seconds": seconds[label], "best_heuristic": best})
+        trained_here = label.split(" (trained at")[0]
+        if trained_here != label and trained_here in costs:  # a transferred policy vs its retrained twin
+            diff, diff_half = mean_ci95(values - costs[trained_here])
+            rows[-1]["transfer_note"] = (f"{label} vs {trained_here} trained on this network: "
+                                         f"{100 * diff / costs[trained_here].mean():+.2f}% "
+                                         f"± {100 * diff_half / costs[trained_here].mean():.2f}% (paired)")
     if isinstance(scenario, BacklogScenario):
         rows.append({"setting": name, "policy": "closed form (untruncated normal)",
                      "cost": scenario.critical_fractile_cost(), "ci95": 0.0, "gap_pct": float("nan"),
@@ -139,7 +145,8 @@ def markdown(rows: list[dict[str, object]], args: argparse.Namespace) -> str:
             f"{r['gap_pct']:+.2f}% ± {r['gap_ci95_pct']:.2f}%")
         lines.append(f"| {r['setting']} | {r['policy']} | {r['cost']:.4f} | {r['ci95']:.4f} | {gap} | "
                      f"{r['seconds']:.0f} |")
-    return "\n".join(lines)
+    notes = [f"- {r['transfer_note']}" for r in rows if r.get("transfer_note")]
+    return "\n".join(lines + ([""] + notes if notes else []))
 
 
 def main() -> None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -172,9 +171,11 @@ class _ManyStores(NetworkScenario):
             raise ValueError("store_lead_times must be in 0..30")
         return self
 
-    @cached_property
+    @property
     def stores(self) -> StoreParameters:
-        """The drawn store parameters (deterministic in ``scenario_seed``)."""
+        """The drawn store parameters (deterministic in ``scenario_seed``). Recomputed on every call
+        (a few small draws): a cached value would survive ``model_copy(update=...)`` and describe
+        the wrong stores."""
         n, seed = self.n_stores, self.scenario_seed
         return StoreParameters(
             demand_means=_stream(seed, 0).uniform(*self.demand_mean_range, size=n),

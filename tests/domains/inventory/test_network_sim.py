@@ -304,3 +304,13 @@ def test_node_and_edge_features_for_graph_networks() -> None:
     assert sim.edge_index.tolist() == [[0, 1, 1], [1, 2, 3]]
     edges = sim.observe_edges(state, scaled=False)[0]
     assert edges[:, :2].tolist() == [[4.0, 0.0], [2.0, 0.0], [5.0, 6.0]] and edges[:, 2].tolist() == [1, 1, 2]
+
+
+def test_a_copied_scenario_describes_its_own_stores() -> None:
+    from decisionlab.domains.inventory.network.scenario import OneWarehouseScenario
+
+    big = OneWarehouseScenario(n_stores=20)
+    assert len(big.stores.demand_means) == 20
+    small = big.model_copy(update={"n_stores": 5})
+    assert len(small.stores.demand_means) == 5 and small.topology().n_nodes == 7
+    assert small.stores.demand_means.tolist() == big.stores.demand_means[:5].tolist()  # store i stays store i
