@@ -230,6 +230,28 @@ def test_registered_network_for_another_network_is_refused(client: TestClient, h
     assert response.json()["detail"].startswith("policy:")
 
 
+def test_registered_gnn_serves_a_network_of_another_size(client: TestClient, home: Path) -> None:
+    from decisionlab.domains.inventory.network.graph_policies import GNNPolicy
+
+    torch.manual_seed(0)
+    gnn = GNNPolicy(hidden=8)
+    trained_on = SPEC.scenario("one_warehouse", ONE_WAREHOUSE)
+    card = {"policy_config": gnn.config(), "algo": "hdpo", "scenario": trained_on.describe(), "metrics": {}}
+    PolicyRegistry(home).save("inventory", "gnn", gnn.state_dict(), card)
+    bigger = {"n_stores": 4}
+    sim = NetworkSim(SPEC.scenario("one_warehouse", bigger))
+    state = sim.random_state(2, make_generator(3))
+    state = NetworkState(state.on_hand.round(decimals=2), state.pipeline.round(decimals=2))
+    with torch.no_grad():
+        expected = gnn.bind(sim).eval().act(sim.observe(state))  # [2, 5]
+    response = post(client, "one_warehouse", [named_state(sim, state, b) for b in range(2)], policy="gnn",
+                    parameters=bigger)
+    assert response.status_code == 200, response.text
+    orders = response.json()["networks"][1]["orders"]
+    assert len(orders) == 5  # the warehouse and four stores, though the policy was trained on two
+    assert orders["store3"]["warehouse"] == pytest.approx(float(expected[1, 4]), rel=1e-5)
+
+
 def test_full_batch_is_accepted(client: TestClient) -> None:
     networks = [backlog_state(i % 11 - 3, [i % 5, i % 7]) for i in range(MAX_BATCH)]
     response = post(client, "backlog", networks, parameters=BACKLOG)
