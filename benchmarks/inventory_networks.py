@@ -165,6 +165,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
     parser.add_argument("--merge", type=Path, nargs="*", default=[],
                         help="rows of earlier runs (--json files) to put in the same table, before this run's")
+    parser.add_argument("--section", default="inventory-networks", help="section of docs/benchmarks.md to write")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -180,7 +181,7 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps(fresh, indent=2))
     if not args.no_write:
-        write_section("inventory-networks", text)
+        write_section(args.section, text)
 
 if __name__ == "__main__":
     main()
