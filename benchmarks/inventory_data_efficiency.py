@@ -121,6 +121,10 @@ def markdown(frame: pl.DataFrame, args: argparse.Namespace) -> str:
             ratios = [f"{arch} {fewest['vanilla'] / k:.0f}x" for arch, k in fewest.items() if arch != "vanilla" and k]
             lines.append("Scenarios the vanilla net needs per scenario the shared-weight nets need: "
                          + ", ".join(ratios) + ".")
+    if args.report_only:
+        lines.append(f"Runs: `python -m benchmarks.inventory_data_efficiency --stores {args.stores} --architectures "
+                     f"ARCHS --rows FILE` (one process per group of architectures, appending to one rows file), "
+                     f"then this report with `--report-only`. Sizes with no run show —.")
     seconds = summary.group_by("architecture").agg(pl.col("secs").mean())
     lines.append("Mean training time per run (s, one thread, shared machine): "
                  + ", ".join(f"{r['architecture']} {r['secs']:.0f}" for r in seconds.sort("architecture").to_dicts())
