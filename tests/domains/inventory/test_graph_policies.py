@@ -140,3 +140,20 @@ def test_architecture_is_a_user_option_for_networks_only() -> None:
     assert settings.architecture == "gnn" and settings.train_paths == 64 and not settings.persistent
     with pytest.raises(DecisionlabError, match="architecture"):
         SPEC.algos["hdpo"].train(LostSalesScenario(), 0, CPU, False, {"architecture": "gnn"})
+
+
+@pytest.mark.slow
+def test_gnn_trained_on_five_stores_is_within_three_percent_of_one_trained_on_twenty() -> None:
+    from decisionlab.core.evaluation import mean_ci95
+
+    def scenario(n: int) -> OneWarehouseScenario:
+        return OneWarehouseScenario(n_stores=n, horizon_periods=3000, warmup_periods=500)
+
+    settings = NetworkHDPOSettings(architecture="gnn")
+    small = train_network_hdpo(scenario(5), 0, CPU, False, settings=settings).policy
+    large = train_network_hdpo(scenario(20), 0, CPU, False, settings=settings).policy
+    small.bind(NetworkSim(scenario(20), CPU))
+    transferred = network_episode_metrics(scenario(20), small, 64, 123, CPU)["cost_per_period"]
+    retrained = network_episode_metrics(scenario(20), large, 64, 123, CPU)["cost_per_period"]
+    gap, half = mean_ci95(transferred - retrained)
+    assert (gap + half) / retrained.mean() < 0.03

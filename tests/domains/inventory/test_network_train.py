@@ -160,7 +160,7 @@ def test_serial_hdpo_within_one_percent_of_the_echelon_stock_optimum() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("n_stores", [3, 5, 10])
+@pytest.mark.parametrize("n_stores", [3, 5, 10, 20])
 def test_one_warehouse_hdpo_beats_the_best_heuristic(n_stores: int) -> None:
     scenario = OneWarehouseScenario(n_stores=n_stores, horizon_periods=3000, warmup_periods=500)
     outcome = train_network_hdpo(scenario, 0, CPU, False)
