@@ -156,7 +156,8 @@ def test_domain_builds_every_baseline() -> None:
     spec = get_domain("inventory")
     scenario = spec.scenario("lost_sales", {"lead_time": 2, "underage_cost": 9})
     series_only = {"fixed_quantile", "newsvendor_quantile", "transformed_quantile", "just_in_time"}
-    network_only = {"echelon_stock", "capped_echelon_stock", "critical_fractile"}
+    network_only = {"echelon_stock", "capped_echelon_stock", "critical_fractile", "newsvendor_echelon",
+                    "newsvendor_local"}
     assert {"base_stock", "capped_base_stock", "myopic", "optimal"} <= set(spec.policies)
     for name, policy_spec in spec.policies.items():
         if name in series_only | network_only:
