@@ -21,3 +21,22 @@ def decisionlab_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
     monkeypatch.setenv("DECISIONLAB_HOME", str(home))
     torch.set_num_threads(TEST_THREADS)
     yield home
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private data folder and a clean API environment (no token, default body limit)."""
+    monkeypatch.setenv("DECISIONLAB_HOME", str(tmp_path))
+    monkeypatch.delenv("DECISIONLAB_API_TOKEN", raising=False)
+    monkeypatch.delenv("DECISIONLAB_API_MAX_BODY_BYTES", raising=False)
+    return tmp_path
+
+
+@pytest.fixture
+def client(home: Path):
+    """A TestClient of the full API app over ``home``."""
+    from fastapi.testclient import TestClient
+
+    from decisionlab.apps.api import create_app
+
+    return TestClient(create_app())

@@ -24,20 +24,6 @@ ORDERS = "/v1/inventory/orders"
 LEAD2 = {"lead_time": 2, "underage_cost": 9}
 
 
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A private data folder and a clean API environment."""
-    monkeypatch.setenv("DECISIONLAB_HOME", str(tmp_path))
-    monkeypatch.delenv("DECISIONLAB_API_TOKEN", raising=False)
-    monkeypatch.delenv("DECISIONLAB_API_MAX_BODY_BYTES", raising=False)
-    return tmp_path
-
-
-@pytest.fixture
-def client(home: Path) -> TestClient:
-    return TestClient(create_app())
-
-
 def states(*rows: tuple[float, list[float]]) -> list[dict[str, Any]]:
     return [{"on_hand": on_hand, "pipeline": pipeline} for on_hand, pipeline in rows]
 

@@ -13,7 +13,6 @@ import torch
 from fastapi.testclient import TestClient
 from scipy import stats
 
-from decisionlab.apps.api import create_app
 from decisionlab.core.seeding import make_generator
 from decisionlab.core.store.registry import PolicyRegistry
 from decisionlab.domains.inventory import SPEC
@@ -27,20 +26,6 @@ NETWORK = "/v1/inventory/network"
 BACKLOG = {"lead_time": 2}
 SERIAL = {"lead_times": [1, 1], "holding_costs": [0.5, 1.0]}  # supplier -> echelon2 -> store
 ONE_WAREHOUSE = {"n_stores": 2}
-
-
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A private data folder and a clean API environment."""
-    monkeypatch.setenv("DECISIONLAB_HOME", str(tmp_path))
-    monkeypatch.delenv("DECISIONLAB_API_TOKEN", raising=False)
-    monkeypatch.delenv("DECISIONLAB_API_MAX_BODY_BYTES", raising=False)
-    return tmp_path
-
-
-@pytest.fixture
-def client(home: Path) -> TestClient:
-    return TestClient(create_app())
 
 
 def post(client: TestClient, scenario: str, networks: list[dict[str, Any]] | None, policy: str = "critical_fractile",

@@ -12,7 +12,6 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 
-from decisionlab.apps.api import create_app
 from decisionlab.core.store.registry import PolicyRegistry
 from decisionlab.domains.inventory import SPEC
 from decisionlab.domains.inventory.api_series import series_catalog, series_observation
@@ -25,19 +24,6 @@ ORDERS = "/v1/inventory/orders"
 SERIES = "/v1/inventory/series"
 SMALL = {"synthetic_items": 2, "synthetic_stores": 2, "synthetic_days": 400}  # 4 series, L = 3, W = 56
 ROWS = [(0, 60, 0.0, [0.0, 0.0, 0.0]), (3, 200, 5.0, [2.0, 0.0, 7.5]), (1, 399, 30.0, [1.0, 1.0, 1.0])]
-
-
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("DECISIONLAB_HOME", str(tmp_path))
-    monkeypatch.delenv("DECISIONLAB_API_TOKEN", raising=False)
-    monkeypatch.delenv("DECISIONLAB_API_MAX_BODY_BYTES", raising=False)
-    return tmp_path
-
-
-@pytest.fixture
-def client(home: Path) -> TestClient:
-    return TestClient(create_app())
 
 
 @pytest.fixture(scope="module")
