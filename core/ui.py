@@ -37,6 +37,36 @@ def palette() -> list[str]:
     return list(px.colors.qualitative.Plotly)
 
 
+def build_selected_policies(
+    spec: Any, scenario: Any, names: Sequence[str], device: Any, registry: Any = None,
+) -> tuple[list[tuple[str, Any]], dict[str, str]]:
+    """Build each named policy of ``spec`` (a ``DomainSpec``) for ``scenario``; those that cannot
+    serve it are skipped with the reason. Returns ``([(label, policy), ...], {name: error message})``:
+    a policy is skipped when building it raises a ``DecisionlabError`` (the exact DP beyond its
+    tractable range, a registered network trained for another setting, a reference that no longer
+    exists)."""
+    from decisionlab.core.errors import DecisionlabError
+    from decisionlab.core.resolve import build_policy
+
+    built: list[tuple[str, Any]] = []
+    skipped: dict[str, str] = {}
+    for name in names:
+        try:
+            built.append(build_policy(spec, scenario, name, device, registry))
+        except DecisionlabError as err:
+            skipped[name] = str(err)
+    return built, skipped
+
+
+def require_runnable(policies: Sequence[Any], skipped: Mapping[str, str]) -> None:
+    """Raise a ``DecisionlabError`` listing why each chosen policy was skipped when none can run."""
+    from decisionlab.core.errors import DecisionlabError
+
+    if not policies:
+        raise DecisionlabError("none of the chosen policies can run on this scenario: "
+                               + "; ".join(f"{name}: {msg}" for name, msg in skipped.items()))
+
+
 # --------------------------------------------------------------------------------------------
 # Scenario fields as inputs
 # --------------------------------------------------------------------------------------------

@@ -19,8 +19,8 @@ import torch
 
 from decisionlab.core import ui
 from decisionlab.core.errors import DecisionlabError
-from decisionlab.core.policy import Policy
 from decisionlab.core.spec import DomainSpec
+from decisionlab.core.ui import build_selected_policies
 from decisionlab.domains.execution import oracles
 from decisionlab.domains.execution.metrics import population_values, simulate, summarize
 from decisionlab.domains.execution.scenario import ExecutionScenario
@@ -64,22 +64,6 @@ def policy_choices(spec: DomainSpec, registry: PolicyRegistry | None = None) -> 
 
     registry = registry or PolicyRegistry()
     return [*spec.policies, *(str(record.ref) for record in registry.list(spec.name))]
-
-
-def build_selected_policies(
-    spec: DomainSpec, scenario: ExecutionScenario, names: Sequence[str], device: torch.device,
-    registry: PolicyRegistry | None = None,
-) -> tuple[list[tuple[str, Policy]], dict[str, str]]:
-    """``([(label, policy)], {name: why skipped})``: policies that cannot serve the scenario are skipped."""
-    from decisionlab.core.resolve import build_policy
-
-    built, skipped = [], {}
-    for name in names:
-        try:
-            built.append(build_policy(spec, scenario, name, device, registry))
-        except DecisionlabError as err:
-            skipped[name] = str(err)
-    return built, skipped
 
 
 def summary_frame(scenario: ExecutionScenario, shortfalls: Mapping[str, np.ndarray]) -> pl.DataFrame:
@@ -186,9 +170,7 @@ def run_comparison(
     if episodes < 2:
         raise DecisionlabError(f"episodes must be >= 2 (got {episodes})")
     policies, skipped = build_selected_policies(spec, scenario, names, device, registry)
-    if not policies:
-        raise DecisionlabError("none of the chosen policies can run on this scenario: "
-                               + "; ".join(f"{n}: {m}" for n, m in skipped.items()))
+    ui.require_runnable(policies, skipped)
     shortfalls: dict[str, np.ndarray] = {}
     trajectories, trades = [], {}
     impact = regime = np.zeros((0, scenario.horizon_steps))

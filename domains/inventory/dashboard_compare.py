@@ -18,10 +18,12 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 import torch
 
+from decisionlab.core import ui
 from decisionlab.core.errors import DecisionlabError
 from decisionlab.core.policy import Policy
 from decisionlab.core.scenario import Scenario
 from decisionlab.core.spec import DomainSpec
+from decisionlab.core.ui import build_selected_policies
 from decisionlab.domains.inventory import dashboard_network as network_view
 from decisionlab.domains.inventory import dashboard_single as single_view
 from decisionlab.domains.inventory.network.scenario import (
@@ -117,31 +119,6 @@ def policy_choices(spec: DomainSpec, registry: PolicyRegistry | None = None,
     return [*names, *(str(r.ref) for r in records if same_class(r.card))]
 
 
-def build_selected_policies(
-    spec: DomainSpec,
-    scenario: Scenario,
-    names: Sequence[str],
-    device: torch.device,
-    registry: PolicyRegistry | None = None,
-) -> tuple[list[tuple[str, Policy]], dict[str, str]]:
-    """Build each named policy; those that cannot serve ``scenario`` are skipped with the reason.
-
-    Returns ``([(label, policy), ...], {name: error message})``. A policy is skipped when building
-    it raises a :class:`DecisionlabError` (the exact DP beyond its tractable range, a registered
-    network trained for another setting, a reference that no longer exists).
-    """
-    from decisionlab.core.resolve import build_policy
-
-    built: list[tuple[str, Policy]] = []
-    skipped: dict[str, str] = {}
-    for name in names:
-        try:
-            built.append(build_policy(spec, scenario, name, device, registry))
-        except DecisionlabError as err:
-            skipped[name] = str(err)
-    return built, skipped
-
-
 RESULT_EXTRAS = ("holding_cost_per_period", "shortage_cost_per_period", "backlog_cost_per_period", "fill_rate",
                  "mean_on_hand")
 
@@ -216,11 +193,7 @@ def run_comparison(
     if not names:
         raise DecisionlabError("choose at least one policy to compare")
     policies, skipped = build_selected_policies(spec, scenario, names, device, registry)
-    if not policies:
-        raise DecisionlabError(
-            "none of the chosen policies can run on this scenario: "
-            + "; ".join(f"{name}: {msg}" for name, msg in skipped.items())
-        )
+    ui.require_runnable(policies, skipped)
     report = evaluate_policies(spec, scenario, policies, episodes=int(episodes), seed=int(seed), device=device)
     result = ComparisonResult(request=request, scenario=scenario, table=results_frame(report, spec.primary_metric),
                               policies=policies, skipped=skipped)
