@@ -93,9 +93,7 @@ class GraphFeatures:
         node_map[:, :, 2 + slots] = echelon / flow
 
         split = topo.default_split()
-        lead_in = np.zeros(n)
-        for k, edge in enumerate(topo.edges):
-            lead_in[edge.dst] += split[k] * edge.lead_time
+        lead_in = topo.inbound_lead_times()
         stds = np.zeros(n)
         means = np.ones(n)
         for col, node in enumerate(topo.stores):

@@ -20,6 +20,7 @@ unchanged on 20. ``forward(obs [B, observation_size]) -> orders [B, n_edges]``.
 from __future__ import annotations
 
 import math
+from abc import ABCMeta, abstractmethod
 from typing import Any
 
 import torch
@@ -34,7 +35,7 @@ from decisionlab.domains.inventory.network.topology import KINDS
 DEFAULT_SLOTS = 4
 
 
-class SharedWeightPolicy(nn.Module):
+class SharedWeightPolicy(nn.Module, metaclass=ABCMeta):
     """Common part: node encoder, link head, binding to a network. Subclasses define
     :meth:`embed` (node embeddings ``[B, n_nodes, hidden]`` and a context ``[B, hidden]``)."""
 
@@ -61,8 +62,10 @@ class SharedWeightPolicy(nn.Module):
     def config(self) -> dict[str, Any]:
         return {"kind": self.kind, "hidden": self.hidden, "layers": self.layers, "slots": self.slots}
 
+    @abstractmethod
     def embed(self, nodes: torch.Tensor, f: GraphFeatures) -> tuple[torch.Tensor, torch.Tensor]:
-        raise NotImplementedError  # abstract: each subclass is one way of mixing node information
+        """Node embeddings ``[B, n_nodes, hidden]`` and a context ``[B, hidden]`` from the encoded
+        nodes ``[B, n_nodes, hidden]``: each subclass is one way of mixing node information."""
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         f = self.features

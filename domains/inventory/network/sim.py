@@ -169,13 +169,9 @@ class NetworkSim:
         """``[n_nodes]``: mean demand a node's ``kind`` position covers (its inbound lead time(s)
         plus one period, summed over the stores it serves, split-weighted): the scale of a
         sensible order-up-to level, in units."""
-        topo = self.topology
-        split = topo.default_split()
-        lead_in = np.zeros(topo.n_nodes)
-        for k, edge in enumerate(topo.edges):
-            lead_in[edge.dst] += split[k] * edge.lead_time
+        lead_in = self.topology.inbound_lead_times()
         flow = self.node_flow.cpu().numpy().astype(np.float64)
-        weights = self._weights if kind == "echelon" else np.eye(topo.n_nodes)
+        weights = self._weights if kind == "echelon" else np.eye(self.n_nodes)
         return torch.tensor(weights @ (flow * lead_in) + flow, dtype=torch.float32, device=self.device)
 
     # ---- the BatchedSimulator protocol ------------------------------------------------------

@@ -184,6 +184,15 @@ class Topology:
                 split[k] = 1.0 / len(links)
         return split
 
+    def inbound_lead_times(self) -> np.ndarray:
+        """``[n_nodes]``: each node's lead time, averaged over its inbound links with the default
+        split (0 for suppliers)."""
+        split = self.default_split()
+        lead_in = np.zeros(self.n_nodes)
+        for k, edge in enumerate(self.edges):
+            lead_in[edge.dst] += split[k] * edge.lead_time
+        return lead_in
+
     def describe(self) -> dict[str, object]:
         """JSON summary (for the API / dashboard)."""
         return {
