@@ -70,7 +70,7 @@ def env_steps_per_second(setting: str, batch: int, device: torch.device, min_sec
         policy = BaseStockPolicy(sim.scenario.demand_mean * (sim.scenario.lead_time + 1.5))
     elif setting == "real_series":
         sim = SeriesSim(RealSeriesScenario(), device, split="train")
-        policy = SeriesBaseStock(float(sim.lead_time + 1) * 1.2, per="series")
+        policy = SeriesBaseStock(sim.scale * (sim.lead_time + 1.5), per="series")  # typical cover per series
     else:
         sim = NetworkSim(NETWORKS[setting], device)
         kind = "echelon" if sim.has_internal_links else "local"
