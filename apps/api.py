@@ -1,8 +1,9 @@
-"""The HTTP API: health, domain and policy listings, plus every domain's own router.
+"""The HTTP API: health, domain and policy listings, the routes the core generates for every domain
+(``POST /v1/<domain>/act``, ``GET /v1/<domain>/schema``, ``GET /v1/<domain>/policies``) and every
+domain's own named routes.
 
 Run it with ``uvicorn --factory decisionlab.apps.api:create_app``. Domains are discovered from the
-domain registry and each one that declares a ``router`` is mounted under ``/v1/<domain>``, so this
-module never names a domain.
+domain registry, so this module never names a domain.
 
 Environment (read when the app is created):
     ``DECISIONLAB_API_TOKEN``: when set, every route but ``/health`` and the docs needs
@@ -11,9 +12,11 @@ Environment (read when the app is created):
     ``DECISIONLAB_HOME``: the policy registry's data folder (unless ``registry_home`` is given).
     ``DECISIONLAB_DEVICE``: the device policies run on (see :mod:`decisionlab.core.device`).
 
-Errors: a user mistake is always a 4xx JSON ``{"detail": ...}`` that names what to fix; request
-validation errors list ``{"field", "message", "type"}`` per problem. Anything else is a 500 with a
-generic message (the traceback goes to the server log, never to the client).
+Errors: a user mistake is always a 4xx JSON ``{"detail": ...}`` that names what to fix, with the
+status of its error type (one table for every domain: :mod:`decisionlab.core.errors`,
+``docs/api.md``); request and state validation errors list ``{"field", "message", "type"}`` per
+problem. Anything else is a 500 with a generic message (the traceback goes to the server log,
+never to the client).
 """
 
 from __future__ import annotations
@@ -31,8 +34,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from decisionlab.apps.routes import domain_router
 from decisionlab.core.device import configure_threads, get_device
-from decisionlab.core.errors import DecisionlabError
+from decisionlab.core.errors import DecisionlabError, StateError
 from decisionlab.core.spec import get_domain, list_domains
 from decisionlab.core.store.registry import PolicyRecord, PolicyRegistry
 
@@ -96,8 +100,12 @@ async def validation_error_handler(request: Request, exc: RequestValidationError
 
 
 async def decisionlab_error_handler(request: Request, exc: Exception) -> JSONResponse:
-    """A user mistake: its own status (4xx) and message."""
+    """A user mistake: its own status (4xx) and message; state problems as one entry per field."""
     status = getattr(exc, "http_status", 400)
+    if isinstance(exc, StateError):
+        detail = [{"field": field_path(p.loc), "message": p.message + shown_input(p.value), "type": p.kind}
+                  for p in exc.problems]
+        return JSONResponse(status_code=status, content={"detail": detail})
     return JSONResponse(status_code=status, content={"detail": str(exc)})
 
 
@@ -258,10 +266,11 @@ def add_core_routes(app: FastAPI) -> None:
 
 
 def add_domain_routers(app: FastAPI) -> None:
-    """Mount each registered domain's router under ``/v1/<domain>``."""
+    """Mount, under ``/v1/<domain>``, the core's routes of each registered domain and its own named routes."""
     for spec in list_domains():
-        if spec.router is not None:
-            app.include_router(spec.router(), prefix=f"/v1/{spec.name}", tags=[spec.name])
+        app.include_router(domain_router(spec), prefix=f"/v1/{spec.name}", tags=[spec.name])
+        if spec.routes is not None:
+            app.include_router(spec.routes(), prefix=f"/v1/{spec.name}", tags=[spec.name])
 
 
 def add_error_handlers(app: FastAPI) -> None:

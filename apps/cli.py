@@ -72,14 +72,15 @@ def domains(as_json: JsonFlag = False) -> None:
     if as_json:
         _emit_json({"domains": [spec.summary() for spec in specs]})
         return
-    table = Table(title="decisionlab domains")
-    for column in ("domain", "description", "scenarios", "policies", "algos", "primary metric"):
-        table.add_column(column)
+    table = Table(title="decisionlab domains", show_lines=True)
+    for column in ("domain", "setting", "scenarios", "policies", "algos", "primary metric"):
+        table.add_column(column, overflow="fold")
     for spec in specs:
-        table.add_row(
-            spec.name, spec.description, ", ".join(spec.scenarios), ", ".join(spec.policies),
-            ", ".join(spec.algos), spec.primary_metric,
-        )
+        for i, setting in enumerate(spec.settings):
+            table.add_row(
+                spec.name if i == 0 else "", setting.title, ", ".join(setting.presets), ", ".join(setting.policies),
+                ", ".join(setting.algos), setting.primary_metric,
+            )
     out.print(table)
 
 
@@ -98,43 +99,85 @@ def evaluate(
     """Compare policies on the same random numbers: mean, 95% CI, paired difference vs the first."""
 
     def run() -> None:
-        from decisionlab.core.evaluation import evaluate_policies
+        from decisionlab.core.evaluation import check_memory, evaluate_policies
         from decisionlab.core.resolve import build_policy
         from decisionlab.core.scenario import parse_overrides
         from decisionlab.core.spec import get_domain
         from decisionlab.core.store.runs import RunStore
 
         spec = get_domain(domain)
-        scenario_name = scenario or spec.default_scenario or next(iter(spec.scenarios))
-        resolved = spec.scenario(scenario_name, parse_overrides(overrides or []))
+        resolved = spec.scenario(scenario or spec.default_scenario, parse_overrides(overrides or []))
+        setting = spec.setting_of(resolved)
+        n_episodes = episodes or setting.default_episodes
+        check_memory(setting, len(policy), n_episodes)  # before anything is built
         device = _setup_torch()
         with err.status("building policies...", spinner="dots"):
             built = [build_policy(spec, resolved, name, device) for name in policy]
-        n_episodes = episodes or spec.default_episodes
-        with err.status(f"evaluating {len(built)} policies x {n_episodes} episodes...", spinner="dots"):
-            report = evaluate_policies(spec, resolved, built, episodes=n_episodes, seed=seed, device=device)
+        err.print(f"evaluating {len(built)} policies x {n_episodes:,} episodes...", highlight=False)
+        report = evaluate_policies(spec, resolved, built, episodes=n_episodes, seed=seed, device=device,
+                                   progress=True)
         RunStore().record(spec.name, "evaluate", ",".join(report.labels), report.to_json(), {},
                           {"evaluation": report.table()})
         if as_json:
             _emit_json(report.to_json())
         else:
-            _print_report(report, spec.primary_metric)
+            _print_report(report, setting.primary_metric)
 
     _guard(run)
 
 
+def number(value: float, signed: bool = False) -> str:
+    """A number as people read it: 4 decimals below 1e6, else 6 significant digits, never cut."""
+    if value != value or abs(value) == float("inf"):
+        return str(value)
+    text = f"{value:+.4f}" if signed else f"{value:.4f}"
+    if abs(value) >= 1e6:
+        text = f"{value:+.6g}" if signed else f"{value:.6g}"
+    return text
+
+
+REPORT_COLUMNS = ("policy", "metric", "mean", "± 95% CI", "vs first", "± 95% CI (paired)")
+SECONDARY = ("± 95% CI", "± 95% CI (paired)")  # dropped first on a narrow terminal
+
+
+def report_rows(report: Any) -> list[dict[str, str]]:
+    """The evaluation table as text cells, one dict per (policy, metric)."""
+    rows = []
+    for row in report.table().iter_rows(named=True):
+        rows.append({"policy": row["policy"], "metric": row["metric"], "mean": number(row["mean"]),
+                     "± 95% CI": number(row["ci95"]), "vs first": number(row["diff_vs_first"], signed=True),
+                     "± 95% CI (paired)": number(row["diff_ci95"])})
+    return rows
+
+
+def report_columns(rows: list[dict[str, str]], width: int) -> list[str]:
+    """The columns that fit ``width`` characters with every number whole: all of them, else without
+    the secondary CI columns (the names wrap; numbers are never cut)."""
+    def needed(columns: list[str]) -> int:
+        return sum(max([len(c)] + [len(r[c]) for r in rows]) + 3 for c in columns) + 1
+
+    columns = list(REPORT_COLUMNS)
+    for column in SECONDARY:
+        if needed(columns) <= width:
+            break
+        columns.remove(column)
+    return columns
+
+
 def _print_report(report: Any, primary: str) -> None:
-    table = Table(title=f"{report.domain}: {report.episodes} episodes, seed {report.seed}")
-    for column in ("policy", "metric", "mean", "± 95% CI", "vs first", "± 95% CI (paired)"):
-        table.add_column(column, justify="right" if column != "policy" else "left")
-    frame = report.table()
-    for row in frame.iter_rows(named=True):
-        style = "bold" if row["metric"] == primary else None
-        table.add_row(
-            row["policy"], row["metric"], f"{row['mean']:.4f}", f"{row['ci95']:.4f}",
-            f"{row['diff_vs_first']:+.4f}", f"{row['diff_ci95']:.4f}", style=style,
-        )
-    out.print(table)
+    rows = report_rows(report)
+    # Piped output has no terminal width: print the whole table rather than wrap it at 80 columns.
+    console = out if out.is_terminal else Console(width=10_000)
+    columns = report_columns(rows, console.width)
+    table = Table(title=f"{report.domain}: {report.episodes:,} episodes, seed {report.seed}")
+    for column in columns:
+        numeric = column not in ("policy", "metric")
+        table.add_column(column, justify="right" if numeric else "left", no_wrap=numeric,
+                         min_width=max(len(r[column]) for r in rows) if numeric else None,
+                         overflow="fold")
+    for row in rows:
+        table.add_row(*(row[c] for c in columns), style="bold" if row["metric"] == primary else None)
+    console.print(table)
     params = ", ".join(f"{k}={v}" for k, v in report.scenario.describe().items())
     err.print(f"scenario: {params}", highlight=False)
 
@@ -161,7 +204,7 @@ def train(
         from decisionlab.core.training import train_and_register
 
         spec = get_domain(domain)
-        scenario_name = scenario or spec.default_scenario or next(iter(spec.scenarios))
+        scenario_name = scenario or spec.default_scenario
         device = _setup_torch()
         report = train_and_register(
             spec, scenario_name, parse_overrides(overrides or []), algo, seed=seed, name=name,

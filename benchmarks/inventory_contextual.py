@@ -1,6 +1,6 @@
 """One contextual HDPO policy against the exact DP optimum on the whole Zipkin grid.
 
-Trains one :class:`~decisionlab.domains.inventory.contextual.ContextualOrderMLP` per seed over the
+Trains one :class:`~decisionlab.domains.inventory.single_store.contextual.ContextualOrderMLP` per seed over the
 context distribution of ``ContextualHDPOSettings`` (lead times 1-4, p log-uniform on [3, 50],
 h = 1, Poisson demand with mean log-uniform on [3, 8]: a continuous range around the grid, never
 the grid itself), then, for every cell (L, p) of the grid (h = 1, Poisson(5)), fixes the cell's
@@ -30,10 +30,10 @@ from tqdm.auto import tqdm
 from benchmarks.report import DOCS, write_section
 from decisionlab.core.evaluation import evaluate_policies
 from decisionlab.core.spec import get_domain
-from decisionlab.domains.inventory.contextual import policy_for
-from decisionlab.domains.inventory.contextual_train import ContextualHDPOSettings, train_contextual_hdpo
-from decisionlab.domains.inventory.policies import OptimalLostSalesPolicy
-from decisionlab.domains.inventory.scenario import LostSalesScenario
+from decisionlab.domains.inventory.single_store.contextual import policy_for
+from decisionlab.domains.inventory.single_store.contextual_train import ContextualHDPOSettings, train_contextual_hdpo
+from decisionlab.domains.inventory.single_store.policies import OptimalLostSalesPolicy
+from decisionlab.domains.inventory.single_store.scenario import LostSalesScenario
 
 ACCEPT = 1.5  # % above the optimum allowed in every cell (the issue's acceptance)
 

@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from benchmarks.report import write_section
 from decisionlab.core.evaluation import mean_ci95
 from decisionlab.core.store.atomic import atomic_write_bytes
-from decisionlab.domains.inventory.dashboard_efficiency import efficiency_figure, efficiency_summary
+from decisionlab.domains.inventory.network.efficiency import efficiency_figure, efficiency_summary
 from decisionlab.domains.inventory.network.metrics import network_episode_metrics
 from decisionlab.domains.inventory.network.scenario import OneWarehouseScenario
 from decisionlab.domains.inventory.network.train import NetworkHDPOSettings, train_network_hdpo

@@ -26,10 +26,10 @@ import torch
 from tqdm.auto import tqdm
 
 from benchmarks.report import DOCS, write_section
-from decisionlab.domains.inventory.metrics import episode_metrics
-from decisionlab.domains.inventory.policies import OptimalLostSalesPolicy
-from decisionlab.domains.inventory.scenario import LostSalesScenario
-from decisionlab.domains.inventory.train import HDPOSettings, train_hdpo
+from decisionlab.domains.inventory.single_store.metrics import episode_metrics
+from decisionlab.domains.inventory.single_store.policies import OptimalLostSalesPolicy
+from decisionlab.domains.inventory.single_store.scenario import LostSalesScenario
+from decisionlab.domains.inventory.single_store.train import HDPOSettings, train_hdpo
 
 
 def _ints(text: str) -> list[int]:

@@ -28,7 +28,6 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.report import write_section  # noqa: E402
 from decisionlab.core.evaluation import mean_ci95  # noqa: E402
-from decisionlab.domains.inventory.network.baselines import search_levels  # noqa: E402
 from decisionlab.domains.inventory.network.metrics import network_episode_metrics  # noqa: E402
 from decisionlab.domains.inventory.network.scenario import (  # noqa: E402
     BacklogScenario,
@@ -38,6 +37,7 @@ from decisionlab.domains.inventory.network.scenario import (  # noqa: E402
     SerialScenario,
     TransshipmentScenario,
 )
+from decisionlab.domains.inventory.network.search import search_levels  # noqa: E402
 from decisionlab.domains.inventory.network.sim import NetworkSim  # noqa: E402
 from decisionlab.domains.inventory.network.train import NetworkHDPOSettings, train_network_hdpo  # noqa: E402
 

@@ -27,9 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.report import write_section  # noqa: E402
 from decisionlab.core.evaluation import mean_ci95  # noqa: E402
 from decisionlab.core.scenario import parse_overrides, resolve_scenario  # noqa: E402
-from decisionlab.domains.inventory.series.baselines import NEWSVENDOR_FAMILY, SERIES_POLICIES  # noqa: E402
+from decisionlab.domains.inventory.series.metrics import episode_metrics  # noqa: E402
+from decisionlab.domains.inventory.series.policies import NEWSVENDOR_FAMILY, SERIES_POLICIES  # noqa: E402
 from decisionlab.domains.inventory.series.scenario import SCENARIOS, RealSeriesScenario, series_data  # noqa: E402
-from decisionlab.domains.inventory.series.sim import episode_metrics  # noqa: E402
 from decisionlab.domains.inventory.series.train import SeriesHDPOSettings, train_series_hdpo  # noqa: E402
 
 SECTION = "inventory-real-series"

@@ -21,7 +21,7 @@ import torch
 
 from benchmarks.report import write_section
 from decisionlab.core.seeding import make_generator
-from decisionlab.domains.inventory.network.baselines import LevelPolicy
+from decisionlab.domains.inventory.network.policies import LevelPolicy
 from decisionlab.domains.inventory.network.scenario import (
     BacklogScenario,
     MultiWarehouseScenario,
@@ -32,12 +32,12 @@ from decisionlab.domains.inventory.network.scenario import (
 )
 from decisionlab.domains.inventory.network.sim import NetworkSim
 from decisionlab.domains.inventory.network.train import NetworkHDPOSettings, make_network_policy, window_costs
-from decisionlab.domains.inventory.policies import BaseStockPolicy
-from decisionlab.domains.inventory.scenario import LostSalesScenario
-from decisionlab.domains.inventory.series.baselines import SeriesBaseStock
+from decisionlab.domains.inventory.series.policies import SeriesBaseStock
 from decisionlab.domains.inventory.series.scenario import RealSeriesScenario
 from decisionlab.domains.inventory.series.sim import SeriesSim
-from decisionlab.domains.inventory.sim import SingleStoreSim
+from decisionlab.domains.inventory.single_store.policies import BaseStockPolicy
+from decisionlab.domains.inventory.single_store.scenario import LostSalesScenario
+from decisionlab.domains.inventory.single_store.sim import SingleStoreSim
 
 NETWORKS: dict[str, NetworkScenario] = {
     "backlog": BacklogScenario(),

@@ -17,9 +17,9 @@ import torch
 
 from benchmarks.report import write_section
 from decisionlab.core.gym_adapter import SimulatorEnv, to_normalized_action
-from decisionlab.domains.inventory.policies import BaseStockPolicy
-from decisionlab.domains.inventory.scenario import LostSalesScenario
-from decisionlab.domains.inventory.sim import SingleStoreSim
+from decisionlab.domains.inventory.single_store.policies import BaseStockPolicy
+from decisionlab.domains.inventory.single_store.scenario import LostSalesScenario
+from decisionlab.domains.inventory.single_store.sim import SingleStoreSim
 
 
 @torch.no_grad()

@@ -6,10 +6,17 @@ half-width (Student t over episodes) and the paired difference to the first poli
 half-width. Statistics that are not episode averages (a standard deviation, a CVaR,
 mean + λ·variance) enter as per-episode influence values whose mean is the statistic, so the same
 t-interval and pairing apply to them (see domains/execution/metrics.py).
+
+Episodes are simulated in chunks of at most the setting's ``eval_chunk`` (chunk ``k`` draws from
+``derive_seed(seed, "chunk", k)``; the first chunk from ``seed`` itself), so the simulation's memory
+is bounded whatever the episode count. The per-episode values are kept (paired differences and
+influence values need them): an evaluation whose values would need more than
+:data:`MAX_VALUES_BYTES` (``$DECISIONLAB_MAX_EVAL_BYTES``) is refused up front, naming the memory.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,11 +25,16 @@ import numpy as np
 import polars as pl
 import torch
 from scipy import stats
+from tqdm.auto import tqdm
 
 from decisionlab.core.errors import DecisionlabError
 from decisionlab.core.policy import Policy
 from decisionlab.core.scenario import Scenario
-from decisionlab.core.spec import DomainSpec
+from decisionlab.core.seeding import derive_seed
+from decisionlab.core.spec import DomainSpec, SettingSpec
+
+MAX_VALUES_ENV = "DECISIONLAB_MAX_EVAL_BYTES"
+MAX_VALUES_BYTES = 2 * 1024**3
 
 
 def mean_ci95(values: np.ndarray) -> tuple[float, float]:
@@ -46,6 +58,7 @@ class EvaluationReport:
     per_episode: dict[str, dict[str, np.ndarray]]  # label -> metric -> [episodes]
     episodes: int
     seed: int
+    setting: str = ""
 
     def table(self) -> pl.DataFrame:
         """Long table: policy, metric, mean, ci95, diff_vs_first, diff_ci95, n."""
@@ -68,6 +81,19 @@ class EvaluationReport:
                 )
         return pl.DataFrame(rows)
 
+    def wide(self, primary: str) -> pl.DataFrame:
+        """One row per policy (in evaluation order): ``primary``'s mean and 95% half-width, its
+        paired difference to the first policy with its half-width, then every other metric's mean."""
+        table = self.table()
+        head = table.filter(pl.col("metric") == primary).select(
+            "policy", pl.col("mean").alias(primary), "ci95", "diff_vs_first", "diff_ci95")
+        frame = pl.DataFrame({"policy": self.labels}).join(head, on="policy", how="left", maintain_order="left")
+        for metric in dict.fromkeys(table["metric"]):
+            if metric != primary:
+                part = table.filter(pl.col("metric") == metric).select("policy", pl.col("mean").alias(metric))
+                frame = frame.join(part, on="policy", how="left", maintain_order="left")
+        return frame
+
     def to_json(self) -> dict[str, Any]:
         """The CLI's ``--json`` shape: domain, resolved scenario, one entry per policy."""
         table = self.table()
@@ -85,11 +111,61 @@ class EvaluationReport:
             )
         return {
             "domain": self.domain,
+            "setting": self.setting,
             "scenario": self.scenario.describe(),
             "episodes": self.episodes,
             "seed": self.seed,
             "results": results,
         }
+
+
+def chunk_seed(seed: int, index: int) -> int:
+    """The seed of evaluation chunk ``index`` (the first chunk uses ``seed`` itself)."""
+    return int(seed) if index == 0 else derive_seed(seed, "chunk", index)
+
+
+def max_values_bytes() -> int:
+    raw = os.environ.get(MAX_VALUES_ENV, "").strip()
+    try:
+        return int(raw) if raw else MAX_VALUES_BYTES
+    except ValueError:
+        raise DecisionlabError(f"{MAX_VALUES_ENV} must be a number of bytes, got {raw!r}") from None
+
+
+def check_memory(setting: SettingSpec, policies: int, episodes: int) -> None:
+    """Refuse an evaluation whose per-episode values would exceed the memory budget."""
+    needed = 8 * len(setting.metrics) * policies * episodes
+    limit = max_values_bytes()
+    if needed > limit:
+        raise DecisionlabError(
+            f"episodes: {episodes:,} episodes of {policies} policies x {len(setting.metrics)} metrics keep "
+            f"{needed / 1024**3:.1f} GiB of per-episode values, over the limit of {limit / 1024**3:.1f} GiB "
+            f"({MAX_VALUES_ENV}); use fewer episodes (a 95% CI shrinks with the square root of their number)"
+        )
+
+
+def episode_values(
+    setting: SettingSpec, scenario: Scenario, policy: Policy, episodes: int, seed: int, device: torch.device,
+    progress: bool = False, label: str = "",
+) -> dict[str, np.ndarray]:
+    """``{metric: [n]}`` of ``policy`` over ``episodes`` episodes, simulated chunk by chunk."""
+    chunk = max(1, int(setting.eval_chunk))
+    parts: list[dict[str, np.ndarray]] = []
+    bar = tqdm(total=episodes, desc=f"evaluating {label}".strip(), unit="ep", disable=not progress or episodes <= chunk,
+               leave=False)
+    done = 0
+    with bar:
+        for index, start in enumerate(range(0, episodes, chunk)):
+            count = min(chunk, episodes - start)
+            values = setting.episode_metrics(scenario, policy, count, chunk_seed(seed, index), device, start=start)
+            parts.append(values)
+            got = len(next(iter(values.values())))
+            done += got
+            bar.update(got)
+            if got < count:  # a data-replay setting with no more episodes
+                break
+    values = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+    return setting.finalize_metrics(scenario, values) if setting.finalize_metrics is not None else values
 
 
 def evaluate_policies(
@@ -100,6 +176,7 @@ def evaluate_policies(
     episodes: int,
     seed: int,
     device: torch.device,
+    progress: bool = False,
 ) -> EvaluationReport:
     """Evaluate each ``(label, policy)`` on the same ``seed``; the first is the reference."""
     labels = [label for label, _ in policies]
@@ -110,15 +187,18 @@ def evaluate_policies(
         raise DecisionlabError(f"policy given more than once: {', '.join(repeated)}")
     if episodes < 1:
         raise DecisionlabError(f"episodes must be >= 1 (got {episodes})")
+    setting = domain.setting_of(scenario)
+    check_memory(setting, len(labels), episodes)
     per_episode = {
-        label: domain.episode_metrics(scenario, policy, episodes, seed, device)
+        label: episode_values(setting, scenario, policy, episodes, seed, device, progress, label)
         for label, policy in policies
     }
     return EvaluationReport(
         domain=domain.name,
         scenario=scenario,
-        labels=[label for label, _ in policies],
+        labels=labels,
         per_episode=per_episode,
         episodes=episodes,
         seed=seed,
+        setting=setting.name,
     )

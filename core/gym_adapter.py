@@ -17,7 +17,6 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from decisionlab.core.errors import DecisionlabError
 from decisionlab.core.seeding import make_generator
 from decisionlab.core.sim import BatchedSimulator
 from decisionlab.core.spec import get_domain
@@ -28,10 +27,8 @@ def make_simulator(
 ) -> BatchedSimulator[Any]:
     """The batched simulator of a registered domain's scenario preset (with overrides)."""
     spec = get_domain(domain)
-    if spec.make_simulator is None:
-        raise DecisionlabError(f"domain '{domain}' has no generic simulator to wrap")
-    name = scenario or spec.default_scenario or next(iter(spec.scenarios))
-    return spec.make_simulator(spec.scenario(name, overrides), torch.device(device))
+    resolved = spec.scenario(scenario or spec.default_scenario, overrides)
+    return spec.setting_of(resolved).make_simulator(resolved, torch.device(device))
 
 
 def _spaces(sim: BatchedSimulator[Any]) -> tuple[gym.spaces.Box, gym.spaces.Box]:

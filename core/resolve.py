@@ -1,18 +1,63 @@
-"""Turning a policy name into a ready policy: a domain baseline or a registered network.
+"""Turning a policy name into a ready policy: a baseline of the scenario's setting or a registered one.
 
 Used by the CLI, the API server and the dashboard, so every entry point accepts the same names:
 a baseline (``optimal``), or a registry reference (``inventory/hdpo@2``, ``hdpo@2``, ``hdpo``).
+A registered policy serves a scenario when its kind is one the scenario's setting serves and its
+class's ``for_scenario`` accepts the scenario.
 """
 
 from __future__ import annotations
 
 import torch
 
-from decisionlab.core.errors import RegistryError, UnknownNameError
-from decisionlab.core.policy import Policy
+from decisionlab.core.errors import PolicyMismatchError, RegistryError, UnknownNameError
+from decisionlab.core.policy import Policy, rebuild_policy
 from decisionlab.core.scenario import Scenario
-from decisionlab.core.spec import DomainSpec
-from decisionlab.core.store.registry import PolicyRegistry
+from decisionlab.core.spec import DomainSpec, SettingSpec
+from decisionlab.core.store.registry import PolicyRecord, PolicyRegistry
+
+
+def record_kind(record: PolicyRecord) -> str:
+    """The learned-policy kind of a registered policy (from its card)."""
+    return str(record.card.get("policy_kind") or (record.card.get("policy_config") or {}).get("kind"))
+
+
+def unknown_policy(domain: DomainSpec, setting: SettingSpec, name: str, registry: PolicyRegistry) -> UnknownNameError:
+    """A 404 listing the setting's baselines and the registered policies, naming the baselines of
+    the other settings too (a lost_sales user looking for ``echelon_stock`` learns where it is)."""
+    registered = sorted({r.ref.name for r in registry.list(domain.name)})
+    others = [n for n in domain.policies if n not in setting.policies]
+    hint = f" (the {setting.title} setting)"
+    if others:
+        hint += f"; baselines of other {domain.name} settings: {', '.join(others)}"
+    return UnknownNameError(f"{domain.name} policy", name, [*setting.policies, *registered], hint)
+
+
+def find_registered(
+    domain: DomainSpec, setting: SettingSpec, name: str, registry: PolicyRegistry
+) -> PolicyRecord:
+    """The record of the registered policy ``name`` (a 404 listing the choices when unknown), checked
+    to be of a kind ``setting`` serves."""
+    try:
+        record = registry.find(name, domain.name)
+    except RegistryError as err:
+        if "/" in name or "@" in name:
+            raise
+        raise unknown_policy(domain, setting, name, registry) from err
+    kind = record_kind(record)
+    if kind not in setting.policy_kinds:
+        trained = record.card.get("scenario_name") or "another scenario"
+        served = ", ".join(setting.policy_kinds) or "none"
+        raise PolicyMismatchError(
+            f"policy {record.ref} is a {kind} policy (trained on {trained}); the {setting.title} setting serves "
+            f"the kinds: {served}"
+        )
+    return record
+
+
+def load_registered(record: PolicyRecord, scenario: Scenario, device: torch.device, registry: PolicyRegistry) -> Policy:
+    """The registered policy of ``record`` acting in ``scenario``."""
+    return rebuild_policy(record.card["policy_config"], registry.load_weights(record), scenario, device)
 
 
 def build_policy(
@@ -23,16 +68,11 @@ def build_policy(
     registry: PolicyRegistry | None = None,
 ) -> tuple[str, Policy]:
     """``(label, policy)`` for ``name``; baselines win over registered names that clash."""
-    if name in domain.policies:
-        return name, domain.policies[name].build(scenario, device)
+    setting = domain.setting_of(scenario)
+    if name in setting.policies:
+        return name, domain.policy(name).build(scenario, device)
     registry = registry or PolicyRegistry()
-    try:
-        record = registry.find(name, domain.name)
-    except RegistryError as err:
-        registered = sorted({r.ref.name for r in registry.list(domain.name)})
-        if "/" in name or "@" in name:
-            raise
-        raise UnknownNameError(f"{domain.name} policy", name, [*domain.policies, *registered]) from err
-    weights = registry.load_weights(record)
-    policy = domain.load_policy(record.card["policy_config"], weights, scenario, device)
-    return str(record.ref), policy
+    if name in domain.policies:  # a baseline of another setting
+        domain.policy(name).spec_for(scenario)  # raises the mismatch, naming the settings it serves
+    record = find_registered(domain, setting, name, registry)
+    return str(record.ref), load_registered(record, scenario, device, registry)

@@ -1,4 +1,12 @@
-"""Rolling a policy through a batched simulator over pre-sampled exogenous paths."""
+"""Rolling a policy through a batched simulator: the one rollout every setting's metrics come from.
+
+- :func:`rollout`: a policy over pre-sampled exogenous paths ``[B, T, ...]``, keeping the rewards
+  and chosen diagnostics per period (training, short evaluations, plots);
+- :func:`accumulate`: sums of per-period quantities after a warm-up, exogenous paths produced chunk
+  by chunk (drawn from a generator, or cut from data), nothing per period kept: horizons of
+  millions of periods run in constant memory (long-run KPIs, backtests);
+- :func:`period_sums`: :func:`accumulate` from ``sim.reset`` with paths drawn from a generator.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +20,13 @@ import torch
 from decisionlab.core.policy import Policy
 from decisionlab.core.sim import BatchedSimulator
 
+Quantities = dict[str, Callable[[dict[str, torch.Tensor]], torch.Tensor]]
+"""``{name: read}``: ``read(info) -> [B]`` picks a per-period quantity out of a step's info."""
+
 
 @dataclass
 class Trajectory:
-    """Rewards ``[B, T]``, selected per-period diagnostics ``[B, T]`` and the final state."""
+    """Rewards ``[B, T]``, selected per-period diagnostics ``[B, T, ...]`` and the final state."""
 
     rewards: torch.Tensor
     info: dict[str, torch.Tensor] = field(default_factory=dict)
@@ -60,6 +71,42 @@ def rollout(
 
 
 @torch.no_grad()
+def accumulate(
+    sim: BatchedSimulator[Any],
+    policy: Policy,
+    state: Any,
+    exogenous: Callable[[int, int], torch.Tensor],
+    periods: int,
+    warmup: int,
+    quantities: Quantities,
+    chunk_periods: int = 1000,
+) -> dict[str, torch.Tensor]:
+    """Sums over the periods after ``warmup`` of per-period quantities, ``{name: [B]}`` (float64),
+    from ``state`` over ``periods`` periods. ``exogenous(start, length) -> [B, length, ...]`` gives
+    the paths of periods ``start..start+length-1``, asked for in chunks of ``chunk_periods``."""
+    sums: dict[str, torch.Tensor] = {}
+    period = 0
+    while period < periods:
+        length = min(chunk_periods, periods - period)
+        paths = exogenous(period, length)
+        for t in range(length):
+            result = sim.step(state, policy.act(sim.observe(state)), paths[:, t])
+            state = result.state
+            if period + t >= warmup:
+                for name, read in quantities.items():
+                    value = read(result.info)
+                    if name in sums:
+                        sums[name] += value
+                    else:
+                        sums[name] = value.to(torch.float64).clone()
+        period += length
+    if not sums:  # every period was warm-up: zeros of the batch size
+        size = paths.shape[0]
+        sums = {name: torch.zeros(size, dtype=torch.float64, device=sim.device) for name in quantities}
+    return sums
+
+
+@torch.no_grad()
 def period_sums(
     sim: BatchedSimulator[Any],
     policy: Policy,
@@ -67,24 +114,13 @@ def period_sums(
     horizon_periods: int,
     warmup_periods: int,
     generator: torch.Generator | None,
-    quantities: dict[str, Callable[[dict[str, torch.Tensor]], torch.Tensor]],
+    quantities: Quantities,
     chunk_periods: int = 1000,
 ) -> dict[str, torch.Tensor]:
-    """Sums over the periods after ``warmup_periods`` of per-period quantities, ``{name: [episodes]}``
-    (float64), for ``episodes`` episodes from ``sim.reset``. Exogenous paths are drawn in chunks of
-    ``chunk_periods`` from ``generator`` and nothing per period is kept, so horizons of millions of
-    periods run in constant memory. ``quantities[name](info) -> [episodes]`` reads a step's info."""
-    state = sim.reset(episodes)
-    sums = {name: torch.zeros(episodes, dtype=torch.float64, device=sim.device) for name in quantities}
-    period = 0
-    while period < horizon_periods:
-        length = min(chunk_periods, horizon_periods - period)
-        exogenous = sim.sample_exogenous(episodes, length, generator)
-        for t in range(length):
-            result = sim.step(state, policy.act(sim.observe(state)), exogenous[:, t])
-            state = result.state
-            if period + t >= warmup_periods:
-                for name, read in quantities.items():
-                    sums[name] += read(result.info)
-        period += length
-    return sums
+    """:func:`accumulate` over ``episodes`` episodes of ``horizon_periods`` from ``sim.reset``, with
+    exogenous paths drawn from ``generator`` chunk by chunk."""
+    return accumulate(
+        sim, policy, sim.reset(episodes),
+        lambda start, length: sim.sample_exogenous(episodes, length, generator),
+        horizon_periods, warmup_periods, quantities, chunk_periods,
+    )

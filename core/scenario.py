@@ -20,7 +20,8 @@ from decisionlab.core.errors import ScenarioError, UnknownNameError
 class Scenario(BaseModel):
     """Base class of every domain's scenario parameters (immutable, unknown keys rejected)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Non-finite numbers are never parameters: "nan" or "inf" is refused as "a finite number".
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     @model_validator(mode="before")
     @classmethod

@@ -11,8 +11,11 @@ from typing import Any
 
 import torch
 
+from decisionlab.core.errors import RegistryError
+from decisionlab.core.options import TrainContext
+from decisionlab.core.scenario import resolve_options
 from decisionlab.core.spec import DomainSpec, TrainOutcome
-from decisionlab.core.store.registry import PolicyRecord, PolicyRegistry
+from decisionlab.core.store.registry import NAME_PATTERN, PolicyRecord, PolicyRegistry
 from decisionlab.core.store.runs import RunStore
 
 
@@ -42,6 +45,17 @@ def code_version() -> str:
         return "unknown"
 
 
+def check_policy_name(name: str) -> str:
+    """``name`` if it is a valid registry name (1-64 letters, digits, '_', '.', '-', not starting
+    with a symbol), else a ``RegistryError`` saying so."""
+    if not NAME_PATTERN.match(name):
+        raise RegistryError(
+            f"policy name '{name}' is not a valid registry name: use 1-64 characters of letters, digits, '_', '.', "
+            "'-', starting with a letter or digit"
+        )
+    return name
+
+
 def train_and_register(
     domain: DomainSpec,
     scenario_name: str,
@@ -56,30 +70,28 @@ def train_and_register(
     registry: PolicyRegistry | None = None,
     runs: RunStore | None = None,
 ) -> TrainReport:
-    """Validate everything first (so a bad name fails before minutes of training), then train,
-    then write the policy and the run record."""
+    """Validate everything first (scenario, algorithm, options, name; so a mistake fails before
+    minutes of training), train, then write the policy and the run record."""
     scenario = domain.scenario(scenario_name, overrides)
-    algo = domain.algo(algo_name)
+    setting = domain.setting_of(scenario)
+    algo = domain.algo(algo_name).spec_for(scenario)
+    name = check_policy_name(f"{algo_name}_{scenario_name}" if name is None else name)
+    chosen = resolve_options(algo.options_model, dict(options or {}), f"{algo_name} option")
     registry = registry or PolicyRegistry()
-    name = name or f"{algo_name}_{scenario_name}"
-    from decisionlab.core.store.registry import NAME_PATTERN, RegistryError
-
-    if not NAME_PATTERN.match(name):
-        raise RegistryError(f"policy name '{name}' must be 1-64 characters of letters, digits, '_', '.', '-'")
     start = time.perf_counter()
-    options = dict(options or {})
-    if algo.options_model is not None:  # fail on a bad option before any training
-        from decisionlab.core.scenario import resolve_options
-
-        resolve_options(algo.options_model, options, f"{algo_name} option")
-    outcome = algo.train(scenario, seed, device, progress, options)
+    outcome = algo.train(scenario, chosen, TrainContext(int(seed), device, progress))
     seconds = time.perf_counter() - start
+    kind = str(outcome.policy_config.get("kind"))
+    if kind not in setting.policy_kinds:
+        raise TypeError(f"algorithm {algo_name} produced a {kind!r} policy, not a kind of setting {setting.name!r}")
     card = {
+        "setting": setting.name,
         "scenario_name": scenario_name,
         "scenario": scenario.describe(),
         "algo": algo_name,
-        "algo_options": options,
+        "algo_options": chosen.model_dump(mode="json", exclude_none=True),
         "algo_config": outcome.algo_config,
+        "policy_kind": kind,
         "policy_config": outcome.policy_config,
         "metrics": outcome.metrics,
         "seed": seed,

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
+
+# The worked-example domain (tests/fixtures/newsvendor_domain) is importable as ``newsvendor_domain``.
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+if str(FIXTURES) not in sys.path:
+    sys.path.insert(0, str(FIXTURES))
 
 # The same default as the product (decisionlab.core.device.configure_threads: one thread, measured
 # fastest for these small kernels); ``DECISIONLAB_NUM_THREADS`` overrides it.
@@ -40,3 +46,18 @@ def client(home: Path):
     from decisionlab.apps.api import create_app
 
     return TestClient(create_app())
+
+
+def app_test_of(name: str):
+    """An ``AppTest`` of the dashboard page the shell generates for domain ``name``."""
+    from streamlit.testing.v1 import AppTest
+
+    return AppTest.from_string(
+        f"from decisionlab.core.dashboard.compare import domain_page\ndomain_page({name!r})\n", default_timeout=60
+    )
+
+
+@pytest.fixture
+def domain_page():
+    """``domain_page(name)``: an ``AppTest`` of the dashboard page of domain ``name``."""
+    return app_test_of

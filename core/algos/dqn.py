@@ -48,10 +48,10 @@ class QNetworkConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    hidden: tuple[int, ...] = (64, 64)
+    hidden: tuple[int, ...] = Field((64, 64), description="hidden layer widths of the Q-network trunk")
     activation: Literal["elu", "relu", "tanh", "silu"] = "relu"
     dueling: bool = True
-    head: Literal["scalar", "hl_gauss"] = "scalar"
+    head: Literal["scalar", "hl_gauss"] = Field("scalar", description="value head: scalar or HL-Gauss (categorical)")
     bins: int = Field(51, ge=2, description="HL-Gauss bins")
     v_min: float = Field(-10.0, description="HL-Gauss support, in reward_scale-d return units")
     v_max: float = Field(10.0, description="HL-Gauss support, in reward_scale-d return units")

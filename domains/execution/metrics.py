@@ -94,12 +94,25 @@ def population_values(shortfall: np.ndarray, risk_aversion: float, notional: flo
     }
 
 
+def episode_shortfalls(
+    scenario: ExecutionScenario, policy: Policy, episodes: int, seed: int, device: torch.device, start: int = 0
+) -> dict[str, np.ndarray]:
+    """The setting's per-episode values: the shortfall of each episode (``{"shortfall": [episodes]}``);
+    :func:`finalize_metrics` turns the shortfalls of all chunks into the KPIs."""
+    shortfall, _ = simulate(scenario, policy, episodes, seed, device)
+    return {"shortfall": shortfall}
+
+
 def episode_metrics(
     scenario: ExecutionScenario, policy: Policy, episodes: int, seed: int, device: torch.device
 ) -> dict[str, np.ndarray]:
-    """The ``DomainSpec.episode_metrics`` of execution: influence values of every KPI, ``{metric: [episodes]}``."""
-    shortfall, _ = simulate(scenario, policy, episodes, seed, device)
-    return population_values(shortfall, scenario.risk_aversion, scenario.notional)
+    """Influence values of every KPI over ``episodes`` episodes of ``seed``, ``{metric: [episodes]}``."""
+    return finalize_metrics(scenario, episode_shortfalls(scenario, policy, episodes, seed, device))
+
+
+def finalize_metrics(scenario: ExecutionScenario, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Influence values of every KPI over the whole sample, ``{metric: [episodes]}`` (module docstring)."""
+    return population_values(values["shortfall"], scenario.risk_aversion, scenario.notional)
 
 
 def summarize(shortfall: np.ndarray, risk_aversion: float, notional: float | None = None) -> dict[str, float]:

@@ -9,12 +9,14 @@ same problem re-optimised from that state, because every static problem here is 
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch import nn
 
+from decisionlab.core.errors import PolicyMismatchError
 from decisionlab.core.nets.heads import QNetwork
 from decisionlab.core.nets.mlp import mlp
 from decisionlab.domains.execution import oracles
@@ -93,6 +95,20 @@ def static_best_policy(scenario: ExecutionScenario, device: torch.device | str =
 # --- learned: pathwise (HDPO) ---------------------------------------------------------------
 
 
+def serving_copy(policy: ExecutionMLP | QGridPolicy, scenario: ExecutionScenario) -> Any:
+    """``policy`` for ``scenario``: the same number of steps, any order size. Observations are
+    scale-free, so the weights serve any order size; a shallow copy (the weights are shared) converts
+    fractions with the scenario's shares."""
+    if policy.horizon_steps != scenario.horizon_steps:
+        raise PolicyMismatchError(
+            f"this policy was trained for horizon_steps={policy.horizon_steps}, the scenario has "
+            f"horizon_steps={scenario.horizon_steps}: train one for this horizon"
+        )
+    served = copy.copy(policy)
+    served.shares = float(scenario.shares)
+    return served
+
+
 class ExecutionMLP(nn.Module):
     """Pathwise policy: an MLP from the observation to the fraction of the remaining shares to trade.
 
@@ -108,6 +124,7 @@ class ExecutionMLP(nn.Module):
     """
 
     name = "pathwise_mlp"
+    kind = "execution_mlp"
 
     def __init__(
         self, horizon_steps: int, shares: float, hidden: tuple[int, ...] = (64, 64), price_features: bool = True
@@ -124,8 +141,20 @@ class ExecutionMLP(nn.Module):
         self.net = mlp(OBSERVATION_SIZE, self.hidden, 1, activation="elu")
 
     def config(self) -> dict[str, Any]:
-        return {"kind": "execution_mlp", "horizon_steps": self.horizon_steps, "shares": self.shares,
+        return {"kind": self.kind, "horizon_steps": self.horizon_steps, "shares": self.shares,
                 "hidden": list(self.hidden), "price_features": self.price_features}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> ExecutionMLP:
+        return cls(config["horizon_steps"], config["shares"], tuple(config["hidden"]),
+                   bool(config.get("price_features", True)))
+
+    @classmethod
+    def initial(cls, scenario: ExecutionScenario, device: torch.device | str = "cpu") -> ExecutionMLP:
+        return cls(scenario.horizon_steps, scenario.shares).to(device)
+
+    def for_scenario(self, scenario: ExecutionScenario) -> ExecutionMLP:
+        return serving_copy(self, scenario)
 
     def fraction(self, obs: torch.Tensor) -> torch.Tensor:
         """Fraction of the remaining shares to trade ``[B]`` in (0, 1)."""
@@ -191,6 +220,7 @@ class QGridPolicy(nn.Module):
     """
 
     name = "q_grid"
+    kind = "q_grid"
 
     def __init__(self, horizon_steps: int, shares: float, grid: dict[str, Any] | None = None,
                  hidden: tuple[int, ...] = (64, 64), q_net: dict[str, Any] | None = None) -> None:
@@ -209,11 +239,23 @@ class QGridPolicy(nn.Module):
             self.hidden = self.q.hidden
 
     def config(self) -> dict[str, Any]:
-        out = {"kind": "q_grid", "horizon_steps": self.horizon_steps, "shares": self.shares,
+        out = {"kind": self.kind, "horizon_steps": self.horizon_steps, "shares": self.shares,
                "grid": self.grid.config(), "hidden": list(self.hidden)}
         if isinstance(self.q, QNetwork):
             out["q_net"] = self.q.config()
         return out
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> QGridPolicy:
+        return cls(config["horizon_steps"], config["shares"], config.get("grid"), tuple(config["hidden"]),
+                   config.get("q_net"))
+
+    @classmethod
+    def initial(cls, scenario: ExecutionScenario, device: torch.device | str = "cpu") -> QGridPolicy:
+        return cls(scenario.horizon_steps, scenario.shares, ActionGrid("fraction", 21).config()).to(device)
+
+    def for_scenario(self, scenario: ExecutionScenario) -> QGridPolicy:
+        return serving_copy(self, scenario)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """Q-values ``[B, K]`` (the expectation over the bins for an HL-Gauss head)."""

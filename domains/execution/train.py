@@ -23,17 +23,16 @@ replay buffer on the simulator's device, target network, n-step returns, optiona
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from decisionlab.core.algos.dqn import DQNConfig, QNetworkConfig, train_dqn
 from decisionlab.core.algos.pathwise import PathwiseConfig, train_pathwise
 from decisionlab.core.errors import ScenarioError
+from decisionlab.core.options import TrainContext, apply_options, optional_field, options_model
 from decisionlab.core.policy import Policy
 from decisionlab.core.rollout import rollout
-from decisionlab.core.seeding import derive_seed, make_generator
+from decisionlab.core.scenario import format_validation_error
 from decisionlab.core.spec import TrainOutcome
 from decisionlab.domains.execution import oracles
 from decisionlab.domains.execution.discrete import GridActionSim
@@ -45,34 +44,32 @@ from decisionlab.domains.execution.sim import ExecutionSim
 class PathwiseSettings(PathwiseConfig):
     """Trainer settings plus the path protocol and the network size."""
 
-    train_paths: int = Field(32768, ge=1, description="pre-sampled training paths")
+    batch_size: int = Field(1024, ge=2, description="paths per gradient step (the variance needs >= 2)")
+    target: float | None = Field(None, gt=0, description="stop once the held-out ratio to static_expected is <= this")
+    train_paths: int = Field(32768, ge=2, description="pre-sampled training paths")
     eval_paths: int = Field(32768, ge=2, description="held-out paths (paired with the best static schedule)")
     hidden: tuple[int, ...] = Field((64, 64), description="hidden layer widths of the policy MLP")
     price_features: bool = Field(True, description="let the policy see price moves (adaptive arrival-price trading)")
 
 
-class PathwiseOptions(BaseModel):
-    """What a user may set for ``pathwise`` (CLI ``--algo-set key=value``); unset keys keep the defaults."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    price_features: bool | None = Field(None, description="let the policy see price moves (default true)")
-    max_steps: int | None = Field(None, ge=1, description="gradient steps at most")
-    batch_size: int | None = Field(None, ge=2, description="paths per gradient step (variance needs >= 2)")
-    learning_rate: float | None = Field(None, gt=0)
-    train_paths: int | None = Field(None, ge=2, description="pre-sampled training paths")
-    eval_paths: int | None = Field(None, ge=2, description="held-out paths")
-    hidden: tuple[int, ...] | None = Field(None, description="hidden layer widths of the MLP")
-    target: float | None = Field(None, gt=0, description="stop once the held-out ratio to static_expected is <= this")
-
+PathwiseOptions = options_model(
+    "PathwiseOptions", PathwiseSettings,
+    ("price_features", "max_steps", "batch_size", "learning_rate", "train_paths", "eval_paths", "hidden", "target"),
+    doc="What a user may set for ``pathwise`` (CLI ``--algo-set key=value``); unset keys keep the defaults.",
+)
 
 DEFAULT_SETTINGS = PathwiseSettings(max_steps=1500, batch_size=1024, learning_rate=3e-3, eval_every=50,
                                     patience=8, min_improvement=2e-4)
 
 
-def settings_from_options(options: PathwiseOptions) -> PathwiseSettings:
+def settings_from_options(options: BaseModel) -> PathwiseSettings:
     """The default settings with the user's options applied."""
-    return DEFAULT_SETTINGS.model_copy(update=options.model_dump(exclude_none=True))
+    return apply_options(DEFAULT_SETTINGS, options)
+
+
+def algo_pathwise(scenario: ExecutionScenario, options: BaseModel, ctx: TrainContext) -> TrainOutcome:
+    """The ``pathwise`` algorithm: :func:`train_pathwise_policy` with the user's options."""
+    return train_pathwise_policy(scenario, ctx.seed, ctx.device, ctx.progress, settings_from_options(options))
 
 
 def mean_variance(shortfall: torch.Tensor, risk_aversion: float) -> torch.Tensor:
@@ -114,11 +111,12 @@ def train_pathwise_policy(
 ) -> TrainOutcome:
     """Train an :class:`ExecutionMLP` by differentiating mean(IS) + λ·var(IS) through the simulator."""
     settings = settings or DEFAULT_SETTINGS
-    torch.manual_seed(derive_seed(seed, "init"))
+    ctx = TrainContext(seed, torch.device(device), progress)
+    ctx.seed_init()
     sim = ExecutionSim(scenario, device, risk_penalty_in_reward=False)
     n = scenario.horizon_steps
-    train_paths = sim.sample_exogenous(settings.train_paths, n, make_generator(derive_seed(seed, "train"), device))
-    eval_paths = sim.sample_exogenous(settings.eval_paths, n, make_generator(derive_seed(seed, "eval"), device))
+    train_paths = sim.sample_exogenous(settings.train_paths, n, ctx.generator("train"))
+    eval_paths = sim.sample_exogenous(settings.eval_paths, n, ctx.generator("eval"))
     lam = scenario.risk_aversion
     scale = objective_scale(scenario)
     with torch.no_grad():
@@ -135,7 +133,7 @@ def train_pathwise_policy(
     policy = ExecutionMLP(n, scenario.shares, settings.hidden, settings.price_features).to(device)
     result = train_pathwise(
         policy, objective, train_paths, evaluate, settings,
-        generator=torch.Generator().manual_seed(derive_seed(seed, "batches")),
+        generator=ctx.cpu_generator("batches"),
         progress=progress, description=f"pathwise N={n} {scenario.liquidity_model}",
     )
     return TrainOutcome(
@@ -168,6 +166,7 @@ class DDQNSettings(DQNConfig):
     mark_to_market: bool = Field(True, description="potential-based mark-to-market shaping (same episode returns)")
     price_noise: bool = Field(False, description="keep the zero-mean price term s·σξ·x in the shaped reward")
     eval_paths: int = Field(16384, ge=2, description="held-out paths (paired with the best static schedule)")
+    target: float | None = Field(None, gt=0, description="stop once the held-out ratio to static_expected is <= this")
 
 
 # Chosen on latent_liquidity (seeds 0-2) and checked on almgren_chriss; nothing here depends on the scenario.
@@ -181,26 +180,16 @@ DEFAULT_DDQN = DDQNSettings(
 )
 
 
-class DDQNOptions(BaseModel):
-    """What a user may set for ``ddqn`` (CLI ``--algo-set key=value``); unset keys keep the defaults."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    total_env_steps: int | None = Field(None, ge=1, description="environment steps at most (all envs counted)")
-    num_envs: int | None = Field(None, ge=1, description="environments stepped together")
-    n_step: int | None = Field(None, ge=1, description="n-step returns")
-    head: Literal["scalar", "hl_gauss"] | None = Field(None, description="value head: scalar or HL-Gauss")
-    learning_rate: float | None = Field(None, gt=0)
-    batch_size: int | None = Field(None, ge=1)
-    hidden: tuple[int, ...] | None = Field(None, description="hidden layer widths of the Q-network trunk")
-    levels: int | None = Field(None, ge=2, description="fraction-grid levels (21: steps of 5%)")
-    mark_to_market: bool | None = Field(None, description="mark-to-market reward shaping (default true)")
-    price_noise: bool | None = Field(None, description="keep the zero-mean price term in the reward (default false)")
-    eval_paths: int | None = Field(None, ge=2, description="held-out paths")
-    target: float | None = Field(None, gt=0, description="stop once the held-out ratio to static_expected is <= this")
+DDQNOptions = options_model(
+    "DDQNOptions", DDQNSettings,
+    ("total_env_steps", "num_envs", "n_step", "learning_rate", "batch_size", "levels", "mark_to_market", "price_noise",
+     "eval_paths", "target"),
+    extra={"head": optional_field(QNetworkConfig, "head"), "hidden": optional_field(QNetworkConfig, "hidden")},
+    doc="What a user may set for ``ddqn`` (CLI ``--algo-set key=value``); unset keys keep the defaults.",
+)
 
 
-def ddqn_settings_from_options(options: DDQNOptions) -> DDQNSettings:
+def ddqn_settings_from_options(options: BaseModel) -> DDQNSettings:
     """The default DDQN settings with the user's options applied (``head``/``hidden`` go to the network;
     ``mark_to_market=false`` means the simulator's plain reward, price term included)."""
     update = options.model_dump(exclude_none=True)
@@ -212,7 +201,15 @@ def ddqn_settings_from_options(options: DDQNOptions) -> DDQNSettings:
     settings = DEFAULT_DDQN.model_copy(update=update)
     if network:
         settings = settings.model_copy(update={"network": settings.network.model_copy(update=network)})
-    return DDQNSettings.model_validate(settings.model_dump())  # re-validate the updated values
+    try:
+        return DDQNSettings.model_validate(settings.model_dump())  # re-validate the updated values
+    except ValidationError as err:
+        raise ScenarioError(f"invalid ddqn option: {format_validation_error(err)}") from None
+
+
+def algo_ddqn(scenario: ExecutionScenario, options: BaseModel, ctx: TrainContext) -> TrainOutcome:
+    """The ``ddqn`` algorithm: :func:`train_ddqn_policy` with the user's options."""
+    return train_ddqn_policy(scenario, ctx.seed, ctx.device, ctx.progress, ddqn_settings_from_options(options))
 
 
 def objective_scale_bps(scenario: ExecutionScenario) -> float:
@@ -233,13 +230,14 @@ def train_ddqn_policy(
     grid = ActionGrid("fraction", settings.levels)
     sim = GridActionSim(ExecutionSim(scenario, device), grid, mark_to_market=settings.mark_to_market,
                         price_noise=settings.price_noise)
-    torch.manual_seed(derive_seed(seed, "init"))
+    ctx = TrainContext(seed, torch.device(device), progress)
+    ctx.seed_init()
     q_net = settings.network.build(sim.observation_size, grid.levels)
     policy = QGridPolicy(n, scenario.shares, grid.config(), q_net=q_net.config())
     policy.q.load_state_dict(q_net.state_dict())
     policy = policy.to(device)
 
-    eval_paths = sim.sample_exogenous(settings.eval_paths, n, make_generator(derive_seed(seed, "eval"), device))
+    eval_paths = sim.sample_exogenous(settings.eval_paths, n, ctx.generator("eval"))
     plain = ExecutionSim(scenario, device, risk_penalty_in_reward=False)
     lam = scenario.risk_aversion
     with torch.no_grad():
@@ -256,7 +254,7 @@ def train_ddqn_policy(
     )
     result = train_dqn(
         sim, policy.q, trainer, horizon=n, to_env_action=lambda obs, index: index,  # the sim takes indices
-        evaluate=evaluate, generator=make_generator(derive_seed(seed, "train"), device), progress=progress,
+        evaluate=evaluate, generator=ctx.generator("train"), progress=progress,
         description=f"DDQN N={n} {scenario.liquidity_model}",
     )
     policy.eval()

@@ -16,7 +16,7 @@ import httpx
 from decisionlab.apps.run import default_policy_name, ensure_default_policies
 from decisionlab.core.spec import get_domain
 from decisionlab.core.store.registry import PolicyRegistry
-from decisionlab.domains.inventory.policies import OrderMLP
+from decisionlab.domains.inventory.single_store.policies import OrderMLP
 
 
 def _free_port() -> int:

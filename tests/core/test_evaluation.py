@@ -12,8 +12,8 @@ from scipy import stats
 from decisionlab.core.errors import DecisionlabError
 from decisionlab.core.evaluation import EvaluationReport, evaluate_policies, mean_ci95
 from decisionlab.core.spec import get_domain
-from decisionlab.domains.inventory.policies import BaseStockPolicy
-from decisionlab.domains.inventory.scenario import LostSalesScenario
+from decisionlab.domains.inventory.single_store.policies import BaseStockPolicy
+from decisionlab.domains.inventory.single_store.scenario import LostSalesScenario
 
 CPU = torch.device("cpu")
 SCENARIO = LostSalesScenario(lead_time=2, underage_cost=9.0, horizon_periods=300, warmup_periods=50)

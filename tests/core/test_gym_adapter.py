@@ -8,7 +8,7 @@ import torch
 from gymnasium.utils.env_checker import check_env
 
 from decisionlab.core.gym_adapter import SimulatorEnv, SimulatorVectorEnv, make_simulator, to_normalized_action
-from decisionlab.domains.inventory.policies import BaseStockPolicy
+from decisionlab.domains.inventory.single_store.policies import BaseStockPolicy
 
 
 def test_single_env_passes_gymnasium_checker() -> None:

@@ -7,7 +7,7 @@ import pytest
 
 from decisionlab.core.errors import DecisionlabError, ScenarioError
 from decisionlab.core.scenario import parse_overrides, resolve_scenario
-from decisionlab.domains.inventory.scenario import SCENARIOS, LostSalesScenario
+from decisionlab.domains.inventory.single_store.scenario import SCENARIOS, LostSalesScenario
 
 PRESET = SCENARIOS["lost_sales"]
 

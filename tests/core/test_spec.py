@@ -8,7 +8,7 @@ import pytest
 
 from decisionlab.core.errors import ScenarioError, UnknownNameError
 from decisionlab.core.spec import DomainSpec, discover_domains, get_domain, list_domains
-from decisionlab.domains.inventory.scenario import LostSalesScenario
+from decisionlab.domains.inventory.single_store.scenario import LostSalesScenario
 
 
 def test_get_domain_inventory() -> None:

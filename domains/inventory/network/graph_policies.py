@@ -19,6 +19,7 @@ unchanged on 20. ``forward(obs [B, observation_size]) -> orders [B, n_edges]``.
 
 from __future__ import annotations
 
+import copy
 import math
 from abc import ABCMeta, abstractmethod
 from typing import Any
@@ -29,6 +30,7 @@ from torch_geometric.nn import GraphConv
 
 from decisionlab.core.nets.mlp import mlp
 from decisionlab.domains.inventory.network.features import EDGE_FEATURES, GraphFeatures, node_feature_names
+from decisionlab.domains.inventory.network.scenario import NetworkScenario
 from decisionlab.domains.inventory.network.sim import NetworkSim
 from decisionlab.domains.inventory.network.topology import KINDS
 
@@ -61,6 +63,20 @@ class SharedWeightPolicy(nn.Module, metaclass=ABCMeta):
 
     def config(self) -> dict[str, Any]:
         return {"kind": self.kind, "hidden": self.hidden, "layers": self.layers, "slots": self.slots}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> SharedWeightPolicy:
+        return cls(int(config["hidden"]), int(config["layers"]), int(config["slots"]))
+
+    @classmethod
+    def initial(cls, scenario: NetworkScenario, device: torch.device | str = "cpu") -> SharedWeightPolicy:
+        return cls().to(device).bind(NetworkSim(scenario, device))
+
+    def for_scenario(self, scenario: NetworkScenario) -> SharedWeightPolicy:
+        """This policy acting on ``scenario``'s network, whatever its size: a shallow copy (the weights
+        are shared) bound to the network, so one loaded policy serves many networks at once."""
+        device = next(self.parameters()).device
+        return copy.copy(self).bind(NetworkSim(scenario, device))
 
     @abstractmethod
     def embed(self, nodes: torch.Tensor, f: GraphFeatures) -> tuple[torch.Tensor, torch.Tensor]:

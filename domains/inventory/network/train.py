@@ -20,138 +20,39 @@ best searched heuristic (capped echelon-stock), in under a minute each (serial ~
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from torch import nn
 
 from decisionlab.core.algos.pathwise import PathwiseConfig, train_pathwise
 from decisionlab.core.device import torch_threads
-from decisionlab.core.errors import DecisionlabError
-from decisionlab.core.nets.mlp import mlp
+from decisionlab.core.options import TrainContext, apply_options, options_model
 from decisionlab.core.rollout import rollout
-from decisionlab.core.scenario import Scenario, resolve_options
-from decisionlab.core.seeding import derive_seed, make_generator
+from decisionlab.core.scenario import resolve_options
 from decisionlab.core.spec import TrainOutcome
-from decisionlab.domains.inventory.network.graph_policies import (
-    GRAPH_POLICIES,
-    GNNPolicy,
-    SharedWeightPolicy,
-    SymmetryAwarePolicy,
-)
+from decisionlab.domains.inventory.network.policies import NetworkMLP
 from decisionlab.domains.inventory.network.scenario import NetworkScenario
 from decisionlab.domains.inventory.network.sim import NetworkSim, NetworkState
 
 Quality = Literal["fast", "precise"]
 Architecture = Literal["vanilla", "symmetry", "gnn"]
-ARCHITECTURE_KINDS: dict[str, str] = {"symmetry": SymmetryAwarePolicy.kind, "gnn": GNNPolicy.kind}
+# Policy kinds of the size-independent architectures (classes in .graph_policies, imported when used:
+# torch-geometric takes seconds to import).
+ARCHITECTURE_KINDS: dict[str, str] = {"symmetry": "network_symmetry", "gnn": "network_gnn"}
 LONG_CHAIN = 8  # periods of supplier-to-store lead time above which the long-chain preset applies
 
 
-def network_signature(sim: NetworkSim) -> dict[str, Any]:
-    """What a trained network must match to act in a simulator: node kinds, links, lead times and
-    store demand means (the scales the inputs and outputs were normalised with)."""
-    topo = sim.topology
-    return {
-        "kinds": [node.kind for node in topo.nodes],
-        "edges": [[e.src, e.dst, e.lead_time] for e in topo.edges],
-        "demand_means": [round(float(m), 6) for m in sim.demand_model.means],
-    }
-
-
-class NetworkMLP(nn.Module):
-    """Vanilla HDPO policy for networks: ``softplus(MLP(features)) · link mean flow`` per link.
-
-    Features: the flat observation divided by each column's mean flow, plus every node's local
-    and echelon inventory positions (fixed linear maps of the observation, in periods of the node's
-    mean flow; they help optimisation, not expressiveness). The
-    scales and maps are buffers, so they travel with the weights; :meth:`config` holds sizes and
-    the network signature only.
-    Initialisation: last layer near 0, bias so every link first orders its mean flow.
-    ``forward(obs [B, observation_size]) -> orders [B, n_edges]``.
-    """
-
-    name = "hdpo_network_mlp"
-
-    def __init__(
-        self,
-        observation_size: int,
-        n_edges: int,
-        n_positions: int,
-        hidden: tuple[int, ...] = (128, 128),
-        signature: dict[str, Any] | None = None,
-    ) -> None:
-        super().__init__()
-        self.observation_size, self.n_edges, self.n_positions = int(observation_size), int(n_edges), int(n_positions)
-        self.hidden = tuple(int(h) for h in hidden)
-        self.signature = signature or {}
-        # input_map = [diag(1 / feature scale) | position maps]: features = obs @ input_map.
-        self.register_buffer("input_map", torch.zeros(self.observation_size, self.observation_size + self.n_positions))
-        self.register_buffer("action_scale", torch.ones(self.n_edges))
-        self.net = mlp(self.observation_size + self.n_positions, self.hidden, self.n_edges, activation="elu")
-        with torch.no_grad():
-            last = self.net[-1]
-            last.weight.mul_(0.1)
-            last.bias.fill_(math.log(math.e - 1.0))  # softplus(bias) = 1: order ≈ mean flow
-
-    @classmethod
-    def for_simulator(cls, sim: NetworkSim, hidden: tuple[int, ...] = (128, 128)) -> NetworkMLP:
-        """A fresh network with the scales and position maps of ``sim``."""
-        nodes = [j for j in range(sim.n_nodes) if sim.topology.nodes[j].kind != "supplier"]
-        maps = [sim.position_matrix(kind)[:, nodes] / sim.node_flow[nodes] for kind in ("local", "echelon")]
-        net = cls(sim.observation_size, sim.n_edges, 2 * len(nodes), hidden, network_signature(sim))
-        with torch.no_grad():
-            net.input_map.copy_(torch.cat([torch.diag(1.0 / sim.feature_scale), *maps], dim=1))
-            net.action_scale.copy_(sim.edge_flow)
-        return net.to(sim.device)
-
-    def config(self) -> dict[str, Any]:
-        return {"kind": "network_mlp", "observation_size": self.observation_size, "n_edges": self.n_edges,
-                "n_positions": self.n_positions, "hidden": list(self.hidden), "signature": self.signature}
-
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return nn.functional.softplus(self.net(obs @ self.input_map)) * self.action_scale
-
-    def act(self, obs: torch.Tensor) -> torch.Tensor:
-        return self(obs)
-
-
-def make_network_policy(sim: NetworkSim, settings: NetworkHDPOSettings) -> NetworkMLP | SharedWeightPolicy:
+def make_network_policy(sim: NetworkSim, settings: NetworkHDPOSettings) -> nn.Module:
     """A fresh policy of ``settings.architecture`` for ``sim``'s network."""
     if settings.architecture == "vanilla":
         return NetworkMLP.for_simulator(sim, settings.hidden)
+    from decisionlab.domains.inventory.network.graph_policies import GRAPH_POLICIES
+
     graph = GRAPH_POLICIES[ARCHITECTURE_KINDS[settings.architecture]]
     return graph(settings.graph_hidden, settings.graph_layers).to(sim.device).bind(sim)
-
-
-def load_network_policy(
-    config: dict[str, Any], weights: dict[str, torch.Tensor], scenario: Scenario, device: torch.device
-) -> NetworkMLP | SharedWeightPolicy:
-    """Rebuild a registered network policy for ``scenario``. A vanilla MLP must match the network it
-    was trained on; symmetry-aware and GNN policies act on any network (they are bound to it here)."""
-    kind = config.get("kind")
-    if kind not in ("network_mlp", *GRAPH_POLICIES):
-        raise DecisionlabError(f"unknown inventory network policy kind {kind!r}")
-    if not isinstance(scenario, NetworkScenario):
-        raise DecisionlabError(f"this policy acts on inventory networks, not on {type(scenario).__name__}")
-    sim = NetworkSim(scenario, device)
-    if kind in GRAPH_POLICIES:
-        graph = GRAPH_POLICIES[kind](int(config["hidden"]), int(config["layers"]), int(config["slots"]))
-        graph.load_state_dict(weights)
-        return graph.to(device).bind(sim).eval()
-    expected = network_signature(sim)
-    if config.get("signature") != expected:
-        raise DecisionlabError(
-            "this policy was trained for a different network (nodes, links, lead times or demand means "
-            "differ): train one for this scenario, or use architecture=symmetry / gnn, which act on any size"
-        )
-    net = NetworkMLP(config["observation_size"], config["n_edges"], config["n_positions"], tuple(config["hidden"]),
-                     config["signature"])
-    net.load_state_dict(weights)
-    return net.to(device).eval()
 
 
 class NetworkHDPOSettings(PathwiseConfig):
@@ -222,42 +123,43 @@ def train_network_hdpo(
         return _train(scenario, seed, torch.device(device), progress, settings)
 
 
-class NetworkHDPOOptions(BaseModel):
-    """What a user may set from the CLI (``--algo-set key=value``) or the API for network HDPO."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    quality: Quality = Field("fast", description="'fast' or 'precise' (about 3x the compute)")
-    max_steps: int | None = Field(None, ge=1, description="gradient steps")
-    batch_size: int | None = Field(None, ge=1, description="networks per gradient step")
-    learning_rate: float | None = Field(None, gt=0)
-    periods: int | None = Field(None, ge=1, description="periods per training window")
-    max_seconds: float | None = Field(None, gt=0, description="stop training after this many seconds")
-    hidden: tuple[int, ...] | None = Field(None, description="hidden layer widths of the MLP")
-    architecture: Architecture | None = Field(None, description="'vanilla', 'symmetry' or 'gnn'")
-    train_paths: int | None = Field(None, ge=1, description="train on this many fixed pre-sampled scenarios "
-                                    "(start state + demand path) instead of fresh demand every step")
+NetworkHDPOOptions = options_model(
+    "NetworkHDPOOptions", NetworkHDPOSettings,
+    ("max_steps", "batch_size", "learning_rate", "periods", "max_seconds", "hidden", "architecture", "train_paths"),
+    extra={"quality": (Quality, Field("fast", description="'fast' or 'precise' (about 3x the compute)"))},
+    doc="What a user may set from the CLI (``--algo-set key=value``) or the API for network HDPO; ``train_paths`` "
+    "trains on that many fixed pre-sampled scenarios (start state + demand path) instead of fresh demand.",
+)
 
 
-def network_settings_from_options(scenario: NetworkScenario, options: Mapping[str, Any]) -> NetworkHDPOSettings:
-    """Settings from user options (:class:`NetworkHDPOOptions`; the single-store ``HDPOOptions`` are
-    a subset, ``None`` values mean "preset default"): the scenario's preset, then the overrides."""
-    chosen = resolve_options(NetworkHDPOOptions, {k: v for k, v in options.items() if v is not None},
-                             "hdpo option")
-    overrides = chosen.model_dump(exclude={"quality"}, exclude_none=True)
-    if "train_paths" in overrides:
-        overrides["persistent"] = False
-    return NetworkHDPOSettings.preset(scenario, chosen.quality, **overrides)
+def network_settings_from_options(
+    scenario: NetworkScenario, options: BaseModel | Mapping[str, Any]
+) -> NetworkHDPOSettings:
+    """Settings from user options (:data:`NetworkHDPOOptions`, or a mapping validated as one): the
+    scenario's preset of the chosen quality, then the options that are set."""
+    if not isinstance(options, BaseModel):
+        options = resolve_options(NetworkHDPOOptions, {k: v for k, v in options.items() if v is not None},
+                                  "hdpo option")
+    settings = apply_options(NetworkHDPOSettings.preset(scenario, options.quality), options, exclude=("quality",))
+    if options.train_paths is not None:
+        settings = settings.model_copy(update={"persistent": False})
+    return settings
+
+
+def algo_hdpo(scenario: NetworkScenario, options: BaseModel, ctx: TrainContext) -> TrainOutcome:
+    """The network ``hdpo`` algorithm: :func:`train_network_hdpo` with the user's options."""
+    return train_network_hdpo(scenario, ctx.seed, ctx.device, ctx.progress,
+                              network_settings_from_options(scenario, options))
 
 
 def _train(
     scenario: NetworkScenario, seed: int, device: torch.device, progress: bool, settings: NetworkHDPOSettings
 ) -> TrainOutcome:
-    torch.manual_seed(derive_seed(seed, "init"))
+    ctx = TrainContext(seed, device, progress)
+    ctx.seed_init()
     sim = NetworkSim(scenario, device)
     sim.diagnostics = False  # the loss needs costs only
-    gen_train = make_generator(derive_seed(seed, "train"), device)
-    gen_eval = make_generator(derive_seed(seed, "eval"), device)
+    gen_train, gen_eval = ctx.generator("train"), ctx.generator("eval")
     eval_demand = sim.sample_exogenous(settings.eval_paths, settings.eval_periods, gen_eval)
     eval_start = _start_states(sim, settings.eval_paths, gen_eval)
     tail = sim.topology.longest_lead_path() if settings.frozen_tail is None else settings.frozen_tail
@@ -288,8 +190,8 @@ def _train(
     policy = make_network_policy(sim, settings)
     result = train_pathwise(
         policy, objective, train_paths, evaluate, settings,
-        generator=torch.Generator().manual_seed(derive_seed(seed, "batches")),
-        progress=progress, description=f"HDPO {type(scenario).__name__}",
+        generator=ctx.cpu_generator("batches"),
+        progress=progress, description=f"HDPO network of {sim.n_nodes} nodes",
     )
     metrics = {"cost_per_period": result.best_score, "train_steps": float(result.steps),
                "train_seconds": result.seconds}

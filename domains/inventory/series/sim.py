@@ -25,13 +25,15 @@ everything and is what the held-out evaluation uses.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Literal
 
-import numpy as np
 import torch
 
 from decisionlab.core.policy import Policy
+from decisionlab.core.rollout import accumulate
 from decisionlab.core.sim import StepResult
+from decisionlab.domains.inventory.dynamics import receive, serve
 from decisionlab.domains.inventory.series.scenario import RealSeriesScenario, SeriesData, series_data
 
 Split = Literal["train", "all"]
@@ -224,38 +226,19 @@ class SeriesSim:
         return observation_features(obs, self.season_length)
 
     def step(self, state: SeriesState, action: torch.Tensor, demand: torch.Tensor) -> StepResult[SeriesState]:
-        """One period: ``action`` orders ``[B]`` or ``[B, 1]`` (negative read as 0), ``demand [B]``.
-        Reward is minus the period's cost."""
+        """One period (:mod:`decisionlab.domains.inventory.dynamics`): ``action`` orders ``[B]`` or
+        ``[B, 1]`` (negative read as 0), ``demand [B]``. Reward is minus the period's cost."""
         order = action.reshape(-1).clamp_min(0.0)
-        if self.lead_time == 0:
-            arriving, pipeline = order, state.pipeline
-        else:
-            arriving = state.pipeline[:, 0]
-            pipeline = torch.cat([state.pipeline[:, 1:], order.unsqueeze(1)], dim=1)
-        available = state.on_hand + arriving
-        over = torch.relu(available - demand)
-        short = torch.relu(demand - available)
-        holding = self.holding_cost * over
-        shortage = self.underage_cost[state.series] * short
-        cost = holding + shortage
-        on_hand = over if self.lost_sales else available - demand
-        served = demand - short if self.lost_sales else torch.minimum(demand, torch.relu(available))
-        info = {
-            "cost": cost,
-            "holding_cost": holding,
-            "shortage_cost": shortage,
-            "demand": demand,
-            "sales": served,
-            "order": order,
-            "on_hand": over,
-        }
-        return StepResult(SeriesState(on_hand, pipeline, state.series, state.period + 1), -cost, info)
+        arriving, pipeline = receive(state.pipeline, order)
+        on_hand, info = serve(state.on_hand, arriving, demand, self.holding_cost, self.underage_cost[state.series],
+                              lost_sales=self.lost_sales)
+        info["order"] = order
+        return StepResult(SeriesState(on_hand, pipeline, state.series, state.period + 1), -info["cost"], info)
 
 
 SUMMED = ("cost", "holding_cost", "shortage_cost", "sales", "demand", "on_hand")
 
 
-@torch.no_grad()
 def backtest(
     sim: SeriesSim,
     policy: Policy,
@@ -267,34 +250,16 @@ def backtest(
     keys: tuple[str, ...] = SUMMED,
 ) -> dict[str, torch.Tensor]:
     """Replay rows ``series [B]`` from period ``start`` for ``periods`` periods (empty start unless
-    ``state``); sums of the per-period diagnostics ``keys`` over the periods after ``warmup``
-    (``[B]`` float64 each, plus ``"periods"``: the count)."""
+    ``state``) through the core rollout (:func:`~decisionlab.core.rollout.accumulate`); sums of the
+    per-period diagnostics ``keys`` over the periods after ``warmup`` (``[B]`` float64 each, plus
+    ``"periods"``: the count)."""
     series = series.to(sim.device)
     starts = torch.full_like(series, start)
     state = state or sim.start_state(series, starts)
-    demand = sim.windows(series, starts, periods)
-    sums = {k: torch.zeros(series.shape[0], dtype=torch.float64, device=sim.device) for k in keys}
-    for t in range(periods):
-        result = sim.step(state, policy.act(sim.observe(state)), demand[:, t])
-        state = result.state
-        if t >= warmup:
-            for key, total in sums.items():
-                total += result.info[key]
+    sums = accumulate(sim, policy, state, lambda offset, length: sim.windows(series, starts + offset, length),
+                      periods, warmup, {key: itemgetter(key) for key in keys}, chunk_periods=periods)
     sums["periods"] = torch.full_like(sums["cost"], float(periods - warmup))
     return sums
-
-
-def summarise(sums: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
-    """Per-row KPIs from :func:`backtest` sums (the inventory domain's metric names)."""
-    counted = sums["periods"]
-    out = {
-        "cost_per_period": sums["cost"] / counted,
-        "holding_cost_per_period": sums["holding_cost"] / counted,
-        "shortage_cost_per_period": sums["shortage_cost"] / counted,
-        "fill_rate": sums["sales"] / sums["demand"].clamp_min(1e-12),
-        "mean_on_hand": sums["on_hand"] / counted,
-    }
-    return {k: v.cpu().numpy() for k, v in out.items()}
 
 
 def heldout_span(sim: SeriesSim) -> tuple[int, int, int]:
@@ -303,18 +268,3 @@ def heldout_span(sim: SeriesSim) -> tuple[int, int, int]:
     warmup = sim.scenario.warmup_periods
     start = sim.split - warmup
     return start, sim.data.periods - start, warmup
-
-
-def episode_metrics(
-    scenario: RealSeriesScenario, policy: Policy, episodes: int, seed: int, device: torch.device
-) -> dict[str, np.ndarray]:
-    """Held-out KPIs per series (``{metric: [n]}``, one "episode" per series).
-
-    The demand is the data itself, so ``seed`` plays no part (every policy faces the same history:
-    paired by construction). ``episodes`` caps the number of series scored: the first
-    ``min(episodes, n_series)`` in data order.
-    """
-    sim = SeriesSim(scenario, device, split="all")
-    count = max(1, min(int(episodes), sim.data.n_series))
-    start, periods, warmup = heldout_span(sim)
-    return summarise(backtest(sim, policy, torch.arange(count), start, periods, warmup))

@@ -29,110 +29,25 @@ the held-out gain close to the in-sample one.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Literal
 
 import torch
-from pydantic import Field
+from pydantic import BaseModel, Field
 from torch import nn
 
 from decisionlab.core.algos.pathwise import PathwiseConfig, train_pathwise
 from decisionlab.core.device import torch_threads
 from decisionlab.core.errors import DecisionlabError
-from decisionlab.core.nets.mlp import mlp
+from decisionlab.core.options import TrainContext, apply_options, options_model
 from decisionlab.core.rollout import rollout
-from decisionlab.core.seeding import derive_seed, make_generator
 from decisionlab.core.spec import TrainOutcome
-from decisionlab.domains.inventory.series.scenario import MIN_SCALE, RealSeriesScenario
+from decisionlab.domains.inventory.series.policies import SeriesOrderNet
+from decisionlab.domains.inventory.series.scenario import RealSeriesScenario
 from decisionlab.domains.inventory.series.sim import (
-    SeriesObservation,
     SeriesSim,
     SeriesState,
     backtest,
 )
-
-KIND = "series_order_mlp"
-LEVEL_FLOOR = 0.1  # the local level is at least this share of the series' training mean
-
-
-class SeriesOrderNet(nn.Module):
-    """``obs -> order [B]``: ``softplus(mlp(features)) · scale`` (see the module docstring).
-
-    The demand window enters through a linear bottleneck: ``[d / scale, d · promo / scale]``
-    (``[B, 2W]``) is projected onto ``window_features`` learned summaries (weighted sums over the
-    window: same-weekday lags, recent levels; the ``d · promo`` half lets a summary discount
-    promoted days), which join the stock (on hand, pipeline, inventory position over scale), the
-    promotion plan of periods t..t+L, the weekday one-hot, the newsvendor fractile and the log
-    scale in an MLP. The bottleneck keeps the first layer small (``2W · K`` weights instead of
-    ``2W · hidden``): a window of noisy daily sales is easy to memorise.
-
-    The last layer starts near zero with the bias set so the untrained policy orders about one
-    period's mean demand.
-    """
-
-    name = "hdpo_series"
-
-    def __init__(
-        self,
-        lead_time: int,
-        window: int,
-        season_length: int,
-        hidden: tuple[int, ...] = (64, 64),
-        window_features: int = 16,
-        activation: str = "elu",
-    ) -> None:
-        super().__init__()
-        self.lead_time, self.window, self.season_length = int(lead_time), int(window), int(season_length)
-        self.hidden = tuple(int(h) for h in hidden)
-        self.window_features = int(window_features)
-        self.activation = activation
-        self.summarise = nn.Linear(2 * self.window, self.window_features)
-        other = 2 + self.lead_time + self.lead_time + 1 + self.season_length + 3
-        self.net = mlp(other + self.window_features, self.hidden, 1, activation=activation)
-        with torch.no_grad():
-            last = self.net[-1]
-            last.weight.mul_(0.1)
-            last.bias.fill_(math.log(math.e - 1.0))  # softplus(bias) = 1: order ≈ mean demand
-
-    def config(self) -> dict[str, Any]:
-        return {"kind": KIND, "lead_time": self.lead_time, "window": self.window,
-                "season_length": self.season_length, "hidden": list(self.hidden),
-                "window_features": self.window_features, "activation": self.activation}
-
-    @staticmethod
-    def level(obs: SeriesObservation) -> torch.Tensor:
-        """The unit every quantity is measured in ``[B]``: the window's mean demand, floored at a
-        tenth of the series' training mean (a window with no sales still has a unit)."""
-        return obs.demand_window.mean(dim=1).maximum(LEVEL_FLOOR * obs.scale).clamp_min(MIN_SCALE)
-
-    def features(self, obs: SeriesObservation) -> torch.Tensor:
-        """MLP input ``[B, 2 + 2L + 1 + season_length + 3 + window_features]``."""
-        level = self.level(obs)
-        scale = level.unsqueeze(1)
-        window = obs.demand_window / scale
-        summary = self.summarise(torch.cat([window, window * obs.promo_window], dim=1))
-        phase = nn.functional.one_hot(obs.phase, self.season_length).to(window.dtype)
-        return torch.cat(
-            [
-                obs.on_hand.unsqueeze(1) / scale,
-                obs.pipeline / scale,
-                obs.inventory_position().unsqueeze(1) / scale,
-                obs.promo_ahead,
-                phase,
-                obs.critical_ratio.unsqueeze(1),
-                torch.log(obs.scale).unsqueeze(1),
-                torch.log(level / obs.scale).unsqueeze(1),
-                summary,
-            ],
-            dim=1,
-        )
-
-    def forward(self, obs: SeriesObservation) -> torch.Tensor:
-        return nn.functional.softplus(self.net(self.features(obs))).squeeze(1) * self.level(obs)
-
-    def act(self, obs: SeriesObservation) -> torch.Tensor:
-        return self(obs)
 
 
 class SeriesHDPOSettings(PathwiseConfig):
@@ -168,18 +83,21 @@ class SeriesHDPOSettings(PathwiseConfig):
         return cls(**{**base, **overrides})
 
 
-def settings_from_options(options: Mapping[str, Any]) -> SeriesHDPOSettings:
-    """Settings from the ``hdpo`` algorithm's user options (``--algo-set key=value``): the keys of the
-    inventory domain's ``HDPOOptions`` (``quality``, ``max_steps``, ``batch_size``, ``learning_rate``,
-    ``max_seconds``, ``hidden``); ``None`` values keep the preset's."""
-    chosen = {k: v for k, v in options.items() if v is not None}
-    quality = chosen.pop("quality", "fast")
-    allowed = {"max_steps", "batch_size", "learning_rate", "max_seconds", "hidden"}
-    unknown = sorted(set(chosen) - allowed)
-    if unknown:
-        valid = ", ".join(["quality", *sorted(allowed)])
-        raise DecisionlabError(f"unknown hdpo option(s) for real_series: {', '.join(unknown)}; valid: {valid}")
-    return SeriesHDPOSettings.preset(quality, **chosen)
+SeriesHDPOOptions = options_model(
+    "SeriesHDPOOptions", SeriesHDPOSettings, ("max_steps", "batch_size", "learning_rate", "max_seconds", "hidden"),
+    extra={"quality": (Literal["fast", "precise"], Field("fast", description="'fast' (~1.5 min) or 'precise' (~4x)"))},
+    doc="What a user may set for ``hdpo`` on ``real_series`` (CLI ``--algo-set key=value``).",
+)
+
+
+def settings_from_options(options: BaseModel) -> SeriesHDPOSettings:
+    """The preset of the chosen quality with the options that are set applied."""
+    return apply_options(SeriesHDPOSettings.preset(options.quality), options, exclude=("quality",))
+
+
+def algo_hdpo(scenario: RealSeriesScenario, options: BaseModel, ctx: TrainContext) -> TrainOutcome:
+    """The ``real_series`` ``hdpo`` algorithm: :func:`train_series_hdpo` with the user's options."""
+    return train_series_hdpo(scenario, ctx.seed, ctx.device, ctx.progress, settings=settings_from_options(options))
 
 
 def _random_start(sim: SeriesSim, series: torch.Tensor, start: torch.Tensor, gen: torch.Generator) -> SeriesState:
@@ -227,11 +145,12 @@ def train_series_hdpo(
 def _train(
     scenario: RealSeriesScenario, seed: int, device: torch.device, progress: bool, settings: SeriesHDPOSettings
 ) -> TrainOutcome:
-    torch.manual_seed(derive_seed(seed, "init"))
+    ctx = TrainContext(seed, device, progress)
+    ctx.seed_init()
     sim = SeriesSim(scenario, device, split="train")
     length = settings.warmup + settings.periods
     paths = training_windows(sim, length)
-    gen_start = make_generator(derive_seed(seed, "start"), device)
+    gen_start = ctx.generator("start")
 
     def objective(policy: nn.Module, batch: torch.Tensor) -> torch.Tensor:
         series, start = batch[:, 0], batch[:, 1]
@@ -252,7 +171,7 @@ def _train(
     ).to(device)
     result = train_pathwise(
         policy, objective, paths, evaluate, settings,
-        generator=torch.Generator().manual_seed(derive_seed(seed, "batches")),
+        generator=ctx.cpu_generator("batches"),
         progress=progress, description=f"HDPO real_series L={scenario.lead_time}",
     )
     metrics = {"dev_cost_per_period": result.best_score, "train_steps": float(result.steps),
@@ -264,26 +183,3 @@ def _train(
         curve=result.history,
         algo_config=settings.model_dump(mode="json"),
     )
-
-
-def load_series_policy(
-    config: dict[str, Any], weights: dict[str, torch.Tensor], scenario: RealSeriesScenario, device: torch.device
-) -> SeriesOrderNet:
-    """Rebuild a registered :class:`SeriesOrderNet`, checking it fits ``scenario``'s shapes."""
-    if config.get("kind") != KIND:
-        raise DecisionlabError(f"unknown real_series network kind {config.get('kind')!r}")
-    for key in ("lead_time", "window", "season_length"):
-        wanted = {"lead_time": scenario.lead_time, "window": scenario.window_periods,
-                  "season_length": scenario.season_length}[key]
-        if int(config[key]) != wanted:
-            field = "window_periods" if key == "window" else key
-            raise DecisionlabError(
-                f"this policy was trained for {field}={config[key]}, the scenario has {field}={wanted}: "
-                "train one for this setting"
-            )
-    net = SeriesOrderNet(
-        config["lead_time"], config["window"], config["season_length"], tuple(config["hidden"]),
-        int(config["window_features"]), config.get("activation", "elu"),
-    )
-    net.load_state_dict(weights)
-    return net.to(device).eval()

@@ -1,0 +1,114 @@
+"""The routes the API generates for every registered domain, from its settings' serving specs.
+
+- ``POST /v1/<domain>/act``: scenario, parameters, policy and states -> one action per state, with
+  the exact policy (and version) that answered;
+- ``GET /v1/<domain>/schema?scenario=...``: the state a client must send for that scenario (JSON
+  schemas of one state and one action, an example state, the setting's own description);
+- ``GET /v1/<domain>/policies``: the baselines (with the settings they serve) and registered policies.
+
+Request and response models are built per domain, so the OpenAPI document shows each domain's
+presets, default scenario and state schemas.
+"""
+
+# No ``from __future__ import annotations``: FastAPI must see the per-domain request model, a local
+# of domain_router, as a real annotation.
+import json
+from typing import Annotated, Any
+
+import torch
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, create_model
+
+from decisionlab.core.errors import FieldProblem, StateError
+from decisionlab.core.serving import MAX_BATCH, act, device_of, policy_listing, registry_of, schema
+from decisionlab.core.spec import DomainSpec
+from decisionlab.core.store.registry import PolicyRegistry
+
+MAX_QUERY_PARAMETERS = 10_000  # characters of the JSON parameters of a GET
+
+
+class ActResponse(BaseModel):
+    """The actions of a batch of states and what produced them."""
+
+    domain: str
+    setting: str = Field(description="the setting of the scenario (its state and action schemas)")
+    scenario_name: str
+    scenario: dict[str, Any] = Field(description="all resolved scenario parameters")
+    policy: str = Field(description="the policy that answered: a baseline name or domain/name@version")
+    policy_version: int | None = Field(description="version of the registered policy that answered (null: baseline)")
+    actions: list[dict[str, Any]] = Field(description="one action per state, in order (schema: GET .../schema)")
+
+
+def act_request_model(domain: DomainSpec) -> type[BaseModel]:
+    """The ``POST /act`` body of ``domain``: its presets, default scenario and state schemas."""
+    state_schema = {"anyOf": [s.serving.state_model.model_json_schema() for s in domain.settings]}
+    first = domain.setting_of_preset(domain.default_scenario)
+    example = {"scenario": domain.default_scenario, "parameters": {},
+               "policy": (list(first.default_policies) or list(first.policies))[0],
+               "states": [first.serving.state_model.model_json_schema().get("examples", [{}])[0]]}
+    States = Annotated[dict[str, Any], WithJsonSchema(state_schema)]
+    return create_model(
+        f"{domain.name.title().replace('_', '')}ActRequest",
+        __config__=ConfigDict(extra="forbid", json_schema_extra={"examples": [example]}),
+        scenario=(str, Field(domain.default_scenario, min_length=1, max_length=100,
+                             description=f"scenario preset: {', '.join(domain.scenarios)}")),
+        parameters=(dict[str, Any], Field(default_factory=dict, description="scenario parameter overrides")),
+        policy=(str, Field(min_length=1, max_length=200,
+                           description=f"a baseline (GET /v1/{domain.name}/policies) or a registry reference: "
+                           f"{domain.name}/name@version, name@version or name (latest version)")),
+        states=(list[States], Field(min_length=1, max_length=MAX_BATCH,
+                                    description=f"1 to {MAX_BATCH:,} states of the scenario's setting (GET "
+                                    f"/v1/{domain.name}/schema?scenario=... gives their schema and an example)")),
+    )
+
+
+def query_parameters(text: str) -> dict[str, Any]:
+    """A ``parameters`` query value: a JSON object of scenario overrides (422 naming it otherwise)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise StateError([FieldProblem(("query", "parameters"), "json_object",
+                                       f"must be a JSON object of scenario parameters: {err}", text)]) from None
+    if not isinstance(value, dict):
+        raise StateError([FieldProblem(("query", "parameters"), "json_object",
+                                       "must be a JSON object of scenario parameters", text)])
+    return value
+
+
+def domain_router(domain: DomainSpec) -> APIRouter:
+    """The generated routes of ``domain`` (mounted under ``/v1/<domain>``)."""
+    router = APIRouter()
+    ActRequest = act_request_model(domain)
+
+    @router.post("/act", response_model=ActResponse)
+    def act_route(
+        request: ActRequest,  # type: ignore[valid-type]
+        registry: PolicyRegistry = Depends(registry_of),
+        device: torch.device = Depends(device_of),
+    ) -> dict[str, Any]:
+        """Actions for a batch of states from a baseline or a registered policy.
+
+        Errors: 404 unknown scenario or policy (lists the choices); 422 invalid parameters or states
+        (names the field: ``states[i].<field>``), a policy that cannot serve the scenario or is not
+        admissible (names ``policy``).
+        """
+        return act(domain, request.scenario, request.parameters, request.policy, request.states, registry, device)
+
+    @router.get("/schema")
+    def schema_route(
+        scenario: str = Query(domain.default_scenario, min_length=1, max_length=100,
+                              description=f"scenario preset: {', '.join(domain.scenarios)}"),
+        parameters: str = Query("{}", max_length=MAX_QUERY_PARAMETERS,
+                                description="scenario parameter overrides as a JSON object"),
+        device: torch.device = Depends(device_of),
+    ) -> dict[str, Any]:
+        """What ``POST /act`` takes for a scenario: its setting, the JSON schemas of one state and one
+        action, an example state and the baselines that serve it."""
+        return schema(domain, scenario, query_parameters(parameters), device)
+
+    @router.get("/policies")
+    def policies_route(registry: PolicyRegistry = Depends(registry_of)) -> dict[str, Any]:
+        """Baselines (by name, with the settings they serve) and registered policies (by reference)."""
+        return policy_listing(domain, registry)
+
+    return router

@@ -1,0 +1,45 @@
+"""The dashboard's entry point: pages generated from the domain registry with ``st.navigation``.
+
+``dashboards/Home.py`` calls :func:`main`: the home page, then one page per registered domain
+(:func:`decisionlab.core.dashboard.compare.domain_page`), in the order of ``list_domains``. A new
+domain gets its page the day it registers; nothing here names a domain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from decisionlab.core.errors import DecisionlabError
+
+
+def page_specs() -> list[tuple[str, str, Callable[[], None]]]:
+    """``(title, url_path, draw)`` of every page: home first (the default), then one per domain."""
+    from decisionlab.core.dashboard import compare, home
+    from decisionlab.core.spec import list_domains
+
+    found: list[tuple[str, str, Callable[[], None]]] = [("Home", "home", home.render)]
+    for spec in list_domains():
+        found.append((spec.title, spec.name, partial(compare.domain_page, spec.name)))
+    return found
+
+
+def pages() -> list[Any]:
+    """The ``st.Page`` objects of :func:`page_specs` (the first is the default page)."""
+    import streamlit as st
+
+    return [st.Page(draw, title=title, url_path=url, default=i == 0)
+            for i, (title, url, draw) in enumerate(page_specs())]
+
+
+def main() -> None:
+    import streamlit as st
+
+    st.set_page_config(page_title="decisionlab", layout="wide")
+    try:
+        navigation = st.navigation(pages())
+    except DecisionlabError as err:  # e.g. $DECISIONLAB_DOMAINS names a module that does not import
+        st.error(str(err))
+        return
+    navigation.run()
