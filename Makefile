@@ -24,7 +24,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m ruff check .
-	$(PY) -m pytest -q -m "not slow and not e2e"
+	$(PY) -m pytest -q -n 2 --dist loadfile -m "not slow and not e2e"
 
 # Browser tests: headless Chromium drives the dashboard (installs playwright and Debian's chromium).
 e2e: $(STAMP)

@@ -13,7 +13,7 @@ Every client error is a 4xx naming the field (``states[2].remaining_shares``, ``
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 from fastapi import APIRouter, Depends
@@ -114,8 +114,7 @@ class NextTradeResponse(BaseModel):
 
 def schedule(policy: str, scenario: ExecutionScenario) -> ScheduleResponse:
     """The static schedule of ``policy`` with its E and V under ``scenario``."""
-    built = SPEC.policy(policy).build(scenario, torch.device("cpu"))
-    assert isinstance(built, SchedulePolicy)
+    built = cast(SchedulePolicy, SPEC.policy(policy).build(scenario, torch.device("cpu")))
     moments = oracles.moments(scenario, built.holdings)
     return ScheduleResponse(
         policy=policy,
@@ -140,8 +139,7 @@ def build_router() -> APIRouter:
 
         Errors: 404 unknown scenario; 422 invalid parameters or order fields (names the field).
         """
-        scenario = request_scenario(SPEC, request.scenario, request.overrides())
-        assert isinstance(scenario, ExecutionScenario)
+        scenario = cast(ExecutionScenario, request_scenario(SPEC, request.scenario, request.overrides()))
         return schedule(request.policy, scenario)
 
     @router.post("/next-trade", response_model=NextTradeResponse)

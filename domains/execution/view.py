@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import polars as pl
@@ -217,8 +217,7 @@ def _frames(ctx: ViewContext) -> PathFrames | None:
     if result is None:
         return None
     if "paths" not in result.cache:
-        scenario = result.scenario
-        assert isinstance(scenario, ExecutionScenario)
+        scenario = cast(ExecutionScenario, result.scenario)
         result.cache["paths"] = paths_frames(scenario, result.policies, result.request["episodes"],
                                              result.request["seed"], ctx.device)
     return result.cache["paths"]
@@ -228,8 +227,7 @@ def frontier_tab(ctx: ViewContext) -> None:
     """The static efficient frontier of the scenario, with the compared policies once run."""
     import streamlit as st
 
-    scenario = ctx.result.scenario if ctx.result is not None else ctx.scenario
-    assert isinstance(scenario, ExecutionScenario)
+    scenario = cast(ExecutionScenario, ctx.result.scenario if ctx.result is not None else ctx.scenario)
     frames = _frames(ctx)
     st.caption("Best static schedules over the risk aversion λ (closed form); the compared policies as points "
                "(mean and std of their simulated shortfall).")

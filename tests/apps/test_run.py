@@ -13,10 +13,12 @@ from pathlib import Path
 
 import httpx
 
+import torch
+
 from decisionlab.apps.run import default_policy_name, ensure_default_policies
-from decisionlab.core.spec import get_domain
+from decisionlab.core.policy import policy_class
+from decisionlab.core.spec import list_domains
 from decisionlab.core.store.registry import PolicyRegistry
-from decisionlab.domains.inventory.single_store.policies import OrderMLP
 
 
 def _free_port() -> int:
@@ -25,18 +27,27 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _register_default(home: Path) -> str:
-    spec = get_domain("inventory")
-    scenario = spec.scenarios[spec.default_scenario]
-    net = OrderMLP(scenario.lead_time, scenario.demand_mean)
-    card = {"policy_config": net.config(), "algo": "hdpo", "scenario": scenario.describe(), "metrics": {}}
-    return str(PolicyRegistry(home).save("inventory", default_policy_name(spec), net.state_dict(), card).ref)
+def _register_defaults(home: Path) -> list[str]:
+    """An untrained policy under the default name of every domain (so nothing is trained here)."""
+    refs = []
+    for spec in list_domains():
+        if spec.default_algo is None:
+            continue
+        scenario = spec.scenarios[spec.default_scenario]
+        setting = spec.setting_of(scenario)
+        kind = next(iter(setting.policy_kinds))
+        net = policy_class(kind).initial(scenario, torch.device("cpu"))
+        card = {"setting": setting.name, "scenario_name": spec.default_scenario, "policy_kind": kind,
+                "policy_config": net.config(), "algo": spec.default_algo, "scenario": scenario.describe(),
+                "metrics": {}}
+        refs.append(str(PolicyRegistry(home).save(spec.name, default_policy_name(spec), net.state_dict(), card).ref))
+    return refs
 
 
-def test_existing_default_policy_is_not_retrained(decisionlab_home: Path) -> None:
-    ref = _register_default(decisionlab_home)
-    assert ref in ensure_default_policies(PolicyRegistry(decisionlab_home))
-    assert len(PolicyRegistry(decisionlab_home).list("inventory")) == 1
+def test_existing_default_policies_are_not_retrained(decisionlab_home: Path) -> None:
+    refs = _register_defaults(decisionlab_home)
+    assert ensure_default_policies(PolicyRegistry(decisionlab_home)) == refs
+    assert len(PolicyRegistry(decisionlab_home).list()) == len(refs)
 
 
 def _wait_for(url: str, deadline: float) -> httpx.Response:
@@ -53,7 +64,7 @@ def _wait_for(url: str, deadline: float) -> httpx.Response:
 
 
 def test_launcher_serves_api_and_dashboard_then_stops(decisionlab_home: Path) -> None:
-    ref = _register_default(decisionlab_home)
+    ref = _register_defaults(decisionlab_home)[0]
     api_port, board_port = _free_port(), _free_port()
     env = {**os.environ, "DECISIONLAB_HOME": str(decisionlab_home), "DECISIONLAB_API_PORT": str(api_port),
            "DECISIONLAB_DASHBOARD_PORT": str(board_port)}

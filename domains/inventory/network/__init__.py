@@ -110,7 +110,7 @@ SETTING = SettingSpec(
     default_policies=("critical_fractile", "newsvendor_echelon", "newsvendor_local"),
     default_episodes=32,
     quick={"horizon_periods": 1000, "warmup_periods": 200},
-    smoke={"horizon_periods": 300, "warmup_periods": 50},
+    smoke={"horizon_periods": 300, "warmup_periods": 50, "n_stores": 1},  # the searches take seconds, not minutes
 )
 
 __all__ = [

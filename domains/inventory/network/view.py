@@ -13,7 +13,7 @@ a second before any search is run.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import polars as pl
@@ -259,15 +259,13 @@ def network_tab(ctx: ViewContext) -> None:
 
     result = ctx.result
     if result is None:
-        scenario = ctx.scenario
-        assert isinstance(scenario, NetworkScenario)
+        scenario = cast(NetworkScenario, ctx.scenario)
         topology = scenario.topology()
         st.caption("Press **Run** to colour the nodes by the stock each policy keeps there.")
         layout = node_layout(topology)
         st.plotly_chart(network_figure(layout, edge_frame(topology, layout)), key=ctx.key("network_chart"))
         return
-    scenario = result.scenario
-    assert isinstance(scenario, NetworkScenario)
+    scenario = cast(NetworkScenario, result.scenario)
     if "inventories" not in result.cache:
         result.cache["inventories"] = node_inventories(scenario, result.policies, seed=result.request["seed"],
                                                        device=ctx.device)

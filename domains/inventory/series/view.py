@@ -127,7 +127,6 @@ def series_tab(ctx: ViewContext) -> None:
 
     usable = ctx.result if ctx.result is not None and ctx.result.scenario == ctx.scenario else None
     source = usable.scenario if usable is not None else ctx.scenario
-    assert isinstance(source, RealSeriesScenario)
     labels = series_labels(source)
     if st.session_state.get(ctx.key("series")) not in range(len(labels)):
         st.session_state.pop(ctx.key("series"), None)

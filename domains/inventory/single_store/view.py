@@ -9,7 +9,7 @@ Pure helpers return polars frames (:func:`simulate_paths`, :func:`order_vs_posit
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import polars as pl
 import torch
@@ -171,8 +171,7 @@ def paths_tab(ctx: ViewContext) -> None:
     if result is None:
         st.info("Press **Run** to see stock and orders over time.")
         return
-    scenario = result.scenario
-    assert isinstance(scenario, LostSalesScenario)
+    scenario = cast(LostSalesScenario, result.scenario)
     if "paths" not in result.cache:
         seed = result.request["seed"]
         result.cache["paths"] = simulate_paths(scenario, result.policies, seed=seed, device=ctx.device)
