@@ -123,3 +123,57 @@ def test_trained_policy_is_registered_and_usable_by_reference(cli: CliRunner) ->
     # A policy trained for lead time 1 refuses a lead-time-3 scenario with a clear message.
     result = cli.invoke(app, ["evaluate", "inventory", "--set", "lead_time=3", "--policy", "quick", "--json"])
     assert result.exit_code == 2 and "lead_time=1" in result.stderr
+
+
+# --- found when tried as a new user would (domain contract v2) ----------------------------------
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "NaN"])
+def test_non_finite_parameters_say_finite_number(cli: CliRunner, value: str) -> None:
+    result = cli.invoke(app, ["evaluate", "inventory", "--policy", "myopic", "--set", f"demand_mean={value}"])
+    assert result.exit_code == 2
+    assert "demand_mean" in result.stderr and "finite number" in result.stderr
+    assert "less than or equal" not in result.stderr
+
+
+@pytest.mark.parametrize("name", ["", " ", "-leading", "x" * 65])
+def test_an_empty_or_invalid_name_is_refused_before_training(cli: CliRunner, name: str) -> None:
+    result = cli.invoke(app, ["train", "inventory", "--algo", "hdpo", "--name", name])
+    assert result.exit_code == 2
+    assert "policy name" in result.stderr and "not a valid registry name" in result.stderr
+
+
+def test_huge_episode_counts_are_refused_up_front_naming_the_memory(cli: CliRunner) -> None:
+    result = cli.invoke(app, ["evaluate", "inventory", "--policy", "myopic", "--policy", "base_stock",
+                              "--episodes", "100000000"])
+    assert result.exit_code == 2
+    assert "episodes" in result.stderr and "GiB" in result.stderr and "DECISIONLAB_MAX_EVAL_BYTES" in result.stderr
+
+
+def test_messages_name_the_setting_not_a_class(cli: CliRunner) -> None:
+    result = cli.invoke(app, ["evaluate", "inventory", "--scenario", "backlog", "--policy", "optimal"])
+    assert result.exit_code == 2
+    assert "Single store" in result.stderr and "Inventory networks" in result.stderr
+    assert "Scenario" not in result.stderr  # no class names such as LostSalesScenario
+
+
+def test_numbers_are_never_cut_when_piped(cli: CliRunner) -> None:
+    result = cli.invoke(app, ["evaluate", "inventory", "--scenario", "backlog", "--set", "demand_mean=128458",
+                              "--set", "horizon_periods=300", "--set", "warmup_periods=50",
+                              "--policy", "critical_fractile", "--episodes", "4"])
+    assert result.exit_code == 0, result.output
+    payload = _json(cli, "evaluate", "inventory", "--scenario", "backlog", "--set", "demand_mean=128458",
+                    "--set", "horizon_periods=300", "--set", "warmup_periods=50",
+                    "--policy", "critical_fractile", "--episodes", "4", "--json")
+    cost = payload["results"][0]["metrics"]["cost_per_period"]
+    assert f"{cost:.4f}" in result.stdout and "…" not in result.stdout
+
+
+def test_narrow_terminals_drop_the_secondary_columns_first() -> None:
+    from decisionlab.apps.cli import REPORT_COLUMNS, report_columns
+
+    rows = [{"policy": "p", "metric": "cost_per_period", "mean": "1284580.1234", "± 95% CI": "1.0000",
+             "vs first": "+0.0000", "± 95% CI (paired)": "0.0000"}]
+    assert report_columns(rows, 200) == list(REPORT_COLUMNS)
+    narrow = report_columns(rows, 60)
+    assert "mean" in narrow and "vs first" in narrow and "± 95% CI" not in narrow
