@@ -12,15 +12,21 @@ presets, default scenario and state schemas.
 
 # No ``from __future__ import annotations``: FastAPI must see the per-domain request model, a local
 # of domain_router, as a real annotation.
-import json
 from typing import Annotated, Any
 
 import torch
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, create_model
 
-from decisionlab.core.errors import FieldProblem, StateError
-from decisionlab.core.serving import MAX_BATCH, act, device_of, policy_listing, registry_of, schema
+from decisionlab.core.serving import (
+    MAX_BATCH,
+    act,
+    device_of,
+    policy_listing,
+    query_parameters,
+    registry_of,
+    schema,
+)
 from decisionlab.core.spec import DomainSpec
 from decisionlab.core.store.registry import PolicyRegistry
 
@@ -60,19 +66,6 @@ def act_request_model(domain: DomainSpec) -> type[BaseModel]:
                                     description=f"1 to {MAX_BATCH:,} states of the scenario's setting (GET "
                                     f"/v1/{domain.name}/schema?scenario=... gives their schema and an example)")),
     )
-
-
-def query_parameters(text: str) -> dict[str, Any]:
-    """A ``parameters`` query value: a JSON object of scenario overrides (422 naming it otherwise)."""
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise StateError([FieldProblem(("query", "parameters"), "json_object",
-                                       f"must be a JSON object of scenario parameters: {err}", text)]) from None
-    if not isinstance(value, dict):
-        raise StateError([FieldProblem(("query", "parameters"), "json_object",
-                                       "must be a JSON object of scenario parameters", text)])
-    return value
 
 
 def domain_router(domain: DomainSpec) -> APIRouter:

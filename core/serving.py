@@ -14,6 +14,7 @@ of states, e.g. ``(3, "pipeline")``; the serving path prefixes the request field
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -209,6 +210,19 @@ def act(
         "policy_version": answerer.version,
         "actions": serving.respond(context, actions, states),
     }
+
+
+def query_parameters(text: str) -> dict[str, Any]:
+    """A ``parameters`` query value (a GET's scenario overrides): a JSON object, else a 422 naming it."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise StateError([FieldProblem(("query", "parameters"), "json_object",
+                                       f"must be a JSON object of scenario parameters: {err}", text)]) from None
+    if not isinstance(value, dict):
+        raise StateError([FieldProblem(("query", "parameters"), "json_object",
+                                       "must be a JSON object of scenario parameters, e.g. {\"n_stores\": 3}", text)])
+    return value
 
 
 def schema(domain: DomainSpec, scenario_name: str, parameters: Mapping[str, Any], device: torch.device) -> dict:

@@ -22,7 +22,7 @@ import pkgutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -214,34 +214,51 @@ def described(settings: Sequence[SettingSpec]) -> str:
 
 
 @dataclass(frozen=True)
-class PolicyEntry:
-    """A baseline name across a domain's settings (what ``DomainSpec.policy`` returns): its
-    description and admissibility, the settings it serves, and ``build`` for any of them."""
+class _Entry:
+    """A baseline or algorithm name across a domain's settings: the settings that have it, and the
+    member of the scenario's setting (a ``PolicyMismatchError`` naming where it is when elsewhere)."""
 
     name: str
     domain: DomainSpec
     settings: tuple[SettingSpec, ...]
+    members: ClassVar[str]  # the SettingSpec field: "policies" or "algos"
+    noun: ClassVar[str]
+    plural: ClassVar[str]
+
+    def _of(self, setting: SettingSpec) -> Mapping[str, Any]:
+        return getattr(setting, self.members)
 
     @property
     def description(self) -> str:
-        return "; ".join(dict.fromkeys(s.policies[self.name].description for s in self.settings))
+        return "; ".join(dict.fromkeys(self._of(s)[self.name].description for s in self.settings))
+
+    def spec_for(self, scenario: Scenario) -> Any:
+        setting = self.domain.setting_of(scenario)
+        members = self._of(setting)
+        if self.name not in members:
+            raise PolicyMismatchError(
+                f"{self.noun} '{self.name}' is in {described(self.settings)}, not {setting.title}; {setting.title} "
+                f"{self.plural}: {', '.join(members) or 'none'}"
+            )
+        return members[self.name]
+
+
+@dataclass(frozen=True)
+class PolicyEntry(_Entry):
+    """What ``DomainSpec.policy`` returns: its description and admissibility, the settings it serves,
+    and ``build`` for any of them."""
+
+    members: ClassVar[str] = "policies"
+    noun: ClassVar[str] = "baseline"
+    plural: ClassVar[str] = "baselines"
 
     @property
     def admissible(self) -> bool:
         return all(s.policies[self.name].admissible for s in self.settings)
 
-    def spec_for(self, scenario: Scenario) -> PolicySpec:
-        setting = self.domain.setting_of(scenario)
-        if self.name not in setting.policies:
-            raise PolicyMismatchError(
-                f"baseline '{self.name}' serves {described(self.settings)}, not {setting.title}; {setting.title} "
-                f"baselines: {', '.join(setting.policies)}"
-            )
-        return setting.policies[self.name]
-
     def build(self, scenario: Scenario, device: torch.device) -> Policy:
         """The baseline for ``scenario`` (a ``PolicyMismatchError`` when it cannot serve it)."""
-        spec = self.spec_for(scenario)
+        spec: PolicySpec = self.spec_for(scenario)
         problem = spec.problem(scenario)
         if problem is not None:
             raise PolicyMismatchError(f"policy '{self.name}' cannot serve this scenario: {problem}")
@@ -249,25 +266,12 @@ class PolicyEntry:
 
 
 @dataclass(frozen=True)
-class AlgoEntry:
-    """An algorithm name across a domain's settings (what ``DomainSpec.algo`` returns)."""
+class AlgoEntry(_Entry):
+    """What ``DomainSpec.algo`` returns: an algorithm across the settings that have it."""
 
-    name: str
-    domain: DomainSpec
-    settings: tuple[SettingSpec, ...]
-
-    @property
-    def description(self) -> str:
-        return "; ".join(dict.fromkeys(s.algos[self.name].description for s in self.settings))
-
-    def spec_for(self, scenario: Scenario) -> AlgoSpec:
-        setting = self.domain.setting_of(scenario)
-        if self.name not in setting.algos:
-            raise PolicyMismatchError(
-                f"algorithm '{self.name}' trains in {described(self.settings)}, not {setting.title}; "
-                f"{setting.title} algorithms: {', '.join(setting.algos) or 'none'}"
-            )
-        return setting.algos[self.name]
+    members: ClassVar[str] = "algos"
+    noun: ClassVar[str] = "algorithm"
+    plural: ClassVar[str] = "algorithms"
 
     def train(
         self, scenario: Scenario, seed: int = 0, device: torch.device | str = "cpu", progress: bool = False,
@@ -275,7 +279,7 @@ class AlgoEntry:
     ) -> TrainOutcome:
         """Train on ``scenario`` with the user's ``options`` (validated; nothing is registered: see
         :func:`decisionlab.core.training.train_and_register` for that)."""
-        spec = self.spec_for(scenario)
+        spec: AlgoSpec = self.spec_for(scenario)
         chosen = resolve_options(spec.options_model, dict(options or {}), f"{self.name} option")
         return spec.train(scenario, chosen, TrainContext(int(seed), torch.device(device), progress))
 

@@ -61,3 +61,36 @@ def app_test_of(name: str):
 def domain_page():
     """``domain_page(name)``: an ``AppTest`` of the dashboard page of domain ``name``."""
     return app_test_of
+
+
+REGISTERED_REF = "inventory/hdpo_test@1"
+
+
+@pytest.fixture
+def registered(home: Path) -> Path:
+    """A registered (untrained) single-store network ``inventory/hdpo_test@1`` (lead time 2) and its
+    training run with a curve."""
+    import math
+
+    import polars as pl
+
+    from decisionlab.core.spec import get_domain
+    from decisionlab.core.store.registry import PolicyRegistry
+    from decisionlab.core.store.runs import RunStore
+    from decisionlab.domains.inventory.single_store.policies import OrderMLP
+
+    spec = get_domain("inventory")
+    torch.manual_seed(0)
+    net = OrderMLP(2, 5.0)
+    card = {
+        "scenario_name": "lost_sales",
+        "scenario": spec.scenario("lost_sales", {"underage_cost": 19}).describe(),
+        "algo": "hdpo",
+        "policy_config": net.config(),
+        "metrics": {"cost_per_period": 6.5, "train_steps": 100},
+    }
+    record = PolicyRegistry(home).save("inventory", "hdpo_test", net.state_dict(), card)
+    assert str(record.ref) == REGISTERED_REF
+    curve = pl.DataFrame({"step": [0, 50, 100], "train_loss": [math.nan, 8.0, 7.0], "eval_score": [9.0, 7.0, 6.5]})
+    RunStore(home).record("inventory", "train", REGISTERED_REF, card, card["metrics"], {"curve": curve})
+    return home

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 import torch
@@ -19,7 +18,15 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from decisionlab.core.errors import FieldProblem, ScenarioError, StateError
-from decisionlab.core.serving import MAX_BATCH, act, device_of, prepared, registry_of, request_scenario
+from decisionlab.core.serving import (
+    MAX_BATCH,
+    act,
+    device_of,
+    prepared,
+    query_parameters,
+    registry_of,
+    request_scenario,
+)
 from decisionlab.core.store.registry import PolicyRegistry
 from decisionlab.domains.inventory import SPEC
 from decisionlab.domains.inventory.network import SETTING as NETWORK
@@ -146,19 +153,6 @@ def orders(request: OrdersRequest, registry: PolicyRegistry, device: torch.devic
     if network:
         return NetworkOrdersResponse(**head, networks=body["actions"])
     return OrdersResponse(**head, orders=[action["order"] for action in body["actions"]])
-
-
-def query_parameters(text: str) -> dict[str, Any]:
-    """The ``parameters`` query value: a JSON object of scenario overrides (422 naming it otherwise)."""
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise StateError([FieldProblem(("query", "parameters"), "json_object",
-                                       f"must be a JSON object of scenario parameters: {err}", text)]) from None
-    if not isinstance(value, dict):
-        raise StateError([FieldProblem(("query", "parameters"), "json_object",
-                                       "must be a JSON object of scenario parameters, e.g. {\"n_stores\": 3}", text)])
-    return value
 
 
 def build_router() -> APIRouter:

@@ -5,35 +5,15 @@ tests/domains/inventory/)."""
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from request_helpers import LEAD2, ORDERS, post_orders, states
 
 from decisionlab.apps.api import BodySizeLimitMiddleware, create_app, field_path
 from decisionlab.core.errors import DecisionlabError
 from decisionlab.domains.inventory import SPEC
-
-ORDERS = "/v1/inventory/orders"
-LEAD2 = {"lead_time": 2, "underage_cost": 9}
-
-
-def states(*rows: tuple[float, list[float]]) -> list[dict[str, Any]]:
-    return [{"on_hand": on_hand, "pipeline": pipeline} for on_hand, pipeline in rows]
-
-
-def post_orders(client: TestClient, policy: str = "optimal", parameters: dict | None = None, **body: Any):
-    payload = {"policy": policy, "parameters": LEAD2 if parameters is None else parameters, **body}
-    payload.setdefault("states", states((0, [0, 0])))
-    return client.post(ORDERS, json=payload)
-
-
-def detail_text(response) -> str:
-    """The error detail as one string (validation errors are a list of field/message dicts)."""
-    return json.dumps(response.json()["detail"])
-
 
 # --- meta routes ------------------------------------------------------------------------------
 

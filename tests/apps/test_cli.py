@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from request_helpers import cli_json
 from typer.testing import CliRunner
 
 from decisionlab.apps.cli import app
@@ -19,10 +20,7 @@ def cli() -> CliRunner:
     return CliRunner()
 
 
-def _json(cli: CliRunner, *args: str) -> dict:
-    result = cli.invoke(app, list(args))
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
+_json = cli_json
 
 
 def test_domains_json_lists_inventory_with_its_names(cli: CliRunner) -> None:

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import httpx
-
 import torch
 
 from decisionlab.apps.run import default_policy_name, ensure_default_policies

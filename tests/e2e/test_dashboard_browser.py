@@ -64,7 +64,7 @@ def test_home_and_inventory_pages_in_chromium(dashboard_url: str, tmp_path: Path
         page.goto(dashboard_url)
         page.get_by_role("heading", name="decisionlab").first.wait_for(timeout=60_000)
         page.get_by_text("inventory", exact=True).first.wait_for(state="attached", timeout=60_000)
-        page.goto(f"{dashboard_url}/Inventory")
+        page.goto(f"{dashboard_url}/inventory")  # pages are generated at /<domain>
         page.get_by_role("button", name="Run").first.click(timeout=60_000)
         page.locator(".js-plotly-plot").first.wait_for(timeout=180_000)
         page.screenshot(path=str(tmp_path / "inventory.png"), full_page=True)

@@ -44,7 +44,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from decisionlab.core.errors import FieldProblem, ScenarioError, StateError
 from decisionlab.core.policy import Policy
-from decisionlab.core.serving import PolicyOutputError, ServingSpec
+from decisionlab.core.serving import ServingSpec
+from decisionlab.domains.inventory.orders import StoreOrder, one_order_per_state
 from decisionlab.domains.inventory.series.policies import SeriesBaseStock, SeriesCappedBaseStock
 from decisionlab.domains.inventory.series.scenario import MIN_SCALE, RealSeriesScenario, SeriesData, series_data
 from decisionlab.domains.inventory.series.sim import SeriesObservation
@@ -312,31 +313,17 @@ class SeriesContext:
     device: torch.device
 
 
-class SeriesOrder(BaseModel):
-    """The order of one store-item."""
-
-    order: float = Field(description="units to order now (>= 0)")
-
-
 def prepare(scenario: RealSeriesScenario, device: torch.device) -> SeriesContext:
     return SeriesContext(series_catalog(scenario), device)
 
 
-def respond(context: SeriesContext, actions: torch.Tensor, states: Sequence[Any]) -> list[dict[str, float]]:
-    """One ``{"order": units}`` per state (negative read as 0, as the simulator does)."""
-    orders = actions.reshape(len(states), -1)
-    if orders.shape[1] != 1:
-        raise PolicyOutputError(f"a real_series policy returned orders {tuple(actions.shape)}, expected [B]")
-    return [{"order": value} for value in orders[:, 0].clamp_min(0.0).double().cpu().tolist()]
-
-
 SERVING = ServingSpec(
     state_model=SeriesStoreState,
-    action_model=SeriesOrder,
+    action_model=StoreOrder,
     prepare=prepare,
     check=lambda context, states: check_states(context.catalog, states),
     observe=lambda context, states, policy: series_observation(context.catalog, states, policy, context.device),
-    respond=respond,
+    respond=one_order_per_state,
     example=lambda context: describe_series(context.catalog.scenario)["example"],
     describe=lambda context: {k: v for k, v in describe_series(context.catalog.scenario).items() if k != "example"},
 )

@@ -3,7 +3,7 @@
 One request state (:class:`InventoryState`) is what the store knows when it orders: stock on hand
 and the orders in transit, oldest first (exactly ``lead_time`` values). :func:`observe` lays them out
 as the simulator's observation ``[B, 1 + L]`` (:meth:`~.sim.SingleStoreSim.observe`: on hand, then
-the pipeline oldest first); :func:`respond` turns orders ``[B]`` into ``{"order": units}``.
+the pipeline oldest first); orders ``[B]`` go back as ``{"order": units}`` (:mod:`..orders`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from decisionlab.core.errors import StateError, problem
 from decisionlab.core.policy import Policy
-from decisionlab.core.serving import PolicyOutputError, ServingSpec
+from decisionlab.core.serving import ServingSpec
+from decisionlab.domains.inventory.orders import StoreOrder, one_order_per_state
 from decisionlab.domains.inventory.single_store.scenario import LostSalesScenario
 from decisionlab.domains.inventory.single_store.sim import SingleStoreSim, StoreState
 
@@ -39,12 +40,6 @@ class InventoryState(BaseModel):
         max_length=MAX_PIPELINE,
         description="orders in transit, oldest (arriving next) first; exactly lead_time values",
     )
-
-
-class StoreOrder(BaseModel):
-    """The order of one store."""
-
-    order: float = Field(description="units to order now (>= 0)")
 
 
 @dataclass(frozen=True)
@@ -82,14 +77,6 @@ def observe(context: StoreContext, states: Sequence[InventoryState], policy: Pol
     return context.sim.observe(StoreState(on_hand, pipeline.reshape(len(states), lead)))
 
 
-def respond(context: StoreContext, actions: torch.Tensor, states: Sequence[Any]) -> list[dict[str, float]]:
-    """One ``{"order": units}`` per state (negative read as 0, as the simulator does)."""
-    orders = actions.reshape(len(states), -1)
-    if orders.shape[1] != 1:
-        raise PolicyOutputError(f"a single-store policy returned orders {tuple(actions.shape)}, expected [B]")
-    return [{"order": value} for value in orders[:, 0].clamp_min(0.0).double().cpu().tolist()]
-
-
 def example(context: StoreContext) -> dict[str, Any]:
     """A store with one period of mean demand on hand and in every pipeline slot."""
     mean = round(float(context.scenario.demand_mean), 6)
@@ -102,7 +89,7 @@ SERVING = ServingSpec(
     prepare=prepare,
     check=check,
     observe=observe,
-    respond=respond,
+    respond=one_order_per_state,
     example=example,
     describe=lambda context: {"lead_time": context.scenario.lead_time,
                               "observation": "on_hand, then the pipeline oldest first"},

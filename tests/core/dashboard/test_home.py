@@ -3,50 +3,17 @@ its frames, and one generated page per registered domain."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import polars as pl
-import pytest
-import torch
 from streamlit.testing.v1 import AppTest
 
 from decisionlab.core.dashboard import home, shell
-from decisionlab.core.spec import get_domain, list_domains
-from decisionlab.core.store.registry import PolicyRegistry
-from decisionlab.core.store.runs import RunStore
-from decisionlab.domains.inventory.single_store.policies import OrderMLP
+from decisionlab.core.spec import list_domains
 
 ROOT = Path(__file__).resolve().parents[3]
 HOME_PAGE = str(ROOT / "dashboards" / "Home.py")
 REF = "inventory/hdpo_test@1"
-
-
-@pytest.fixture
-def home_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty data home, so nothing touches ~/.decisionlab."""
-    monkeypatch.setenv("DECISIONLAB_HOME", str(tmp_path))
-    return tmp_path
-
-
-@pytest.fixture
-def registered(home_dir: Path) -> Path:
-    """A registered (untrained) inventory network for lead time 2 and its training run."""
-    spec = get_domain("inventory")
-    torch.manual_seed(0)
-    net = OrderMLP(2, 5.0)
-    card = {
-        "scenario_name": "lost_sales",
-        "scenario": spec.scenario("lost_sales", {"underage_cost": 19}).describe(),
-        "algo": "hdpo",
-        "policy_config": net.config(),
-        "metrics": {"cost_per_period": 6.5, "train_steps": 100},
-    }
-    record = PolicyRegistry(home_dir).save("inventory", "hdpo_test", net.state_dict(), card)
-    assert str(record.ref) == REF
-    curve = pl.DataFrame({"step": [0, 50, 100], "train_loss": [math.nan, 8.0, 7.0], "eval_score": [9.0, 7.0, 6.5]})
-    RunStore(home_dir).record("inventory", "train", REF, card, card["metrics"], {"curve": curve})
-    return home_dir
 
 
 def _charts(at: AppTest) -> list:
@@ -58,7 +25,7 @@ def _charts(at: AppTest) -> list:
 # ------------------------------------------------------------------------------------------------
 
 
-def test_home_without_policies(home_dir: Path) -> None:
+def test_home_without_policies(home: Path) -> None:
     at = AppTest.from_file(HOME_PAGE).run(timeout=60)
     assert not at.exception
     assert at.title[0].value == "decisionlab"
@@ -86,7 +53,7 @@ def test_home_lists_policies_runs_and_curve(registered: Path) -> None:
 
 
 
-def test_navigation_has_a_page_per_registered_domain(home_dir: Path, domain_page) -> None:
+def test_navigation_has_a_page_per_registered_domain(home: Path, domain_page) -> None:
     pages = shell.page_specs()
     assert [url for _, url, _ in pages] == ["home", *(spec.name for spec in list_domains())]
     assert [title for title, _, _ in pages] == ["Home", *(spec.title for spec in list_domains())]

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
+from request_helpers import cli_json
 from typer.testing import CliRunner
 
 from decisionlab.apps.cli import app
@@ -17,10 +16,7 @@ def cli() -> CliRunner:
     return CliRunner()
 
 
-def _json(cli: CliRunner, *args: str) -> dict:
-    result = cli.invoke(app, list(args))
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
+_json = cli_json
 
 
 def test_domains_lists_the_execution_names(cli: CliRunner) -> None:

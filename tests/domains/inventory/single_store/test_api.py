@@ -3,13 +3,12 @@ baselines and registered networks, and every client mistake named."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
 from fastapi.testclient import TestClient
+from request_helpers import LEAD2, ORDERS, detail_text, post_orders, states
 
 from decisionlab.apps.api import create_app
 from decisionlab.core.serving import cached_baseline
@@ -18,25 +17,6 @@ from decisionlab.domains.inventory import SPEC
 from decisionlab.domains.inventory.routes import MAX_BATCH
 from decisionlab.domains.inventory.single_store.policies import OrderMLP
 from decisionlab.domains.inventory.single_store.search import best_base_stock
-
-ORDERS = "/v1/inventory/orders"
-LEAD2 = {"lead_time": 2, "underage_cost": 9}
-
-
-def states(*rows: tuple[float, list[float]]) -> list[dict[str, Any]]:
-    return [{"on_hand": on_hand, "pipeline": pipeline} for on_hand, pipeline in rows]
-
-
-def post_orders(client: TestClient, policy: str = "optimal", parameters: dict | None = None, **body: Any):
-    payload = {"policy": policy, "parameters": LEAD2 if parameters is None else parameters, **body}
-    payload.setdefault("states", states((0, [0, 0])))
-    return client.post(ORDERS, json=payload)
-
-
-def detail_text(response) -> str:
-    """The error detail as one string (validation errors are a list of field/message dicts)."""
-    return json.dumps(response.json()["detail"])
-
 
 # --- orders -----------------------------------------------------------------------------------
 

@@ -4,7 +4,6 @@ tests; the home page is tested with the shell (tests/core/dashboard)."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -18,43 +17,15 @@ from decisionlab.core.errors import DecisionlabError, ScenarioError
 from decisionlab.core.evaluation import EvaluationReport
 from decisionlab.core.spec import get_domain
 from decisionlab.core.store.registry import PolicyRegistry
-from decisionlab.core.store.runs import RunStore
 from decisionlab.domains.inventory import SINGLE_STORE, SPEC
 from decisionlab.domains.inventory.single_store import view as single_view
-from decisionlab.domains.inventory.single_store.policies import BaseStockPolicy, OptimalLostSalesPolicy, OrderMLP
+from decisionlab.domains.inventory.single_store.policies import BaseStockPolicy, OptimalLostSalesPolicy
 from decisionlab.domains.inventory.views import decomposition_figure
 
 REF = "inventory/hdpo_test@1"
 CPU = torch.device("cpu")
 DEFAULT_POLICIES = list(SINGLE_STORE.default_policies)
 STATE_KEY = compare.results_key(SPEC)
-
-
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty data home, so nothing touches ~/.decisionlab."""
-    monkeypatch.setenv("DECISIONLAB_HOME", str(tmp_path))
-    return tmp_path
-
-
-@pytest.fixture
-def registered(home: Path) -> Path:
-    """A registered (untrained) inventory network for lead time 2 and its training run."""
-    spec = get_domain("inventory")
-    torch.manual_seed(0)
-    net = OrderMLP(2, 5.0)
-    card = {
-        "scenario_name": "lost_sales",
-        "scenario": spec.scenario("lost_sales", {"underage_cost": 19}).describe(),
-        "algo": "hdpo",
-        "policy_config": net.config(),
-        "metrics": {"cost_per_period": 6.5, "train_steps": 100},
-    }
-    record = PolicyRegistry(home).save("inventory", "hdpo_test", net.state_dict(), card)
-    assert str(record.ref) == REF
-    curve = pl.DataFrame({"step": [0, 50, 100], "train_loss": [math.nan, 8.0, 7.0], "eval_score": [9.0, 7.0, 6.5]})
-    RunStore(home).record("inventory", "train", REF, card, card["metrics"], {"curve": curve})
-    return home
 
 
 def _charts(at: AppTest) -> list:
