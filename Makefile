@@ -14,7 +14,7 @@ $(PY):
 $(STAMP): $(PY) pyproject.toml setup.py
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[dev,postgres]"
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -1,7 +1,8 @@
 """The ``decisionlab`` command line.
 
 Scripts depend on these names (see the README): ``domains``, ``evaluate``, ``train``, ``serve``,
-``dashboard``. ``--json`` prints exactly one JSON object on stdout; logs and progress bars go to
+``dashboard``, ``policies list|show|promote|rollback|delete|gc``.
+``--json`` prints exactly one JSON object on stdout; logs and progress bars go to
 stderr. User mistakes print ``error: ...`` on stderr and exit with status 2, without a traceback.
 """
 
@@ -224,12 +225,19 @@ def train(
 def serve(
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
+    workers: Annotated[int | None, typer.Option(
+        "--workers", min=1, max=64, help="server processes sharing the port (default $DECISIONLAB_API_WORKERS or 1)",
+    )] = None,
+    log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning or error")] = "info",
 ) -> None:
-    """Serve the policy API (FastAPI + uvicorn)."""
-    import uvicorn
+    """Serve the policy API (FastAPI + uvicorn), JSON logs on stderr."""
+    from decisionlab.apps.server import default_workers
+    from decisionlab.apps.server import serve as run_server
 
+    if log_level not in ("debug", "info", "warning", "error"):
+        raise typer.BadParameter("must be debug, info, warning or error", param_hint="--log-level")
     _setup_torch()
-    uvicorn.run("decisionlab.apps.api:create_app", factory=True, host=host, port=port, log_level="info")
+    run_server(host, port, workers or default_workers(), log_level)
 
 
 def dashboard_command(port: int, address: str = "127.0.0.1") -> list[str]:
@@ -249,6 +257,15 @@ def dashboard(port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8
 
 def main() -> None:
     app()
+
+
+def _register_subcommands() -> None:
+    from decisionlab.apps.policies_cli import policies_app
+
+    app.add_typer(policies_app, name="policies")
+
+
+_register_subcommands()
 
 
 if __name__ == "__main__":

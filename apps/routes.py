@@ -18,10 +18,13 @@ import torch
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, create_model
 
+from decisionlab.core.policy_cache import PolicyCache
 from decisionlab.core.serving import (
     MAX_BATCH,
+    Answered,
     act,
     device_of,
+    policies_of,
     policy_listing,
     query_parameters,
     registry_of,
@@ -33,15 +36,12 @@ from decisionlab.core.store.registry import PolicyRegistry
 MAX_QUERY_PARAMETERS = 10_000  # characters of the JSON parameters of a GET
 
 
-class ActResponse(BaseModel):
+class ActResponse(Answered):
     """The actions of a batch of states and what produced them."""
 
     domain: str
     setting: str = Field(description="the setting of the scenario (its state and action schemas)")
     scenario_name: str
-    scenario: dict[str, Any] = Field(description="all resolved scenario parameters")
-    policy: str = Field(description="the policy that answered: a baseline name or domain/name@version")
-    policy_version: int | None = Field(description="version of the registered policy that answered (null: baseline)")
     actions: list[dict[str, Any]] = Field(description="one action per state, in order (schema: GET .../schema)")
 
 
@@ -55,7 +55,7 @@ def act_request_model(domain: DomainSpec) -> type[BaseModel]:
     States = Annotated[dict[str, Any], WithJsonSchema(state_schema)]
     return create_model(
         f"{domain.name.title().replace('_', '')}ActRequest",
-        __config__=ConfigDict(extra="forbid", json_schema_extra={"examples": [example]}),
+        __config__=ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [example]}),
         scenario=(str, Field(domain.default_scenario, min_length=1, max_length=100,
                              description=f"scenario preset: {', '.join(domain.scenarios)}")),
         parameters=(dict[str, Any], Field(default_factory=dict, description="scenario parameter overrides")),
@@ -76,7 +76,7 @@ def domain_router(domain: DomainSpec) -> APIRouter:
     @router.post("/act", response_model=ActResponse)
     def act_route(
         request: ActRequest,  # type: ignore[valid-type]
-        registry: PolicyRegistry = Depends(registry_of),
+        policies: PolicyCache = Depends(policies_of),
         device: torch.device = Depends(device_of),
     ) -> dict[str, Any]:
         """Actions for a batch of states from a baseline or a registered policy.
@@ -85,7 +85,7 @@ def domain_router(domain: DomainSpec) -> APIRouter:
         (names the field: ``states[i].<field>``), a policy that cannot serve the scenario or is not
         admissible (names ``policy``).
         """
-        return act(domain, request.scenario, request.parameters, request.policy, request.states, registry, device)
+        return act(domain, request.scenario, request.parameters, request.policy, request.states, policies, device)
 
     @router.get("/schema")
     def schema_route(

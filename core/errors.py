@@ -16,7 +16,12 @@ error                      status  raised when
 ``ScenarioError``          422     scenario parameters or options that are unknown or invalid
 ``StateError``             422     request states that fail validation (one problem per field)
 ``PolicyMismatchError``    422     a policy that exists but cannot serve this scenario
-``NotTractableError``      422     a solver asked for outside the range where it can run
+``NotTractableError``      422     a solver asked for outside the range where it can run, or one
+                                   whose memory would exceed the build budget
+``ArtefactError``          503     stored weights or a card that cannot be used (missing, corrupt,
+                                   wrong shapes, non-finite): a server-side fault
+``BuildPendingError``      503     an expensive baseline still being built off the request path
+                                   (``Retry-After`` says when to try again)
 =========================  ======  ==============================================================
 """
 
@@ -62,8 +67,27 @@ class PolicyMismatchError(DecisionlabError):
     http_status = 422
 
 
+class BuildPendingError(DecisionlabError):
+    """An expensive baseline (a search, an exact solver) that is being built off the request path and
+    did not finish within the request's wait: 503 with ``retry_after`` seconds."""
+
+    http_status = 503
+
+    def __init__(self, message: str, retry_after: int = 5) -> None:
+        self.retry_after = int(retry_after)
+        super().__init__(message)
+
+
 class RegistryError(DecisionlabError):
     """A registry or run-store problem the user caused (bad reference, bad name)."""
+
+
+class ArtefactError(RegistryError):
+    """A stored artefact that cannot be used (missing or corrupt weights, tensors that do not fit their
+    policy kind, non-finite weights). A server-side fault, not the client's: 503, naming the policy and
+    never a server path; the other policies keep serving."""
+
+    http_status = 503
 
 
 class PolicyNotFoundError(RegistryError):

@@ -22,7 +22,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import torch
 
-from decisionlab.core.errors import DecisionlabError, UnknownNameError
+from decisionlab.core.errors import ArtefactError, UnknownNameError
 
 
 @runtime_checkable
@@ -100,14 +100,6 @@ def registered_kinds() -> list[str]:
     return sorted(_KINDS)
 
 
-class ArtefactError(DecisionlabError):
-    """Stored weights that do not fit their card (missing or extra tensors, wrong shapes).
-
-    A server-side fault, not the client's: 503 (the rest of the server keeps serving)."""
-
-    http_status = 503
-
-
 def rebuild_policy(
     config: dict[str, Any], weights: Mapping[str, torch.Tensor], scenario: Any, device: torch.device
 ) -> Policy:
@@ -120,6 +112,10 @@ def rebuild_policy(
     except (KeyError, TypeError, ValueError) as err:
         raise ArtefactError(f"the stored config does not fit its policy kind {kind!r} "
                             f"({type(err).__name__}: {err})") from None
+    bad = [name for name, tensor in weights.items()
+           if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())]
+    if bad:
+        raise ArtefactError(f"the stored weights of this {kind} policy are not finite ({', '.join(sorted(bad)[:3])})")
     try:
         module.load_state_dict(dict(weights))
     except (RuntimeError, KeyError, ValueError) as err:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from decisionlab.core.errors import PolicyMismatchError, RegistryError, UnknownNameError
+from decisionlab.core.errors import ArtefactError, PolicyMismatchError, RegistryError, UnknownNameError
 from decisionlab.core.policy import Policy, rebuild_policy
 from decisionlab.core.scenario import Scenario
 from decisionlab.core.spec import DomainSpec, SettingSpec
@@ -33,17 +33,18 @@ def unknown_policy(domain: DomainSpec, setting: SettingSpec, name: str, registry
     return UnknownNameError(f"{domain.name} policy", name, [*setting.policies, *registered], hint)
 
 
-def find_registered(
-    domain: DomainSpec, setting: SettingSpec, name: str, registry: PolicyRegistry
-) -> PolicyRecord:
-    """The record of the registered policy ``name`` (a 404 listing the choices when unknown), checked
-    to be of a kind ``setting`` serves."""
+def find_record(domain: DomainSpec, setting: SettingSpec, name: str, registry: PolicyRegistry) -> PolicyRecord:
+    """The record of the registered policy ``name``; a 404 listing the choices when unknown."""
     try:
-        record = registry.find(name, domain.name)
+        return registry.find(name, domain.name)
     except RegistryError as err:
         if "/" in name or "@" in name:
             raise
         raise unknown_policy(domain, setting, name, registry) from err
+
+
+def check_kind(record: PolicyRecord, setting: SettingSpec) -> None:
+    """A 422 when ``record`` is of a learned-policy kind ``setting`` does not serve."""
     kind = record_kind(record)
     if kind not in setting.policy_kinds:
         trained = record.card.get("scenario_name") or "another scenario"
@@ -52,12 +53,27 @@ def find_registered(
             f"policy {record.ref} is a {kind} policy (trained on {trained}); the {setting.title} setting serves "
             f"the kinds: {served}"
         )
+
+
+def find_registered(
+    domain: DomainSpec, setting: SettingSpec, name: str, registry: PolicyRegistry
+) -> PolicyRecord:
+    """The record of the registered policy ``name`` (a 404 listing the choices when unknown), checked
+    to be of a kind ``setting`` serves."""
+    record = find_record(domain, setting, name, registry)
+    check_kind(record, setting)
     return record
 
 
 def load_registered(record: PolicyRecord, scenario: Scenario, device: torch.device, registry: PolicyRegistry) -> Policy:
-    """The registered policy of ``record`` acting in ``scenario``."""
-    return rebuild_policy(record.card["policy_config"], registry.load_weights(record), scenario, device)
+    """The registered policy of ``record`` acting in ``scenario``; an artefact that cannot be used
+    is an :class:`ArtefactError` naming the policy."""
+    weights = registry.load_weights(record)
+    try:
+        return rebuild_policy(record.card.get("policy_config") or {}, weights, scenario, device)
+    except ArtefactError as err:
+        raise ArtefactError(f"policy {record.ref} cannot be served: {err}; re-register it, or remove it with "
+                            f"`decisionlab policies delete {record.ref}`") from None
 
 
 def build_policy(

@@ -8,13 +8,24 @@ as strings from the command line or as JSON values from the API; both go through
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any, TypeVar
+from functools import lru_cache
+from types import UnionType
+from typing import Any, TypeVar, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from decisionlab.core.errors import ScenarioError, UnknownNameError
+
+
+def _numeric(annotation: Any) -> bool:
+    """Whether a field holds a number (``int``, ``float``, optionally ``None``)."""
+    if annotation in (int, float):
+        return True
+    args = [a for a in get_args(annotation) if a is not type(None)]
+    return get_origin(annotation) in (Union, UnionType) and bool(args) and all(a in (int, float) for a in args)
 
 
 class Scenario(BaseModel):
@@ -25,18 +36,25 @@ class Scenario(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _no_booleans_for_numbers(cls, data: Any) -> Any:
-        """pydantic reads ``true`` as 1 for numeric fields; a scenario parameter never means that."""
+    def _numbers_are_numbers(cls, data: Any) -> Any:
+        """pydantic reads ``true`` as 1 and ``"3"`` as 3 for numeric fields; a scenario parameter
+        never means that (the CLI's ``--set`` values are parsed as JSON before they get here)."""
         if isinstance(data, dict):
             for key, value in data.items():
                 field = cls.model_fields.get(key)
-                if isinstance(value, bool) and field is not None and field.annotation in (int, float):
-                    raise ValueError(f"{key}: expected a number, got the boolean {str(value).lower()}")
+                if field is not None and _numeric(field.annotation) and isinstance(value, bool | str):
+                    shown = str(value).lower() if isinstance(value, bool) else repr(value[:40])
+                    raise ValueError(f"{key}: expected a number, got the {type(value).__name__} {shown}")
         return data
 
     def describe(self) -> dict[str, Any]:
         """All resolved parameters as plain JSON values."""
         return self.model_dump(mode="json")
+
+    def fingerprint(self) -> str:
+        """16 hex digits that identify the resolved scenario (its type and every parameter): what a
+        serving response names, and the key of builds persisted for it."""
+        return scenario_fingerprint(self)
 
 
 class EpisodicScenario(Scenario):
@@ -57,6 +75,16 @@ class EpisodicScenario(Scenario):
 S = TypeVar("S", bound=Scenario)
 
 
+@lru_cache(maxsize=1024)
+def scenario_fingerprint(scenario: Scenario) -> str:
+    """See :meth:`Scenario.fingerprint` (cached: scenarios are immutable)."""
+    text = json.dumps({"type": type(scenario).__qualname__, **scenario.describe()}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+NON_FINITE = frozenset({"nan", "inf", "infinity"})
+
+
 def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
     """Turn ``["lead_time=2", "demand_mean=5.5"]`` into a dict; values are parsed as JSON when they can be."""
     out: dict[str, Any] = {}
@@ -69,7 +97,8 @@ def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
         try:
             value: Any = json.loads(raw)
         except json.JSONDecodeError:
-            value = raw
+            # "nan" and "inf" are numbers the scenario refuses as non-finite, not strings
+            value = float(raw) if raw.lower().lstrip("+-") in NON_FINITE else raw
         out[key] = value
     return out
 
@@ -78,9 +107,12 @@ def format_validation_error(err: ValidationError) -> str:
     """One line per problem, each naming the field: ``lead_time: must be >= 0 (got -1)``."""
     lines = []
     for problem in err.errors():
-        field = ".".join(str(p) for p in problem.get("loc", ())) or "scenario"
-        msg = problem.get("msg", "invalid value")
+        field = ".".join(str(p) for p in problem.get("loc", ()))
+        msg = str(problem.get("msg", "invalid value")).removeprefix("Value error, ")
         got = problem.get("input")
+        if not field:  # a check of the whole scenario: its message names the fields
+            lines.append(msg)
+            continue
         shown = "" if isinstance(got, dict) else f" (got {got!r})"
         lines.append(f"{field}: {msg}{shown}")
     return "; ".join(lines)

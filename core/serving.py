@@ -22,14 +22,16 @@ from typing import Any
 
 import torch
 from fastapi import Request
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
+from decisionlab.core import telemetry
 from decisionlab.core.device import get_device
 from decisionlab.core.errors import FieldProblem, PolicyMismatchError, ScenarioError, StateError
 from decisionlab.core.policy import Policy
-from decisionlab.core.resolve import build_policy
+from decisionlab.core.policy_cache import PolicyCache
+from decisionlab.core.resolve import check_kind, find_record, load_registered
 from decisionlab.core.scenario import Scenario
-from decisionlab.core.spec import DomainSpec, PolicySpec, SettingSpec
+from decisionlab.core.spec import DomainSpec, SettingSpec
 from decisionlab.core.store.registry import PolicyRegistry
 
 MAX_BATCH = 10_000
@@ -66,22 +68,43 @@ class ServingSpec:
     max_batch: int = MAX_BATCH
 
 
+class Answered(BaseModel):
+    """What answered a serving request; every serving response starts with these fields."""
+
+    policy: str = Field(description="the policy that answered: a baseline name or domain/name@version")
+    policy_version: int | None = Field(None, description="version of the registered policy that answered "
+                                                         "(null: a baseline)")
+    scenario: dict[str, Any] = Field(description="all resolved scenario parameters")
+    scenario_hash: str = Field(description="fingerprint of the resolved scenario (16 hex digits): with the policy, "
+                                           "it identifies exactly what answered")
+
+
+def answered(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The :class:`Answered` fields of an :func:`act` body (for a domain's own response model)."""
+    return {name: body[name] for name in Answered.model_fields}
+
+
 class PolicyOutputError(RuntimeError):
     """A policy returned actions of the wrong shape or non-finite values: a server fault (500)."""
 
 
 def request_scenario(domain: DomainSpec, preset: str, parameters: Mapping[str, Any]) -> Scenario:
-    """The preset with the request's ``parameters``; errors are prefixed ``parameters:``."""
+    """The preset with the request's ``parameters``; errors are prefixed ``parameters:``. Resolved
+    scenarios are cached by their parameters' JSON (clients repeat the same few)."""
     try:
-        return domain.scenario(preset, parameters)
+        if not parameters:
+            return domain.scenario(preset)
+        key = json.dumps(parameters, sort_keys=True)
+        if len(key) > 4096:
+            return domain.scenario(preset, parameters)
+        return _resolved(domain, preset, key)
     except ScenarioError as err:
         raise ScenarioError(f"parameters: {err}") from None
 
 
-@lru_cache(maxsize=64)
-def cached_baseline(spec: PolicySpec, scenario: Scenario, device: torch.device) -> Policy:
-    """A built baseline, cached: searches and exact solvers take seconds to build, microseconds to act."""
-    return spec.build(scenario, device)
+@lru_cache(maxsize=1024)
+def _resolved(domain: DomainSpec, preset: str, parameters_json: str) -> Scenario:
+    return domain.scenario(preset, json.loads(parameters_json))
 
 
 @lru_cache(maxsize=32)
@@ -92,12 +115,13 @@ def prepared(setting: SettingSpec, scenario: Scenario, device: torch.device) -> 
 
 @dataclass(frozen=True)
 class Answerer:
-    """The policy that answers a request: ``label`` (a baseline name or ``domain/name@version``)
-    and ``version`` (``None`` for baselines)."""
+    """The policy that answers a request: ``label`` (a baseline name or ``domain/name@version``),
+    ``version`` (``None`` for baselines) and the fingerprint of the resolved scenario it serves."""
 
     label: str
     version: int | None
     policy: Policy
+    scenario_hash: str
 
 
 def check_admissible(domain: DomainSpec, name: str) -> None:
@@ -112,12 +136,11 @@ def check_admissible(domain: DomainSpec, name: str) -> None:
 
 
 def serving_policy(
-    domain: DomainSpec, name: str, scenario: Scenario, device: torch.device, registry: PolicyRegistry
+    domain: DomainSpec, name: str, scenario: Scenario, device: torch.device, cache: PolicyCache
 ) -> Answerer:
-    """A cached baseline of the scenario's setting, else a registered policy (baselines win clashes).
-
-    A non-admissible baseline (one that reads the future) and one that cannot serve the scenario
-    are a 422 naming ``policy``."""
+    """A cached baseline of the scenario's setting, else a cached registered policy (baselines win
+    clashes). A non-admissible baseline (one that reads the future) and one that cannot serve the
+    scenario are a 422 naming ``policy``."""
     check_admissible(domain, name)
     setting = domain.setting_of(scenario)
     spec = setting.policies.get(name)
@@ -125,13 +148,18 @@ def serving_policy(
         problem = spec.problem(scenario)
         if problem is not None:
             raise PolicyMismatchError(f"policy: '{name}' cannot serve this scenario: {problem}")
-        return Answerer(name, None, cached_baseline(spec, scenario, device))
+        return Answerer(name, None, cache.baseline(spec, scenario, device), scenario.fingerprint())
     try:
-        label, policy = build_policy(domain, scenario, name, device, registry)
+        if name in domain.policies:  # a baseline of another setting: say which settings it serves
+            domain.policy(name).spec_for(scenario)
+        registry = cache.registry
+        record = cache.resolve(domain.name, name, lambda: find_record(domain, setting, name, registry))
+        check_kind(record, setting)
+        policy = cache.registered(record, scenario, device,
+                                  lambda: load_registered(record, scenario, device, registry))
     except PolicyMismatchError as err:
         raise PolicyMismatchError(f"policy: '{name}' cannot serve this scenario: {err}") from None
-    version = int(label.rpartition("@")[2]) if "@" in label else None
-    return Answerer(label, version, policy)
+    return Answerer(str(record.ref), record.ref.version, policy, scenario.fingerprint())
 
 
 @lru_cache(maxsize=16)
@@ -180,13 +208,13 @@ def act(
     parameters: Mapping[str, Any],
     policy_name: str,
     raw_states: Sequence[Any],
-    registry: PolicyRegistry,
+    cache: PolicyCache,
     device: torch.device,
     field: str = "states",
 ) -> dict[str, Any]:
     """Serve one request (see the module docstring). Returns the JSON body of ``POST /act``:
     domain, setting, scenario name and resolved parameters, the policy that answered (label and
-    version) and one action per state."""
+    version), the fingerprint of the resolved scenario and one action per state."""
     check_admissible(domain, policy_name)
     scenario = request_scenario(domain, scenario_name, parameters)
     setting = domain.setting_of(scenario)
@@ -196,11 +224,12 @@ def act(
         context = prepared(setting, scenario, device)  # before any policy is built: it checks the scenario
         if serving.check is not None:
             serving.check(context, states)
-        answerer = serving_policy(domain, policy_name, scenario, device, registry)
+        answerer = serving_policy(domain, policy_name, scenario, device, cache)
         obs = serving.observe(context, states, answerer.policy)
     except StateError as err:
         raise prefixed(err, field) from None
     actions = decide(answerer.policy, obs, len(states))
+    telemetry.SERVED.labels(domain.name, answerer.label).inc()
     return {
         "domain": domain.name,
         "setting": setting.name,
@@ -208,6 +237,7 @@ def act(
         "scenario": scenario.describe(),
         "policy": answerer.label,
         "policy_version": answerer.version,
+        "scenario_hash": answerer.scenario_hash,
         "actions": serving.respond(context, actions, states),
     }
 
@@ -261,6 +291,17 @@ def policy_listing(domain: DomainSpec, registry: PolicyRegistry) -> dict[str, An
 
 
 # --- FastAPI dependencies (the server puts its registry and device on ``app.state``) -----------
+
+
+def policies_of(request: Request) -> PolicyCache:
+    """FastAPI dependency: the app's policy cache (``app.state.policies``), or one over the default
+    registry when the app has none."""
+    cache = getattr(request.app.state, "policies", None)
+    if isinstance(cache, PolicyCache):
+        return cache
+    cache = PolicyCache(registry_of(request))
+    request.app.state.policies = cache
+    return cache
 
 
 def registry_of(request: Request) -> PolicyRegistry:

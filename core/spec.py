@@ -21,6 +21,7 @@ import os
 import pkgutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -319,12 +320,12 @@ class DomainSpec:
 
     # --- look-ups ---------------------------------------------------------------------------
 
-    @property
+    @cached_property  # settings are immutable: computed once (serving reads these per request)
     def scenarios(self) -> dict[str, Scenario]:
         """Every preset of every setting, by name."""
         return {name: preset for setting in self.settings for name, preset in setting.presets.items()}
 
-    @property
+    @cached_property
     def policies(self) -> dict[str, PolicyEntry]:
         """Every baseline name of every setting (see :class:`PolicyEntry`)."""
         names = dict.fromkeys(name for setting in self.settings for name in setting.policies)
@@ -342,6 +343,11 @@ class DomainSpec:
     @property
     def primary_metric(self) -> str:
         return self.setting_of_preset(self.default_scenario).primary_metric
+
+    @property
+    def default_policy_name(self) -> str | None:
+        """The registered name of the policy ``make run`` trains (``<algo>_<scenario>``), if any."""
+        return f"{self.default_algo}_{self.default_scenario}" if self.default_algo else None
 
     def setting(self, name: str) -> SettingSpec:
         return pick({s.name: s for s in self.settings}, name, f"{self.name} setting")
@@ -362,6 +368,8 @@ class DomainSpec:
     def scenario(self, name: str, overrides: Mapping[str, Any] | None = None) -> Scenario:
         """The preset ``name`` with ``overrides`` applied and validated."""
         preset = self.setting_of_preset(name).presets[name]
+        if not overrides:
+            return preset  # presets are validated and immutable
         return resolve_scenario(type(preset), preset, overrides)
 
     def policy(self, name: str) -> PolicyEntry:

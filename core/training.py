@@ -78,6 +78,7 @@ def train_and_register(
     name = check_policy_name(f"{algo_name}_{scenario_name}" if name is None else name)
     chosen = resolve_options(algo.options_model, dict(options or {}), f"{algo_name} option")
     registry = registry or PolicyRegistry()
+    registry.check_writable()  # before training: a policy that cannot be saved is not trained
     start = time.perf_counter()
     outcome = algo.train(scenario, chosen, TrainContext(int(seed), device, progress))
     seconds = time.perf_counter() - start

@@ -25,6 +25,9 @@ def decisionlab_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
     """Point ``DECISIONLAB_HOME`` at a fresh folder so no test touches ``~/.decisionlab``."""
     home = tmp_path / "decisionlab_home"
     monkeypatch.setenv("DECISIONLAB_HOME", str(home))
+    # Tests wait for baseline builds (the 503 while one runs has its own test) and start servers cold.
+    monkeypatch.setenv("DECISIONLAB_BUILD_WAIT_S", "600")
+    monkeypatch.setenv("DECISIONLAB_WARM", "0")
     torch.set_num_threads(TEST_THREADS)
     yield home
 
@@ -94,3 +97,23 @@ def registered(home: Path) -> Path:
     curve = pl.DataFrame({"step": [0, 50, 100], "train_loss": [math.nan, 8.0, 7.0], "eval_score": [9.0, 7.0, 6.5]})
     RunStore(home).record("inventory", "train", REGISTERED_REF, card, card["metrics"], {"curve": curve})
     return home
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A PostgreSQL server on 127.0.0.1 for this test session (skipped, with the reason, where the
+    binaries cannot be had)."""
+    from postgres_server import PostgresServer, unavailable
+
+    reason = unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server) -> str:
+    """A fresh PostgreSQL database's URL."""
+    return postgres_server.database()

@@ -56,14 +56,15 @@ def policy_choices(domain: DomainSpec, scenario: Scenario, registry: PolicyRegis
 
 
 def default_registered(domain: DomainSpec, setting: SettingSpec, registry: PolicyRegistry) -> str | None:
-    """The latest version of the policy ``make run`` trains for the domain (``ALGO_SCENARIO``), when it
-    is registered and of a kind ``setting`` serves."""
-    if domain.default_algo is None:
+    """The policy ``make run`` trains for the domain (:attr:`DomainSpec.default_policy_name`): the
+    version its ``prod`` alias points at, else the latest, when it is of a kind ``setting`` serves."""
+    name = domain.default_policy_name
+    if name is None:
         return None
-    name = f"{domain.default_algo}_{domain.default_scenario}"
-    matches = [str(r.ref) for r in registry.list(domain.name)
-               if r.ref.name == name and record_kind(r) in setting.policy_kinds]
-    return matches[-1] if matches else None
+    matches = [r for r in registry.list(domain.name) if r.ref.name == name and record_kind(r) in setting.policy_kinds]
+    promoted = [r for r in matches if "prod" in r.aliases]
+    chosen = promoted or matches
+    return str(chosen[-1].ref) if chosen else None
 
 
 def default_selection(domain: DomainSpec, scenario: Scenario, registry: PolicyRegistry) -> list[str]:
@@ -322,6 +323,9 @@ def domain_page(name: str) -> None:
     st.session_state[key("policies")] = [n for n in st.session_state.get(key("policies"), []) if n in choices]
     names = st.multiselect("Policies (the first is the reference)", choices, key=key("policies"),
                            help="baselines that serve this scenario, then registered policies of this setting")
+    unavailable = {n: spec.problem(current) for n, spec in setting.policies.items() if spec.problem(current)}
+    for unserved, reason in unavailable.items():
+        st.caption(f"🚫 {unserved} cannot serve this scenario: {reason}")
     slow = [n for n in names if n in setting.policies and setting.policies[n].expensive]
     if slow:
         st.caption(f"⏱ {', '.join(slow)}: parameters searched or solved on first use (seconds; cached afterwards).")

@@ -20,8 +20,8 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
 from decisionlab.core.errors import StateError, problem
-from decisionlab.core.serving import act, device_of, registry_of, request_scenario
-from decisionlab.core.store.registry import PolicyRegistry
+from decisionlab.core.policy_cache import PolicyCache
+from decisionlab.core.serving import Answered, act, answered, device_of, policies_of, request_scenario
 from decisionlab.domains.execution import SPEC, oracles
 from decisionlab.domains.execution.policies import SchedulePolicy
 from decisionlab.domains.execution.scenario import ExecutionScenario
@@ -35,14 +35,14 @@ class OrderFields(BaseModel):
     """Scenario selection shared by both requests; ``shares``/``side``/``horizon_steps`` are shortcuts for
     the parameters of the same names."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     scenario: str = Field("almgren_chriss", min_length=1, max_length=100, description="scenario preset name")
     parameters: dict[str, Any] = Field(
         default_factory=dict,
         description="scenario parameter overrides, e.g. {\"sigma\": 0.3, \"risk_aversion\": 1e-6}",
     )
-    shares: float | None = Field(None, gt=0, le=1e12, allow_inf_nan=False, strict=True,
+    shares: float | None = Field(None, ge=1, le=1e12, allow_inf_nan=False, strict=True,
                                  description="parent order size X")
     side: Literal["sell", "buy"] | None = Field(None, description="'sell' or 'buy'")
     horizon_steps: int | None = Field(None, ge=1, le=1000, strict=True, description="number of child orders N")
@@ -65,6 +65,7 @@ class OrderFields(BaseModel):
 class ScheduleRequest(OrderFields):
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,
         json_schema_extra={"examples": [{"scenario": "almgren_chriss", "shares": 1e6, "horizon_steps": 5,
                                          "parameters": {"risk_aversion": 1e-6}, "policy": "ac_optimal"}]},
     )
@@ -89,6 +90,7 @@ class ScheduleResponse(BaseModel):
 class NextTradeRequest(OrderFields):
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,
         json_schema_extra={"examples": [{
             "policy": "static_expected", "scenario": "latent_liquidity",
             "states": [{"steps_done": 2, "remaining_shares": 6.5e5, "price": 49.8, "previous_price": 49.9,
@@ -104,10 +106,9 @@ class NextTradeRequest(OrderFields):
     states: list[LiveState] = Field(min_length=1, max_length=MAX_BATCH, description=f"1 to {MAX_BATCH:,} live states")
 
 
-class NextTradeResponse(BaseModel):
-    policy: str
-    policy_version: int | None = Field(None, description="version of the registered policy that answered")
-    scenario: dict[str, Any]
+class NextTradeResponse(Answered):
+    """The next child order of each live state, in order, and what decided it."""
+
     trades: list[float] = Field(description="next child order per state (shares, in the order's direction)")
     remaining_after: list[float] = Field(description="shares left after that child order")
 
@@ -145,7 +146,7 @@ def build_router() -> APIRouter:
     @router.post("/next-trade", response_model=NextTradeResponse)
     def next_trade_route(
         request: NextTradeRequest,
-        registry: PolicyRegistry = Depends(registry_of),
+        policies: PolicyCache = Depends(policies_of),
         device: torch.device = Depends(device_of),
     ) -> NextTradeResponse:
         """The next child order for each live state, from a baseline or a registered network.
@@ -154,9 +155,9 @@ def build_router() -> APIRouter:
         policy that cannot serve the scenario (a registered network trained for another horizon).
         """
         states = [state.model_dump() for state in request.states]
-        body = act(SPEC, request.scenario, request.overrides(), request.policy, states, registry, device)
+        body = act(SPEC, request.scenario, request.overrides(), request.policy, states, policies, device)
         return NextTradeResponse(
-            policy=body["policy"], policy_version=body["policy_version"], scenario=body["scenario"],
+            **answered(body),
             trades=[a["trade"] for a in body["actions"]],
             remaining_after=[a["remaining_after"] for a in body["actions"]],
         )

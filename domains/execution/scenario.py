@@ -32,7 +32,8 @@ class ExecutionScenario(Scenario):
     """One parent order executed over a fixed horizon under the discrete Almgren–Chriss model."""
 
     side: Literal["sell", "buy"] = Field("sell", description="'sell' (liquidate X shares) or 'buy' (acquire X)")
-    shares: float = Field(1e6, gt=0, le=1e12, allow_inf_nan=False, description="parent order size X (shares)")
+    shares: float = Field(1e6, ge=1, le=1e12, allow_inf_nan=False,
+                          description="parent order size X (shares), at least one")
     horizon_steps: int = Field(5, ge=1, le=1000, description="number of child orders N (one per step, τ = 1)")
     sigma: float = Field(
         0.95, ge=0, le=1e6, allow_inf_nan=False, description="price volatility per step (currency/share/√step)"

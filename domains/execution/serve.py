@@ -23,7 +23,7 @@ from decisionlab.core.serving import ServingSpec
 from decisionlab.domains.execution.scenario import ExecutionScenario
 from decisionlab.domains.execution.sim import ExecutionSim
 
-Price = Annotated[float, Field(gt=0, le=1e9, allow_inf_nan=False, strict=True)]
+Price = Annotated[float, Field(ge=1e-6, le=1e9, allow_inf_nan=False, strict=True)]
 Shares = Annotated[float, Field(ge=0, le=1e12, allow_inf_nan=False, strict=True)]
 MAX_PROBLEMS = 10
 
@@ -31,7 +31,7 @@ MAX_PROBLEMS = 10
 class LastFill(BaseModel):
     """The previous child order's fill: reveals the current temporary impact (η ≈ (slippage − ε)/shares)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     shares: float = Field(gt=0, le=1e12, allow_inf_nan=False, strict=True, description="shares filled")
     price: Price = Field(description="average fill price")
@@ -43,6 +43,7 @@ class LiveState(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,
         json_schema_extra={"examples": [{"steps_done": 2, "remaining_shares": 6.5e5, "price": 49.8,
                                          "previous_price": 49.9,
                                          "last_fill": {"shares": 1.8e5, "price": 49.2, "mid_before": 49.9}}]},

@@ -18,16 +18,18 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from decisionlab.core.errors import FieldProblem, ScenarioError, StateError
+from decisionlab.core.policy_cache import PolicyCache
 from decisionlab.core.serving import (
     MAX_BATCH,
+    Answered,
     act,
+    answered,
     device_of,
+    policies_of,
     prepared,
     query_parameters,
-    registry_of,
     request_scenario,
 )
-from decisionlab.core.store.registry import PolicyRegistry
 from decisionlab.domains.inventory import SPEC
 from decisionlab.domains.inventory.network import SETTING as NETWORK
 from decisionlab.domains.inventory.network.serve import (
@@ -82,7 +84,8 @@ class OrdersRequest(BaseModel):
     """
 
     model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [LOST_SALES_EXAMPLE, NETWORK_EXAMPLE, SERIES_EXAMPLE]}
+        extra="forbid", strict=True,
+        json_schema_extra={"examples": [LOST_SALES_EXAMPLE, NETWORK_EXAMPLE, SERIES_EXAMPLE]},
     )
 
     policy: str = Field(
@@ -106,21 +109,15 @@ class OrdersRequest(BaseModel):
     )
 
 
-class OrdersResponse(BaseModel):
+class OrdersResponse(Answered):
     """One order per requested state, in the same order (``lost_sales`` and ``real_series``)."""
 
-    policy: str = Field(description="the policy that decided: a baseline name or a full registry reference")
-    policy_version: int | None = Field(None, description="version of the registered policy that answered")
-    scenario: dict[str, Any] = Field(description="all resolved scenario parameters")
     orders: list[float] = Field(description="order quantity per state (units), >= 0")
 
 
-class NetworkOrdersResponse(BaseModel):
+class NetworkOrdersResponse(Answered):
     """One :class:`NetworkOrders` per requested network, in the same order."""
 
-    policy: str = Field(description="the policy that decided: a baseline name or a full registry reference")
-    policy_version: int | None = Field(None, description="version of the registered policy that answered")
-    scenario: dict[str, Any] = Field(description="all resolved scenario parameters")
     networks: list[NetworkOrders]
 
 
@@ -132,7 +129,7 @@ def network_names() -> str:
     return ", ".join(NETWORK.presets)
 
 
-def orders(request: OrdersRequest, registry: PolicyRegistry, device: torch.device) -> BaseModel:
+def orders(request: OrdersRequest, policies: PolicyCache, device: torch.device) -> BaseModel:
     """``POST /orders``: the core serving path with the state list the scenario's setting takes."""
     scenario = request_scenario(SPEC, request.scenario, request.parameters)
     network = SPEC.setting_of(scenario) is NETWORK
@@ -148,8 +145,8 @@ def orders(request: OrdersRequest, registry: PolicyRegistry, device: torch.devic
                 "the store states to decide orders for")
         raise StateError([FieldProblem((field,), "missing", f"Field required: {what}")])
     states = [state.model_dump() if isinstance(state, BaseModel) else state for state in raw]
-    body = act(SPEC, request.scenario, request.parameters, request.policy, states, registry, device, field=field)
-    head = {"policy": body["policy"], "policy_version": body["policy_version"], "scenario": body["scenario"]}
+    body = act(SPEC, request.scenario, request.parameters, request.policy, states, policies, device, field=field)
+    head = answered(body)
     if network:
         return NetworkOrdersResponse(**head, networks=body["actions"])
     return OrdersResponse(**head, orders=[action["order"] for action in body["actions"]])
@@ -162,7 +159,7 @@ def build_router() -> APIRouter:
     @router.post("/orders", response_model=OrdersResponse | NetworkOrdersResponse)
     def orders_route(
         request: OrdersRequest,
-        registry: PolicyRegistry = Depends(registry_of),
+        policies: PolicyCache = Depends(policies_of),
         device: torch.device = Depends(device_of),
     ) -> BaseModel:
         """Orders for a batch of states (``lost_sales``, ``real_series``) or networks.
@@ -171,7 +168,7 @@ def build_router() -> APIRouter:
         networks (unknown or missing node, wrong pipeline length for a link, ...; names the field),
         a policy that cannot serve this scenario or is not admissible (names ``policy``).
         """
-        return orders(request, registry, device)
+        return orders(request, policies, device)
 
     @router.get("/network", response_model=NetworkDescription)
     def network(

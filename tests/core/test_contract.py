@@ -13,6 +13,7 @@ from pydantic import Field
 
 from decisionlab.core.algos.pathwise import PathwiseConfig
 from decisionlab.core.errors import (
+    ArtefactError,
     DecisionlabError,
     PolicyMismatchError,
     ScenarioError,
@@ -20,8 +21,8 @@ from decisionlab.core.errors import (
 )
 from decisionlab.core.evaluation import check_memory, chunk_seed, evaluate_policies
 from decisionlab.core.options import TrainContext, apply_options, options_model
-from decisionlab.core.policy import ArtefactError, policy_class, rebuild_policy, register_policy_kind
-from decisionlab.core.scenario import Scenario
+from decisionlab.core.policy import policy_class, rebuild_policy, register_policy_kind
+from decisionlab.core.scenario import Scenario, parse_overrides
 from decisionlab.core.seeding import derive_seed, make_generator
 from decisionlab.core.spec import DOMAINS_ENV, discover_domains, get_domain, unregister_domain
 from decisionlab.domains.execution.metrics import summarize
@@ -191,10 +192,17 @@ def test_evaluations_that_would_not_fit_in_memory_are_refused(monkeypatch: pytes
 
 
 def test_non_finite_parameters_are_refused_as_such() -> None:
-    for value in (float("nan"), float("inf"), "nan", "-inf"):
+    """NaN and infinity are refused as non-finite (from the CLI's ``--set`` text too); numbers sent
+    as strings or booleans are refused as not numbers."""
+    inventory = get_domain("inventory")
+    for value in (float("nan"), float("inf"), *parse_overrides(["a=nan", "b=-inf", "c=Infinity"]).values()):
         with pytest.raises(ScenarioError, match="demand_mean: Input should be a finite number"):
-            get_domain("inventory").scenario("lost_sales", {"demand_mean": value})
-    assert issubclass(type(get_domain("inventory").scenario("lost_sales")), Scenario)
+            inventory.scenario("lost_sales", {"demand_mean": value})
+    for value in ("nan", "5", True):
+        with pytest.raises(ScenarioError, match="demand_mean: expected a number, got the (str|bool)"):
+            inventory.scenario("lost_sales", {"demand_mean": value})
+    assert inventory.scenario("lost_sales", parse_overrides(["demand_mean=5"])).demand_mean == 5.0
+    assert issubclass(type(inventory.scenario("lost_sales")), Scenario)
 
 
 # --- discovery ------------------------------------------------------------------------------------

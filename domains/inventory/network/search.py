@@ -18,6 +18,7 @@ import torch
 
 from decisionlab.core.errors import PolicyMismatchError
 from decisionlab.core.seeding import make_generator
+from decisionlab.core.store.builds import persisted
 from decisionlab.domains.inventory.network.policies import LevelPolicy, node_stats, two_echelon_distribution
 from decisionlab.domains.inventory.network.scenario import NetworkScenario
 from decisionlab.domains.inventory.network.sim import NetworkSim
@@ -178,7 +179,18 @@ def _search_key(scenario: NetworkScenario) -> NetworkScenario:
 
 @lru_cache(maxsize=64)
 def _cached_search(scenario: NetworkScenario, kind: str, capped: bool) -> LevelPolicy:
-    return search_levels(scenario, kind, capped).policy
+    """The searched levels (and caps), once per data dir and scenario (kept there for other processes)."""
+
+    def search() -> dict[str, object]:
+        found = search_levels(scenario, kind, capped).policy
+        return {"levels": found.levels, **({"caps": found.caps} if found.caps is not None else {})}
+
+    key = {"scenario": type(scenario).__name__, "parameters": scenario.model_dump(mode="json"), "kind": kind,
+           "capped": capped}
+    values = persisted("inventory.network.levels", 1, key, search)
+    name = {"local": "base_stock", "echelon": "echelon_stock"}[kind]
+    return LevelPolicy(NetworkSim(scenario), values["levels"], kind, values.get("caps"),
+                       name=f"capped_{name}" if capped else name)
 
 
 def best_base_stock(scenario: NetworkScenario) -> LevelPolicy:

@@ -56,6 +56,7 @@ class NetworkInventory(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,
         json_schema_extra={
             "examples": [
                 {"on_hand": {"store": -3.0}, "in_transit": {"store": {"supplier": [5, 5, 4, 6]}}},

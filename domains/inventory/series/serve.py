@@ -66,7 +66,7 @@ Key = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 class SeriesStoreState(BaseModel):
     """One store-item at the moment of ordering for period t (see the module docstring)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid")  # numbers are strict field by field; dates come as text
 
     on_hand: NetStock = Field(description="stock on hand (units); negative (= backlog) only with shortage='backlog'")
     pipeline: list[Quantity] = Field(

@@ -11,10 +11,12 @@
 
 from __future__ import annotations
 
+from decisionlab.core.errors import NotTractableError
 from decisionlab.core.spec import AlgoSpec, PolicySpec, SettingSpec, ViewSpec
 from decisionlab.domains.inventory.single_store.contextual_train import ContextualHDPOOptions, algo_hdpo_contextual
+from decisionlab.domains.inventory.single_store.dp import check_budget
 from decisionlab.domains.inventory.single_store.metrics import METRICS, episode_metrics
-from decisionlab.domains.inventory.single_store.policies import MyopicPolicy, OptimalLostSalesPolicy
+from decisionlab.domains.inventory.single_store.policies import MyopicPolicy, OptimalLostSalesPolicy, myopic_over_budget
 from decisionlab.domains.inventory.single_store.scenario import SCENARIOS, LostSalesScenario
 from decisionlab.domains.inventory.single_store.search import best_base_stock, best_capped_base_stock
 from decisionlab.domains.inventory.single_store.serve import SERVING
@@ -24,9 +26,14 @@ from decisionlab.domains.inventory.single_store.train import HDPOOptions, algo_h
 HERE = "decisionlab.domains.inventory.single_store"
 
 
-def integer_demand(scenario: LostSalesScenario) -> str | None:
+def dp_serves(scenario: LostSalesScenario) -> str | None:
+    """Why the exact DP cannot serve ``scenario``: continuous demand, or more memory than the budget."""
     if scenario.demand_distribution != "poisson":
         return "the exact DP ('optimal') needs integer demand: set demand_distribution=poisson"
+    try:
+        check_budget(scenario.lead_time, scenario.holding_cost, scenario.underage_cost, scenario.demand_mean)
+    except NotTractableError as err:
+        return str(err)
     return None
 
 
@@ -46,9 +53,9 @@ SETTING = SettingSpec(
         "capped_base_stock": PolicySpec("capped_base_stock", "base-stock with an order cap; best (level, cap) by "
                                         "search", lambda s, d: best_capped_base_stock(s), expensive=True),
         "myopic": PolicySpec("myopic", "minimise the expected cost of the period the order arrives in",
-                             lambda s, d: MyopicPolicy(s, d)),
+                             lambda s, d: MyopicPolicy(s, d), check=myopic_over_budget),
         "optimal": PolicySpec("optimal", "exact dynamic-programming optimum (Poisson demand, small lead times)",
-                              lambda s, d: OptimalLostSalesPolicy(s, d), check=integer_demand, expensive=True),
+                              lambda s, d: OptimalLostSalesPolicy(s, d), check=dp_serves, expensive=True),
     },
     algos={
         "hdpo": AlgoSpec("hdpo", "pathwise gradients through the simulator (HDPO), MLP order policy", algo_hdpo,

@@ -19,9 +19,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+import torch
 from scipy import stats
 
 from decisionlab.core.errors import NotTractableError
+from decisionlab.core.store.budget import BUDGET_ENV, build_budget_bytes
+from decisionlab.core.store.builds import persisted
 
 MAX_STATES = 3_000_000
 
@@ -104,10 +107,57 @@ def solve_lost_sales(
     lead_time: int, holding_cost: float, underage_cost: float, demand_mean: float,
     tol: float = 1e-7, max_iter: int = 5000,
 ) -> LostSalesDPSolution:
-    """Optimal average cost and policy for Poisson demand (see the module docstring).
+    """Optimal average cost and policy for Poisson demand (see the module docstring), solved once per
+    data dir (the solution is kept there: a restart or another process reads it).
 
-    Raises :class:`NotTractableError` when the state grid would exceed ``MAX_STATES``.
+    Raises :class:`NotTractableError` when the state grid would exceed ``MAX_STATES`` or its memory
+    the build budget (:func:`dp_memory_bytes`).
     """
+    check_budget(lead_time, holding_cost, underage_cost, demand_mean)
+    key = {"lead_time": lead_time, "holding_cost": holding_cost, "underage_cost": underage_cost,
+           "demand_mean": demand_mean, "tol": tol, "max_iter": max_iter}
+
+    def solve() -> dict[str, object]:
+        found = _solve_grid(lead_time, holding_cost, underage_cost, demand_mean, tol, max_iter)
+        return {"average_cost": found.average_cost, "order": torch.as_tensor(found.order),
+                "max_on_hand": found.max_on_hand, "max_order": found.max_order, "iterations": found.iterations}
+
+    values = persisted("inventory.single_store.dp", 1, key, solve)
+    return LostSalesDPSolution(float(values["average_cost"]), values["order"].numpy(), int(values["max_on_hand"]),
+                               int(values["max_order"]), int(values["iterations"]))
+
+
+def grid_sizes(lead_time: int, holding_cost: float, underage_cost: float, demand_mean: float) -> tuple[int, int, int]:
+    """``(pmf size, max on hand, max order)`` of the first grid the DP solves on."""
+    pmf_size = int(stats.poisson.ppf(1 - 1e-12, demand_mean)) + 2
+    fractile = underage_cost / (underage_cost + holding_cost)
+    base_stock = int(stats.poisson.ppf(fractile, demand_mean * (lead_time + 1)))
+    return pmf_size, base_stock + 2, max(int(stats.poisson.ppf(1 - 1e-4, demand_mean)), 2)
+
+
+def dp_memory_bytes(lead_time: int, holding_cost: float, underage_cost: float, demand_mean: float) -> float:
+    """Bytes the first solve holds at once: the leftover matrix (Y²), the period costs (Y·D) and the
+    value arrays (Y·Q^L, a few of them), in float64."""
+    pmf_size, max_on_hand, max_order = grid_sizes(lead_time, holding_cost, underage_cost, demand_mean)
+    y, q = max_on_hand + 1.0, max_order + 1.0
+    return 8.0 * (y * y + 3.0 * y * pmf_size + 4.0 * y * q ** max(lead_time, 1))
+
+
+def check_budget(lead_time: int, holding_cost: float, underage_cost: float, demand_mean: float) -> None:
+    """A :class:`NotTractableError` naming the parameters and the memory when the DP would not fit."""
+    needed = dp_memory_bytes(lead_time, holding_cost, underage_cost, demand_mean)
+    limit = build_budget_bytes()
+    if needed > limit:
+        raise NotTractableError(
+            f"the exact DP for lead_time={lead_time}, demand_mean={demand_mean:g} would need about "
+            f"{needed / 1024**3:,.1f} GiB (the build budget is {limit / 1024**3:.1f} GiB, {BUDGET_ENV}); use "
+            "base_stock, capped_base_stock, myopic or a trained policy instead"
+        )
+
+
+def _solve_grid(
+    lead_time: int, holding_cost: float, underage_cost: float, demand_mean: float, tol: float, max_iter: int,
+) -> LostSalesDPSolution:
     pmf = stats.poisson.pmf(np.arange(int(stats.poisson.ppf(1 - 1e-12, demand_mean)) + 2), demand_mean)
     pmf[-1] += 1 - pmf.sum()
     fractile = underage_cost / (underage_cost + holding_cost)

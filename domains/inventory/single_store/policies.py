@@ -66,6 +66,11 @@ class MyopicPolicy:
     name = "myopic"
 
     def __init__(self, scenario: LostSalesScenario, device: torch.device | str = "cpu") -> None:
+        problem = myopic_over_budget(scenario)
+        if problem is not None:
+            from decisionlab.core.errors import NotTractableError
+
+            raise NotTractableError(problem)
         demand = grid_demand(scenario)
         self.unit = demand.unit
         self.lead_time = scenario.lead_time
@@ -106,6 +111,24 @@ class MyopicPolicy:
         stock = (grid[:, None] + orders[None, :]).clamp_max(self.size - 1)  # [K, Q]
         expected = dist @ self.period_cost[stock]  # [B, Q]
         return expected.argmin(dim=1).to(obs.dtype) * self.unit
+
+
+def myopic_memory_bytes(scenario: LostSalesScenario, batch: int = 10_000) -> float:
+    """Bytes the myopic policy holds: its leftover matrix and order table (``K²`` on a grid of ``K``
+    cells) and, acting on ``batch`` states, their distributions (``batch·K``), in float64."""
+    cells = grid_demand(scenario).pmf.size * (scenario.lead_time + 2) + 8
+    return 8.0 * (1.5 * cells * cells + 2.0 * batch * cells)
+
+
+def myopic_over_budget(scenario: LostSalesScenario) -> str | None:
+    """Why the myopic policy would not fit the build budget for ``scenario`` (``None`` when it does)."""
+    from decisionlab.core.store.budget import BUDGET_ENV, build_budget_bytes
+
+    needed, limit = myopic_memory_bytes(scenario), build_budget_bytes()
+    if needed <= limit:
+        return None
+    return (f"the myopic policy for lead_time={scenario.lead_time}, demand_mean={scenario.demand_mean:g} would need "
+            f"about {needed / 1024**3:,.1f} GiB (the build budget is {limit / 1024**3:.1f} GiB, {BUDGET_ENV})")
 
 
 class OptimalLostSalesPolicy:

@@ -14,6 +14,7 @@ from functools import lru_cache
 import torch
 
 from decisionlab.core.seeding import make_generator
+from decisionlab.core.store.builds import persisted
 from decisionlab.domains.inventory.single_store.demand import grid_demand
 from decisionlab.domains.inventory.single_store.policies import BaseStockPolicy, CappedBaseStockPolicy
 from decisionlab.domains.inventory.single_store.scenario import LostSalesScenario
@@ -73,16 +74,25 @@ def _level_bounds(scenario: LostSalesScenario) -> tuple[float, float]:
     return 0.0, demand.quantile(0.9999, scenario.lead_time + 1) + 2 * demand.unit
 
 
+def search_key(scenario: LostSalesScenario) -> dict[str, object]:
+    """What a search result depends on: every parameter but the evaluation horizon."""
+    return scenario.model_dump(mode="json", exclude={"horizon_periods", "warmup_periods"})
+
+
 @lru_cache(maxsize=64)
 def best_base_stock(scenario: LostSalesScenario) -> BaseStockPolicy:
-    """The base-stock level with the lowest simulated cost."""
+    """The base-stock level with the lowest simulated cost (searched once per data dir)."""
 
     def cost(axes: list[torch.Tensor]) -> torch.Tensor:
         (levels,) = axes
         return _mean_costs(scenario, BaseStockPolicy(levels.repeat_interleave(SEARCH_PATHS)), levels.numel())
 
-    (level,) = _coarse_to_fine(cost, [_level_bounds(scenario)], grid_demand(scenario).unit)
-    return BaseStockPolicy(level)
+    def search() -> dict[str, float]:
+        (level,) = _coarse_to_fine(cost, [_level_bounds(scenario)], grid_demand(scenario).unit)
+        return {"level": level}
+
+    found = persisted("inventory.single_store.base_stock", 1, search_key(scenario), search)
+    return BaseStockPolicy(float(found["level"]))
 
 
 @lru_cache(maxsize=64)
@@ -103,5 +113,10 @@ def best_capped_base_stock(scenario: LostSalesScenario) -> CappedBaseStockPolicy
         (0.6 * base, base + 4 * demand.unit + 0.15 * base),
         (max(demand.unit, 0.5 * scenario.demand_mean), demand.quantile(0.999) + demand.unit),
     ]
-    level, cap = _coarse_to_fine(cost, bounds, demand.unit)
-    return CappedBaseStockPolicy(level, cap)
+
+    def search() -> dict[str, float]:
+        level, cap = _coarse_to_fine(cost, bounds, demand.unit)
+        return {"level": level, "cap": cap}
+
+    found = persisted("inventory.single_store.capped_base_stock", 1, search_key(scenario), search)
+    return CappedBaseStockPolicy(float(found["level"]), float(found["cap"]))

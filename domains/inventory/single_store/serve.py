@@ -32,7 +32,9 @@ Quantity = Annotated[float, Field(ge=0, le=MAX_QUANTITY, allow_inf_nan=False, st
 class InventoryState(BaseModel):
     """One store at the moment of ordering."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"on_hand": 4, "pipeline": [5, 5]}]})
+    model_config = ConfigDict(
+        extra="forbid", strict=True, json_schema_extra={"examples": [{"on_hand": 4, "pipeline": [5, 5]}]}
+    )
 
     on_hand: Quantity = Field(description="stock on hand (units), >= 0")
     pipeline: list[Quantity] = Field(

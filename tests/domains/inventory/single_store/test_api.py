@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
 from request_helpers import LEAD2, ORDERS, detail_text, post_orders, states
 
 from decisionlab.apps.api import create_app
-from decisionlab.core.serving import cached_baseline
 from decisionlab.core.store.registry import PolicyRegistry
 from decisionlab.domains.inventory import SPEC
 from decisionlab.domains.inventory.routes import MAX_BATCH
@@ -53,12 +53,15 @@ def test_base_stock_orders_follow_the_inventory_position(client: TestClient) -> 
     assert orders[3] == 0
 
 
+def cache_count(result: str) -> float:
+    return REGISTRY.get_sample_value("decisionlab_policy_cache_total", {"kind": "baseline", "result": result}) or 0.0
+
+
 def test_baselines_are_built_once(client: TestClient) -> None:
     post_orders(client, "myopic")
-    before = cached_baseline.cache_info()
+    hits, misses = cache_count("hit"), cache_count("miss")
     post_orders(client, "myopic", states=states((1, [2, 3])))
-    after = cached_baseline.cache_info()
-    assert after.hits == before.hits + 1 and after.misses == before.misses
+    assert cache_count("hit") == hits + 1 and cache_count("miss") == misses
 
 
 def test_full_batch_is_accepted(client: TestClient) -> None:

@@ -82,14 +82,16 @@ def test_inventory_page_reports_errors_without_tracebacks(
     assert not at.exception
     assert "warmup_periods" in at.error[0].value
 
-    # The exact DP is not tractable at lead time 6: warned about and skipped, the rest still runs.
+    # The exact DP is over the memory budget at lead time 6: not offered, and the page says why.
     _short(at)
     at.number_input(key="inventory_lead_time").set_value(6)
-    at.multiselect(key="inventory_policies").set_value(["optimal", "myopic"])
+    at.run(timeout=60)
+    assert "optimal" not in at.multiselect(key="inventory_policies").options
+    assert any("optimal" in c.value and "lead_time=6" in c.value and "GiB" in c.value for c in at.caption)
+    at.multiselect(key="inventory_policies").set_value(["myopic"])
     at.button(key="inventory_run").click().run(timeout=120)
     assert not at.exception, at.exception
     assert not at.error
-    assert any("optimal" in w.value and "lead_time=6" in w.value for w in at.warning)
     assert list(at.dataframe[0].value["policy"]) == ["myopic"]
 
     # A bad device setting is a user error too.

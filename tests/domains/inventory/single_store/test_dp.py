@@ -75,8 +75,9 @@ def test_optimal_policy_refuses_intractable_and_continuous_scenarios() -> None:
     """The 'optimal' baseline surfaces the same user errors through the domain spec."""
     build = get_domain("inventory").policy("optimal").build
     cpu = torch.device("cpu")
-    with pytest.raises(NotTractableError):
+    with pytest.raises(DecisionlabError, match=r"lead_time=4, demand_mean=50 would need about .* GiB") as info:
         build(LostSalesScenario(lead_time=4, demand_mean=50.0), cpu)
+    assert info.value.http_status == 422
     with pytest.raises(NotTractableError, match="poisson"):
         OptimalLostSalesPolicy(LostSalesScenario(lead_time=1, demand_distribution="normal"), cpu)
 

@@ -1,0 +1,263 @@
+"""Ready policies kept in memory for serving: registered ones by exact version, baselines by scenario.
+
+- **Registered policies** are resolved (name or alias -> version) through the registry and loaded
+  once per ``(reference, weights SHA-256, scenario, device)``. Resolutions are reused until the
+  registry's generation changes (a save, a delete, an alias moved); the generation is read at most
+  once per ``resolve_ttl_s``, so a promotion is served within that time, without a restart.
+- **Baselines** are built once per ``(policy, resolved scenario, device)`` and shared by concurrent
+  requests (single flight: the second request waits for the first build, it does not start one).
+  Expensive builds (searches, exact solvers) run in a bounded pool off the request thread; a request
+  waits at most ``build_wait_s`` and then gets a :class:`BuildPendingError` (503, ``Retry-After``)
+  while the build goes on, and at most ``max_pending`` builds wait at once. Their results are also
+  persisted in the data dir (:mod:`decisionlab.core.store.builds`), so a restart or a second worker
+  reads them instead of searching again.
+
+A failed build or load is not cached: the next request tries again (a fixed artefact serves at once).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import TypeVar
+
+import torch
+
+from decisionlab.core import telemetry
+from decisionlab.core.errors import BuildPendingError, DecisionlabError
+from decisionlab.core.policy import Policy
+from decisionlab.core.scenario import Scenario
+from decisionlab.core.spec import DomainSpec, PolicySpec
+from decisionlab.core.store.registry import PolicyRecord, PolicyRegistry
+
+T = TypeVar("T")
+WAIT_ENV = "DECISIONLAB_BUILD_WAIT_S"
+DEFAULT_WAIT_S = 10.0
+
+
+def build_wait_seconds() -> float:
+    """``$DECISIONLAB_BUILD_WAIT_S`` or 10 s: the longest a request waits for a baseline build."""
+    raw = os.environ.get(WAIT_ENV, "").strip()
+    if not raw:
+        return DEFAULT_WAIT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise DecisionlabError(f"{WAIT_ENV} must be a number of seconds >= 0, got {raw!r}")
+    return value
+
+
+class PolicyCache:
+    """Ready policies for one registry (one per server process; thread-safe)."""
+
+    def __init__(
+        self,
+        registry: PolicyRegistry,
+        *,
+        resolve_ttl_s: float = 1.0,
+        max_loaded: int = 64,
+        max_baselines: int = 256,
+        build_threads: int = 2,
+        build_wait_s: float | None = None,
+        max_pending: int = 16,
+    ) -> None:
+        self.registry = registry
+        self.resolve_ttl_s = resolve_ttl_s
+        self.max_loaded, self.max_baselines = max_loaded, max_baselines
+        self.build_wait_s = build_wait_seconds() if build_wait_s is None else build_wait_s
+        self.max_pending = max_pending
+        self._lock = threading.Lock()
+        self._generation: object = None
+        self._checked_at = -float("inf")
+        self._resolved: dict[tuple[str, str], PolicyRecord] = {}
+        self._loaded: OrderedDict[Hashable, Policy] = OrderedDict()
+        self._loading: dict[Hashable, threading.Lock] = {}
+        self._baselines: OrderedDict[Hashable, Future[Policy]] = OrderedDict()
+        self._pool = ThreadPoolExecutor(max_workers=build_threads, thread_name_prefix="decisionlab-build")
+        self._warming: set[Future[Policy]] = set()  # queued by the warm-up: not bounded by max_pending
+        self._warm_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decisionlab-warm")
+
+    # --- registered policies --------------------------------------------------------------------
+
+    def _fresh(self) -> None:
+        """Forget resolutions when the registry changed (read at most once per ``resolve_ttl_s``)."""
+        now = time.monotonic()
+        if now - self._checked_at < self.resolve_ttl_s:
+            return
+        generation = self.registry.generation()
+        with self._lock:
+            if generation != self._generation:
+                self._resolved.clear()
+                self._generation = generation
+            self._checked_at = now
+
+    def resolve(self, domain: str, text: str, find: Callable[[], PolicyRecord]) -> PolicyRecord:
+        """The record ``text`` names now (``find()`` on a miss; its errors are not cached)."""
+        self._fresh()
+        key = (domain, text)
+        record = self._resolved.get(key)
+        if record is None:
+            record = find()
+            with self._lock:
+                self._resolved[key] = record
+        return record
+
+    def registered(
+        self, record: PolicyRecord, scenario: Scenario, device: torch.device,
+        load: Callable[[], Policy],
+    ) -> Policy:
+        """The loaded policy of ``record`` for ``scenario`` (``load()`` once per key)."""
+        key = (str(record.ref), record.sha256, scenario, str(device))
+        policy = self._loaded.get(key)
+        if policy is not None:
+            telemetry.CACHE.labels("registered", "hit").inc()
+            return policy
+        with self._lock:
+            guard = self._loading.setdefault(key, threading.Lock())
+        with guard:  # concurrent first requests load once
+            policy = self._loaded.get(key)
+            if policy is None:
+                telemetry.CACHE.labels("registered", "miss").inc()
+                started = time.perf_counter()
+                policy = load()
+                telemetry.BUILD_SECONDS.labels("registered", record.ref.name).observe(time.perf_counter() - started)
+                with self._lock:
+                    self._loaded[key] = policy
+                    while len(self._loaded) > self.max_loaded:
+                        self._loaded.popitem(last=False)
+            with self._lock:
+                self._loading.pop(key, None)
+        return policy
+
+    # --- baselines ------------------------------------------------------------------------------
+
+    def _entry(self, spec: PolicySpec, scenario: Scenario, device: torch.device,
+               warming: bool = False) -> tuple[Future[Policy], bool]:
+        """``(future, started)``: the build of ``(spec, scenario, device)``, started here when absent
+        (warm-up builds run one at a time in their own thread and do not count against the bound)."""
+        key = (spec, scenario, str(device))
+        with self._lock:
+            future = self._baselines.get(key)
+            if future is not None:
+                self._baselines.move_to_end(key)
+                return future, False
+            if spec.expensive and not warming and self.pending() >= self.max_pending:
+                raise BuildPendingError(
+                    f"policy '{spec.name}': {self.max_pending} baseline builds are already running or queued; "
+                    "try again shortly", retry_after=self.retry_after())
+            future = Future()
+            self._baselines[key] = future
+            if warming and spec.expensive:
+                self._warming.add(future)
+            self._evict()
+        if spec.expensive:
+            telemetry.BUILDS_PENDING.inc()
+            (self._warm_pool if warming else self._pool).submit(self._build, key, future, spec, scenario, device)
+        else:  # cheap builds (closed forms, small tables) are made where they are asked for
+            self._build(key, future, spec, scenario, device)
+        return future, True
+
+    def baseline(self, spec: PolicySpec, scenario: Scenario, device: torch.device) -> Policy:
+        """The built baseline ``spec`` for ``scenario`` (single flight; expensive builds bounded)."""
+        future, started = self._entry(spec, scenario, device)
+        telemetry.CACHE.labels("baseline", "miss" if started else "hit").inc()
+        try:  # a cheap build made here is done; one queued by the warm-up may not be
+            return future.result(timeout=self.build_wait_s)
+        except FutureTimeout:
+            raise BuildPendingError(
+                f"policy '{spec.name}' is still being built for this scenario (searches and exact solvers run once "
+                f"per scenario, then serve at once): try again in {self.retry_after()} s",
+                retry_after=self.retry_after()) from None
+
+    def warm(self, spec: PolicySpec, scenario: Scenario, device: torch.device) -> Future[Policy]:
+        """Build ``spec`` for ``scenario`` at server start-up: cheap ones at once, expensive ones queued
+        in the warm-up thread (one at a time, leaving the build pool to requests)."""
+        return self._entry(spec, scenario, device, warming=True)[0]
+
+    def retry_after(self) -> int:
+        """Seconds a client should wait before asking again for a build in progress."""
+        return max(1, min(60, round(self.build_wait_s) or 5))
+
+    def _build(self, key: Hashable, future: Future[Policy], spec: PolicySpec, scenario: Scenario,
+               device: torch.device) -> None:
+        started = time.perf_counter()
+        try:
+            future.set_result(spec.build(scenario, device))
+        except BaseException as err:  # handed to every waiter; the entry is dropped so a retry rebuilds
+            with self._lock:
+                if self._baselines.get(key) is future:
+                    del self._baselines[key]
+            future.set_exception(err)
+        finally:
+            with self._lock:
+                self._warming.discard(future)
+            if spec.expensive:
+                telemetry.BUILDS_PENDING.dec()
+            telemetry.BUILD_SECONDS.labels("baseline", spec.name).observe(time.perf_counter() - started)
+
+    def _evict(self) -> None:
+        """Drop the oldest finished baselines beyond ``max_baselines`` (never one still building)."""
+        extra = len(self._baselines) - self.max_baselines
+        for key in [k for k, f in self._baselines.items() if f.done()][:max(0, extra)]:
+            del self._baselines[key]
+
+    def pending(self) -> int:
+        """Baseline builds queued or running for requests (the warm-up's are not counted)."""
+        return sum(1 for f in self._baselines.values() if not f.done() and f not in self._warming)
+
+    def submit(self, work: Callable[[], T]) -> Future[T]:
+        """Run ``work`` in the build pool (warm-up)."""
+        return self._warm_pool.submit(work)
+
+    def close(self) -> None:
+        """Stop taking builds (running ones finish in the background)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._warm_pool.shutdown(wait=False, cancel_futures=True)
+
+
+def warm_presets(cache: PolicyCache, domains: Sequence[DomainSpec], device: torch.device,
+                 every_baseline: bool = False) -> list[Future[Policy]]:
+    """Start building, for every preset of every domain, the setting's default baselines (with
+    ``every_baseline``: all its admissible baselines), and load
+    each domain's default registered policy (``prod`` alias, else its latest version) for its
+    default scenario. Returns the builds' futures (``/ready`` waits for them); nothing here blocks.
+    A baseline that cannot serve a preset, or a registered policy that cannot be loaded, is skipped
+    (requests for it get the error)."""
+    futures: list[Future[Policy]] = []
+    for domain in domains:
+        for setting in domain.settings:
+            # the dashboard's defaults first, then every other baseline (searches and solvers last)
+            names = [*setting.default_policies]
+            if every_baseline:
+                names += [n for n in setting.policies if n not in setting.default_policies]
+            for preset in setting.presets:
+                scenario = domain.scenario(preset)
+                for name in names:
+                    spec = setting.policies[name]
+                    if spec.admissible and spec.problem(scenario) is None:
+                        with contextlib.suppress(DecisionlabError):
+                            futures.append(cache.warm(spec, scenario, device))
+        name = domain.default_policy_name
+        if name is not None:
+            futures.append(cache.submit(lambda d=domain, n=name: _load_default(cache, d, n, device)))
+    return futures
+
+
+def _load_default(cache: PolicyCache, domain: DomainSpec, name: str, device: torch.device) -> Policy | None:
+    from decisionlab.core.serving import serving_policy  # serving builds on this module
+
+    scenario = domain.scenario(domain.default_scenario)
+    for reference in (f"{name}@prod", name):
+        try:
+            return serving_policy(domain, reference, scenario, device, cache).policy
+        except DecisionlabError:
+            continue
+    return None

@@ -1,0 +1,89 @@
+"""Results of expensive baseline builds (searches, exact solvers), kept in the data dir.
+
+``persisted(builder, version, key, compute)`` returns what ``compute()`` returned the first time it
+ran for ``(builder, version, key)`` in this data dir, in this process or any other: a restart, a
+second server worker or the CLI does not search again. Values are numbers, lists, strings or torch
+tensors (tensors go to safetensors, the rest to JSON: nothing is pickled). A file lock per key makes
+concurrent processes compute once: the second waits for the first and reads its result. Bump
+``version`` when the builder's algorithm changes, so old results are not reused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from decisionlab.core.store.atomic import atomic_write_bytes, atomic_write_with
+from decisionlab.core.store.home import data_home
+
+FOLDER = "builds"
+
+
+def build_key(builder: str, version: int, key: Mapping[str, Any]) -> str:
+    """A stable hex digest of what determines a build."""
+    text = json.dumps({"builder": builder, "version": version, "key": key}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _read(stem: Path) -> dict[str, Any] | None:
+    meta_path, tensor_path = stem.with_suffix(".json"), stem.with_suffix(".safetensors")
+    if not meta_path.is_file():
+        return None
+    try:
+        meta = json.loads(meta_path.read_text())
+        values = dict(meta["values"])
+        if meta.get("tensors"):
+            tensors = load_file(str(tensor_path))
+            values.update({name: tensors[name] for name in meta["tensors"]})
+        return values
+    except Exception:  # a damaged result is computed again, never trusted
+        return None
+
+
+def _write(stem: Path, values: Mapping[str, Any], builder: str, key: Mapping[str, Any]) -> None:
+    tensors = {k: v.detach().cpu().contiguous() for k, v in values.items() if isinstance(v, torch.Tensor)}
+    plain = {k: v for k, v in values.items() if not isinstance(v, torch.Tensor)}
+    if tensors:
+        atomic_write_with(stem.with_suffix(".safetensors"), lambda tmp: save_file(tensors, str(tmp)))
+    meta = {"builder": builder, "key": key, "values": plain, "tensors": sorted(tensors)}
+    atomic_write_bytes(stem.with_suffix(".json"), json.dumps(meta, default=str).encode())  # written last: the commit
+
+
+def persisted(
+    builder: str, version: int, key: Mapping[str, Any], compute: Callable[[], Mapping[str, Any]],
+    home: Path | None = None,
+) -> dict[str, Any]:
+    """The values of ``compute()`` for ``(builder, version, key)``, computed once per data dir."""
+    digest = build_key(builder, version, key)
+    folder = (home or data_home()) / FOLDER / builder
+    stem = folder / digest
+    found = _read(stem)
+    if found is not None:
+        return found
+    with _locked(folder / f".{digest}.lock"):
+        found = _read(stem)  # another process may have finished while this one waited
+        if found is not None:
+            return found
+        values = dict(compute())
+        with contextlib.suppress(OSError):  # a read-only data dir: the result is still good for this process
+            _write(stem, values, builder, dict(key))
+        return values
