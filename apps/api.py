@@ -25,6 +25,7 @@ Errors: one body everywhere (:mod:`decisionlab.apps.errors`), with the status of
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 from collections.abc import AsyncIterator
 from importlib.metadata import PackageNotFoundError, version
@@ -161,10 +162,15 @@ def add_bearer_security_to_openapi(app: FastAPI) -> None:
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Warm the presets' baselines in the background at start-up; stop the build pool at the end."""
+    app.state.policies.watch()  # promotions are seen within resolve_ttl_s, off the request path
     scope = warm_scope()
     if scope != "0":
         app.state.warming = warm_presets(app.state.policies, list_domains(), app.state.device,
                                          every_baseline=scope == "all")
+    # Everything built so far lives as long as the server: keep it out of the garbage collector's
+    # scans, which otherwise grow with the heap and show up as latency spikes under load.
+    gc.collect()
+    gc.freeze()
     yield
     app.state.policies.close()
 

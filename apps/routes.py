@@ -29,6 +29,7 @@ from decisionlab.core.serving import (
     query_parameters,
     registry_of,
     schema,
+    serve_request,
 )
 from decisionlab.core.spec import DomainSpec
 from decisionlab.core.store.registry import PolicyRegistry
@@ -74,7 +75,7 @@ def domain_router(domain: DomainSpec) -> APIRouter:
     ActRequest = act_request_model(domain)
 
     @router.post("/act", response_model=ActResponse)
-    def act_route(
+    async def act_route(
         request: ActRequest,  # type: ignore[valid-type]
         policies: PolicyCache = Depends(policies_of),
         device: torch.device = Depends(device_of),
@@ -85,7 +86,8 @@ def domain_router(domain: DomainSpec) -> APIRouter:
         (names the field: ``states[i].<field>``), a policy that cannot serve the scenario or is not
         admissible (names ``policy``).
         """
-        return act(domain, request.scenario, request.parameters, request.policy, request.states, policies, device)
+        return await serve_request(lambda: act(domain, request.scenario, request.parameters, request.policy,
+                                               request.states, policies, device), len(request.states))
 
     @router.get("/schema")
     def schema_route(

@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 import httpx
+import torch
 
 BARE_APP = textwrap.dedent('''
     from fastapi import FastAPI
@@ -128,6 +129,7 @@ def train_policy(home: Path) -> str:
     from decisionlab.core.training import train_and_register
 
     report = train_and_register(get_domain("inventory"), "lost_sales", {}, "hdpo", seed=0, name="hdpo_small",
+                                device=torch.device("cpu"),
                                 progress=False, options={"max_steps": 300, "batch_size": 256})
     return str(report.record.ref)
 

@@ -18,6 +18,7 @@ A failed build or load is not cached: the next request tries again (a fixed arte
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import threading
 import time
@@ -37,8 +38,15 @@ from decisionlab.core.spec import DomainSpec, PolicySpec
 from decisionlab.core.store.registry import PolicyRecord, PolicyRegistry
 
 T = TypeVar("T")
+# Set while a request is served on the event loop: anything that would load or build raises
+# WouldBlock instead, and the request is served again in a worker thread.
+NONBLOCKING: contextvars.ContextVar[bool] = contextvars.ContextVar("decisionlab_nonblocking", default=False)
 WAIT_ENV = "DECISIONLAB_BUILD_WAIT_S"
 DEFAULT_WAIT_S = 10.0
+
+
+class WouldBlock(Exception):  # noqa: N818 - a signal, not an error
+    """The policy a request needs is not ready in memory (see :data:`NONBLOCKING`)."""
 
 
 def build_wait_seconds() -> float:
@@ -82,16 +90,28 @@ class PolicyCache:
         self._loading: dict[Hashable, threading.Lock] = {}
         self._baselines: OrderedDict[Hashable, Future[Policy]] = OrderedDict()
         self._pool = ThreadPoolExecutor(max_workers=build_threads, thread_name_prefix="decisionlab-build")
+        self._watcher: threading.Thread | None = None
+        self._stopped = threading.Event()
         self._warming: set[Future[Policy]] = set()  # queued by the warm-up: not bounded by max_pending
         self._warm_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decisionlab-warm")
 
     # --- registered policies --------------------------------------------------------------------
 
-    def _fresh(self) -> None:
-        """Forget resolutions when the registry changed (read at most once per ``resolve_ttl_s``)."""
-        now = time.monotonic()
-        if now - self._checked_at < self.resolve_ttl_s:
+    def watch(self) -> None:
+        """Check the registry's generation every ``resolve_ttl_s`` in a background thread (the
+        server does this), so no request waits for that database round trip."""
+        if self._watcher is not None:
             return
+
+        def loop() -> None:
+            while not self._stopped.wait(max(self.resolve_ttl_s, 0.05)):
+                with contextlib.suppress(Exception):  # a database hiccup: try again next round
+                    self._check_generation(time.monotonic())
+
+        self._watcher = threading.Thread(target=loop, name="decisionlab-registry-watch", daemon=True)
+        self._watcher.start()
+
+    def _check_generation(self, now: float) -> None:
         generation = self.registry.generation()
         with self._lock:
             if generation != self._generation:
@@ -99,12 +119,26 @@ class PolicyCache:
                 self._generation = generation
             self._checked_at = now
 
+    def _fresh(self) -> None:
+        """Forget resolutions when the registry changed (read at most once per ``resolve_ttl_s``;
+        by the watcher thread when one runs)."""
+        if self._watcher is not None:
+            return
+        now = time.monotonic()
+        if now - self._checked_at < self.resolve_ttl_s:
+            return
+        if NONBLOCKING.get():  # a database round trip: done in a worker thread
+            raise WouldBlock
+        self._check_generation(now)
+
     def resolve(self, domain: str, text: str, find: Callable[[], PolicyRecord]) -> PolicyRecord:
         """The record ``text`` names now (``find()`` on a miss; its errors are not cached)."""
         self._fresh()
         key = (domain, text)
         record = self._resolved.get(key)
         if record is None:
+            if NONBLOCKING.get():
+                raise WouldBlock
             record = find()
             with self._lock:
                 self._resolved[key] = record
@@ -120,6 +154,8 @@ class PolicyCache:
         if policy is not None:
             telemetry.CACHE.labels("registered", "hit").inc()
             return policy
+        if NONBLOCKING.get():
+            raise WouldBlock
         with self._lock:
             guard = self._loading.setdefault(key, threading.Lock())
         with guard:  # concurrent first requests load once
@@ -167,6 +203,12 @@ class PolicyCache:
 
     def baseline(self, spec: PolicySpec, scenario: Scenario, device: torch.device) -> Policy:
         """The built baseline ``spec`` for ``scenario`` (single flight; expensive builds bounded)."""
+        if NONBLOCKING.get():
+            found = self._baselines.get((spec, scenario, str(device)))
+            if found is None or not found.done() or found.exception() is not None:
+                raise WouldBlock
+            telemetry.CACHE.labels("baseline", "hit").inc()
+            return found.result()
         future, started = self._entry(spec, scenario, device)
         telemetry.CACHE.labels("baseline", "miss" if started else "hit").inc()
         try:  # a cheap build made here is done; one queued by the warm-up may not be
@@ -218,7 +260,8 @@ class PolicyCache:
         return self._warm_pool.submit(work)
 
     def close(self) -> None:
-        """Stop taking builds (running ones finish in the background)."""
+        """Stop the watcher and stop taking builds (running ones finish in the background)."""
+        self._stopped.set()
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._warm_pool.shutdown(wait=False, cancel_futures=True)
 

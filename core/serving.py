@@ -15,26 +15,30 @@ of states, e.g. ``(3, "pipeline")``; the serving path prefixes the request field
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from fastapi import Request
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from decisionlab.core import telemetry
 from decisionlab.core.device import get_device
 from decisionlab.core.errors import FieldProblem, PolicyMismatchError, ScenarioError, StateError
 from decisionlab.core.policy import Policy
-from decisionlab.core.policy_cache import PolicyCache
+from decisionlab.core.policy_cache import NONBLOCKING, PolicyCache, WouldBlock
 from decisionlab.core.resolve import check_kind, find_record, load_registered
 from decisionlab.core.scenario import Scenario
 from decisionlab.core.spec import DomainSpec, SettingSpec
 from decisionlab.core.store.registry import PolicyRegistry
 
 MAX_BATCH = 10_000
+T = TypeVar("T")
 MAX_PROBLEMS = 20  # validation problems reported per request
 
 
@@ -107,10 +111,28 @@ def _resolved(domain: DomainSpec, preset: str, parameters_json: str) -> Scenario
     return domain.scenario(preset, json.loads(parameters_json))
 
 
-@lru_cache(maxsize=32)
+_PREPARED: OrderedDict[tuple[SettingSpec, Scenario, str], Any] = OrderedDict()
+_PREPARED_LOCK = threading.Lock()
+MAX_PREPARED = 64
+
+
 def prepared(setting: SettingSpec, scenario: Scenario, device: torch.device) -> Any:
-    """The setting's serving context of ``scenario`` on ``device`` (cached)."""
-    return setting.serving.prepare(scenario, device)
+    """The setting's serving context of ``scenario`` on ``device`` (cached; preparing may read data
+    files, so on the event loop a miss is :class:`WouldBlock`)."""
+    key = (setting, scenario, str(device))
+    with _PREPARED_LOCK:
+        context = _PREPARED.get(key)
+        if context is not None:
+            _PREPARED.move_to_end(key)
+            return context
+    if NONBLOCKING.get():
+        raise WouldBlock
+    context = setting.serving.prepare(scenario, device)
+    with _PREPARED_LOCK:
+        _PREPARED[key] = context
+        while len(_PREPARED) > MAX_PREPARED:
+            _PREPARED.popitem(last=False)
+    return context
 
 
 @dataclass(frozen=True)
@@ -242,6 +264,25 @@ def act(
     }
 
 
+INLINE_MAX_STATES = 64  # larger batches are always served in a worker thread
+
+
+async def serve_request(work: Callable[[], T], states: int) -> T:
+    """Run ``work`` (a request's serving, e.g. a call of :func:`act`) on the event loop when every
+    policy it needs is ready in memory and the batch is small (microseconds of work: no thread hop),
+    else in a worker thread (builds, loads, big batches never hold the event loop, so ``/health``
+    and other requests go on)."""
+    if states <= INLINE_MAX_STATES:
+        token = NONBLOCKING.set(True)
+        try:
+            return work()
+        except WouldBlock:
+            pass
+        finally:
+            NONBLOCKING.reset(token)
+    return await run_in_threadpool(work)
+
+
 def query_parameters(text: str) -> dict[str, Any]:
     """A ``parameters`` query value (a GET's scenario overrides): a JSON object, else a 422 naming it."""
     try:
@@ -293,24 +334,25 @@ def policy_listing(domain: DomainSpec, registry: PolicyRegistry) -> dict[str, An
 # --- FastAPI dependencies (the server puts its registry and device on ``app.state``) -----------
 
 
-def policies_of(request: Request) -> PolicyCache:
+async def policies_of(request: Request) -> PolicyCache:
     """FastAPI dependency: the app's policy cache (``app.state.policies``), or one over the default
     registry when the app has none."""
     cache = getattr(request.app.state, "policies", None)
     if isinstance(cache, PolicyCache):
         return cache
-    cache = PolicyCache(registry_of(request))
+    registry = getattr(request.app.state, "registry", None)
+    cache = PolicyCache(registry if isinstance(registry, PolicyRegistry) else PolicyRegistry())
     request.app.state.policies = cache
     return cache
 
 
-def registry_of(request: Request) -> PolicyRegistry:
+async def registry_of(request: Request) -> PolicyRegistry:
     """FastAPI dependency: the app's registry (``app.state.registry``) or the default one."""
     registry = getattr(request.app.state, "registry", None)
     return registry if isinstance(registry, PolicyRegistry) else PolicyRegistry()
 
 
-def device_of(request: Request) -> torch.device:
+async def device_of(request: Request) -> torch.device:
     """FastAPI dependency: the app's device (``app.state.device``) or :func:`get_device`'s choice."""
     device = getattr(request.app.state, "device", None)
     return device if isinstance(device, torch.device) else get_device()

@@ -21,7 +21,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from decisionlab.core.errors import StateError, problem
 from decisionlab.core.policy_cache import PolicyCache
-from decisionlab.core.serving import Answered, act, answered, device_of, policies_of, request_scenario
+from decisionlab.core.serving import (
+    Answered,
+    act,
+    answered,
+    device_of,
+    policies_of,
+    request_scenario,
+    serve_request,
+)
 from decisionlab.domains.execution import SPEC, oracles
 from decisionlab.domains.execution.policies import SchedulePolicy
 from decisionlab.domains.execution.scenario import ExecutionScenario
@@ -144,7 +152,7 @@ def build_router() -> APIRouter:
         return schedule(request.policy, scenario)
 
     @router.post("/next-trade", response_model=NextTradeResponse)
-    def next_trade_route(
+    async def next_trade_route(
         request: NextTradeRequest,
         policies: PolicyCache = Depends(policies_of),
         device: torch.device = Depends(device_of),
@@ -155,7 +163,9 @@ def build_router() -> APIRouter:
         policy that cannot serve the scenario (a registered network trained for another horizon).
         """
         states = [state.model_dump() for state in request.states]
-        body = act(SPEC, request.scenario, request.overrides(), request.policy, states, policies, device)
+        body = await serve_request(
+            lambda: act(SPEC, request.scenario, request.overrides(), request.policy, states, policies, device),
+            len(states))
         return NextTradeResponse(
             **answered(body),
             trades=[a["trade"] for a in body["actions"]],

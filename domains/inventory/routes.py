@@ -29,6 +29,7 @@ from decisionlab.core.serving import (
     prepared,
     query_parameters,
     request_scenario,
+    serve_request,
 )
 from decisionlab.domains.inventory import SPEC
 from decisionlab.domains.inventory.network import SETTING as NETWORK
@@ -157,7 +158,7 @@ def build_router() -> APIRouter:
     router = APIRouter()
 
     @router.post("/orders", response_model=OrdersResponse | NetworkOrdersResponse)
-    def orders_route(
+    async def orders_route(
         request: OrdersRequest,
         policies: PolicyCache = Depends(policies_of),
         device: torch.device = Depends(device_of),
@@ -168,7 +169,8 @@ def build_router() -> APIRouter:
         networks (unknown or missing node, wrong pipeline length for a link, ...; names the field),
         a policy that cannot serve this scenario or is not admissible (names ``policy``).
         """
-        return orders(request, policies, device)
+        count = len(request.states or request.networks or ())
+        return await serve_request(lambda: orders(request, policies, device), count)
 
     @router.get("/network", response_model=NetworkDescription)
     def network(

@@ -4,6 +4,7 @@ checks, metrics and request ids."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
@@ -57,19 +58,22 @@ def test_promotions_are_served_without_a_restart(home: Path, server: TestClient)
     assert order(server, "hdpo_test@prod").json()["policy"] == first
 
 
-def test_promotions_reach_a_server_within_the_resolution_ttl(home: Path) -> None:
-    client = TestClient(create_app())
-    assert client.app.state.policies.resolve_ttl_s <= 1.0
+@pytest.mark.parametrize("lifespan", [True, False], ids=["watcher thread", "checked on requests"])
+def test_promotions_reach_a_server_within_the_resolution_ttl(home: Path, lifespan: bool) -> None:
+    app = create_app()
+    assert app.state.policies.resolve_ttl_s <= 1.0
     registry = PolicyRegistry(home)
     first = save_net(home, 1.0)
     registry.promote(first, "prod")
-    assert order(client, "hdpo_test@prod").json()["policy"] == first
-    second = save_net(home, 2.0)
-    registry.promote(second, "prod")
-    deadline = time.monotonic() + 10
-    while order(client, "hdpo_test@prod").json()["policy"] != second:
-        assert time.monotonic() < deadline, "the promotion was not picked up"
-        time.sleep(0.2)
+    with contextlib.ExitStack() as stack:
+        client = stack.enter_context(TestClient(app)) if lifespan else TestClient(app)
+        assert order(client, "hdpo_test@prod").json()["policy"] == first
+        second = save_net(home, 2.0)
+        registry.promote(second, "prod")
+        deadline = time.monotonic() + 10
+        while order(client, "hdpo_test@prod").json()["policy"] != second:
+            assert time.monotonic() < deadline, "the promotion was not picked up"
+            time.sleep(0.2)
 
 
 def test_every_response_names_what_answered(home: Path, server: TestClient) -> None:
