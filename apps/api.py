@@ -9,7 +9,8 @@ never names a domain.
 Environment (read when the app is created):
     ``DECISIONLAB_API_TOKEN``: when set, every route but ``/health``, ``/ready`` and the docs needs
         ``Authorization: Bearer <token>`` (the OpenAPI document then declares the bearer scheme).
-    ``DECISIONLAB_API_MAX_BODY_BYTES``: largest accepted request body (default 1,000,000 bytes).
+    ``DECISIONLAB_API_MAX_BODY_BYTES``: largest accepted request body (default 16 MiB: a full batch of
+        10,000 states fits).
     ``DECISIONLAB_HOME`` / ``DECISIONLAB_DB_URL``: the registry's data dir and index database.
     ``DECISIONLAB_DEVICE``: the device policies run on (see :mod:`decisionlab.core.device`).
     ``DECISIONLAB_WARM``: what is built at start-up, in the background: ``defaults`` (each preset's
@@ -50,7 +51,7 @@ from decisionlab.core.store.registry import PolicyRecord, PolicyRegistry
 TOKEN_ENV = "DECISIONLAB_API_TOKEN"
 MAX_BODY_ENV = "DECISIONLAB_API_MAX_BODY_BYTES"
 WARM_ENV = "DECISIONLAB_WARM"
-DEFAULT_MAX_BODY_BYTES = 1_000_000
+DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 STATIC_DOCS = "/static-offline-docs"
 PUBLIC_PATHS = frozenset({"/health", "/ready", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json",
                           f"{STATIC_DOCS}/"})

@@ -47,7 +47,10 @@ def _response(description: str) -> dict[str, Any]:
 
 # What every route may answer besides its success (the OpenAPI document lists them all).
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: _response("a request that cannot be carried out as given (e.g. a malformed registry reference)"),
+    400: {**_response("a request that cannot be carried out as given (e.g. a malformed registry reference); a "
+                      "request the HTTP server cannot parse at all (e.g. a URL over its size limit) gets a plain-text "
+                      "400 from the server before the application sees it"),
+          "content": {"text/plain": {"schema": {"type": "string"}}}},
     401: _response("missing or wrong bearer token (when the server has one)"),
     404: _response("unknown domain, scenario or policy (the message lists the choices)"),
     413: _response("request body over the server's limit"),

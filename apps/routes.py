@@ -46,9 +46,27 @@ class ActResponse(Answered):
     actions: list[dict[str, Any]] = Field(description="one action per state, in order (schema: GET .../schema)")
 
 
+def inlined(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with its ``#/$defs/...`` references replaced by the definitions (so it can sit
+    inside the OpenAPI document, where those references would point nowhere)."""
+    defs = schema.get("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return resolve(defs[ref.removeprefix("#/$defs/")])
+            return {k: resolve(v) for k, v in node.items() if k != "$defs"}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    return resolve(schema)
+
+
 def act_request_model(domain: DomainSpec) -> type[BaseModel]:
     """The ``POST /act`` body of ``domain``: its presets, default scenario and state schemas."""
-    state_schema = {"anyOf": [s.serving.state_model.model_json_schema() for s in domain.settings]}
+    state_schema = {"anyOf": [inlined(s.serving.state_model.model_json_schema()) for s in domain.settings]}
     first = domain.setting_of_preset(domain.default_scenario)
     example = {"scenario": domain.default_scenario, "parameters": {},
                "policy": (list(first.default_policies) or list(first.policies))[0],

@@ -13,17 +13,14 @@ from rich.console import Console
 
 from decisionlab.apps.cli import dashboard_command
 from decisionlab.core.device import configure_threads, get_device
-from decisionlab.core.spec import DomainSpec, list_domains
+from decisionlab.core.spec import list_domains
 from decisionlab.core.store.registry import PolicyRegistry
 from decisionlab.core.training import train_and_register
 
 console = Console(stderr=True, soft_wrap=True)
 API_PORT = int(os.environ.get("DECISIONLAB_API_PORT", "8000"))
 DASHBOARD_PORT = int(os.environ.get("DECISIONLAB_DASHBOARD_PORT", "8501"))
-
-
-def default_policy_name(spec: DomainSpec) -> str:
-    return f"{spec.default_algo}_{spec.default_scenario}"
+API_WORKERS = int(os.environ.get("DECISIONLAB_API_WORKERS", "2"))  # one per core of a small machine
 
 
 def ensure_default_policies(registry: PolicyRegistry | None = None) -> list[str]:
@@ -32,9 +29,9 @@ def ensure_default_policies(registry: PolicyRegistry | None = None) -> list[str]
     device = get_device()
     refs = []
     for spec in list_domains():
-        if not (spec.default_algo and spec.default_scenario):
+        if spec.default_policy_name is None:
             continue
-        name = default_policy_name(spec)
+        name = spec.default_policy_name
         existing = [r for r in registry.list(spec.name) if r.ref.name == name]
         if existing:
             refs.append(str(existing[-1].ref))
@@ -44,7 +41,8 @@ def ensure_default_policies(registry: PolicyRegistry | None = None) -> list[str]
             spec, spec.default_scenario, {}, spec.default_algo, seed=0, name=name, device=device,
             progress=True, registry=registry,
         )
-        console.print(f"registered {report.record.ref} in {report.train_seconds:.0f} s")
+        registry.promote(str(report.record.ref), "prod")  # what the API serves as <name>@prod
+        console.print(f"registered {report.record.ref} (alias prod) in {report.train_seconds:.0f} s")
         refs.append(str(report.record.ref))
     return refs
 
@@ -54,8 +52,8 @@ def main() -> None:
     refs = ensure_default_policies()
     console.print(f"policies ready: {', '.join(refs) or 'none'}")
     api = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "decisionlab.apps.api:create_app",
-         "--host", "127.0.0.1", "--port", str(API_PORT)]
+        [sys.executable, "-m", "decisionlab.apps.cli", "serve", "--host", "127.0.0.1", "--port", str(API_PORT),
+         "--workers", str(API_WORKERS)]
     )
     board = subprocess.Popen(dashboard_command(DASHBOARD_PORT))
     console.print(f"API:       http://127.0.0.1:{API_PORT}/docs")

@@ -20,11 +20,11 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import torch
 from fastapi import Request
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, BeforeValidator, Field, TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from decisionlab.core import telemetry
@@ -70,6 +70,17 @@ class ServingSpec:
     check: Callable[[Any, Sequence[Any]], None] | None = None
     describe: Callable[[Any], dict[str, Any]] | None = None
     max_batch: int = MAX_BATCH
+
+
+def _not_text_or_boolean(value: Any) -> Any:
+    if isinstance(value, bool | str):
+        raise ValueError(f"expected a whole number, got the {type(value).__name__} {value!r}"[:120])
+    return value
+
+
+# An integer field of a strict request model: 27 and 27.0 (JSON Schema's integers) are accepted,
+# 27.5, "27" and true are not.
+WholeNumber = Annotated[int, BeforeValidator(_not_text_or_boolean), Field(strict=False)]
 
 
 class Answered(BaseModel):

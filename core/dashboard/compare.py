@@ -325,10 +325,11 @@ def domain_page(name: str) -> None:
                            help="baselines that serve this scenario, then registered policies of this setting")
     unavailable = {n: spec.problem(current) for n, spec in setting.policies.items() if spec.problem(current)}
     for unserved, reason in unavailable.items():
-        st.caption(f"🚫 {unserved} cannot serve this scenario: {reason}")
+        st.caption(f"Not offered: {unserved} cannot serve this scenario: {reason}")
     slow = [n for n in names if n in setting.policies and setting.policies[n].expensive]
     if slow:
-        st.caption(f"⏱ {', '.join(slow)}: parameters searched or solved on first use (seconds; cached afterwards).")
+        st.caption(f"Slow first use: {', '.join(slow)}: parameters searched or solved on first use (seconds; "
+                   "cached afterwards).")
     request = {"preset": preset, "overrides": dict(overrides), "policies": list(names), "episodes": episodes,
                "seed": seed}
     if st.button("Run", type="primary", key=key("run")) and scenario is not None:

@@ -23,6 +23,7 @@ from decisionlab.core.errors import StateError, problem
 from decisionlab.core.policy_cache import PolicyCache
 from decisionlab.core.serving import (
     Answered,
+    WholeNumber,
     act,
     answered,
     device_of,
@@ -53,7 +54,7 @@ class OrderFields(BaseModel):
     shares: float | None = Field(None, ge=1, le=1e12, allow_inf_nan=False, strict=True,
                                  description="parent order size X")
     side: Literal["sell", "buy"] | None = Field(None, description="'sell' or 'buy'")
-    horizon_steps: int | None = Field(None, ge=1, le=1000, strict=True, description="number of child orders N")
+    horizon_steps: WholeNumber | None = Field(None, ge=1, le=1000, description="number of child orders N")
 
     def overrides(self) -> dict[str, Any]:
         """``parameters`` with the order shortcuts applied; a shortcut given twice is a 422 naming it."""

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from decisionlab.core.errors import StateError, problem
 from decisionlab.core.policy import Policy
-from decisionlab.core.serving import ServingSpec
+from decisionlab.core.serving import ServingSpec, WholeNumber
 from decisionlab.domains.execution.scenario import ExecutionScenario
 from decisionlab.domains.execution.sim import ExecutionSim
 
@@ -49,7 +49,7 @@ class LiveState(BaseModel):
                                          "last_fill": {"shares": 1.8e5, "price": 49.2, "mid_before": 49.9}}]},
     )
 
-    steps_done: int = Field(ge=0, le=1000, strict=True, description="child orders already sent (0 at arrival)")
+    steps_done: WholeNumber = Field(ge=0, le=1000, description="child orders already sent (0 at arrival)")
     remaining_shares: Shares = Field(description="shares still to trade")
     price: Price | None = Field(None, description="current mid price (default: the arrival price)")
     previous_price: Price | None = Field(None, description="mid price one step ago (default: price)")

@@ -3,65 +3,22 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-
-STARTUP_TIMEOUT_S = 60.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until_healthy(base: str, server: subprocess.Popen, log: Path) -> None:
-    """Poll ``/health`` until it answers 200; fail with the server log if it dies or never does."""
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"uvicorn exited with {server.returncode}:\n{log.read_text()}")
-        try:
-            if httpx.get(f"{base}/health", timeout=2.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"uvicorn did not answer /health within {STARTUP_TIMEOUT_S:.0f} s:\n{log.read_text()}")
+from servers import running_server
 
 
 @pytest.fixture
 def server_url(tmp_path: Path) -> Iterator[str]:
-    """Start ``uvicorn --factory decisionlab.apps.api:create_app`` on a free port; stop it afterwards."""
-    port = free_port()
-    env = {**os.environ, "DECISIONLAB_HOME": str(tmp_path / "home"), "PYTHONUNBUFFERED": "1"}
+    """``decisionlab serve`` (one worker) over a fresh data dir, on a free port."""
+    env = {**os.environ, "DECISIONLAB_HOME": str(tmp_path / "home")}
     for name in ("DECISIONLAB_API_TOKEN", "DECISIONLAB_API_MAX_BODY_BYTES"):
         env.pop(name, None)
-    command = [
-        sys.executable, "-m", "uvicorn", "--factory", "decisionlab.apps.api:create_app",
-        "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-    ]
-    log = tmp_path / "uvicorn.log"
-    with log.open("wb") as out:
-        server = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-        try:
-            base = f"http://127.0.0.1:{port}"
-            wait_until_healthy(base, server, log)
-            yield base
-        finally:
-            server.terminate()
-            try:
-                server.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait(timeout=15)
+    with running_server(env) as base:
+        yield base
 
 
 @pytest.mark.timeout(120)
@@ -94,3 +51,42 @@ def test_uvicorn_serves_health_and_orders(server_url: str) -> None:
         streamed = client.post("/v1/inventory/orders", content=chunks, headers={"content-type": "application/json"})
         assert streamed.status_code == 413
         assert "too large" in streamed.json()["detail"]
+
+
+def test_the_shared_socket_says_tcp() -> None:
+    """asyncio sets TCP_NODELAY only on sockets whose protocol is TCP; the workers' socket must say so
+    (a socket created with protocol 0 left Nagle on: ~40 ms per keep-alive response)."""
+    import socket
+
+    from decisionlab.apps.server import tcp_socket
+
+    sock = tcp_socket("127.0.0.1", 0)
+    try:
+        assert sock.proto == socket.IPPROTO_TCP
+    finally:
+        sock.close()
+
+
+@pytest.mark.timeout(300)
+def test_two_workers_share_the_port_the_registry_and_the_metrics(registered: Path) -> None:
+    """``serve --workers 2``: every request answered, by both processes; /metrics adds them up; a
+    promotion made while it runs is served by every worker."""
+    from decisionlab.core.store.registry import PolicyRegistry
+
+    env = {**os.environ, "DECISIONLAB_HOME": str(registered), "DECISIONLAB_WARM": "0"}
+    env.pop("DECISIONLAB_API_TOKEN", None)
+    body = {"scenario": "lost_sales", "policy": "hdpo_test@prod", "parameters": {"underage_cost": 19},
+            "states": [{"on_hand": 1.0, "pipeline": [0.0, 0.0]}]}
+    PolicyRegistry(registered).promote("inventory/hdpo_test@1", "prod")
+    with running_server(env, workers=2) as base:
+        count = 60
+        with httpx.Client(base_url=base, timeout=30.0) as client:
+            for _ in range(count):  # new connections spread over both workers
+                response = httpx.post(f"{base}/v1/inventory/orders", json=body, timeout=30.0)
+                assert response.status_code == 200, response.text
+                assert response.json()["policy"] == "inventory/hdpo_test@1"
+            metrics = client.get("/metrics").text
+        served = [line for line in metrics.splitlines()
+                  if line.startswith('decisionlab_requests_total{method="POST",route="/v1/inventory/orders"')]
+        assert served and float(served[0].rsplit(" ", 1)[1]) == count
+        assert "decisionlab_builds_pending" in metrics

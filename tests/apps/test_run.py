@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import torch
 
-from decisionlab.apps.run import default_policy_name, ensure_default_policies
+from decisionlab.apps.run import ensure_default_policies
 from decisionlab.core.policy import policy_class
 from decisionlab.core.spec import list_domains
 from decisionlab.core.store.registry import PolicyRegistry
@@ -39,7 +39,7 @@ def _register_defaults(home: Path) -> list[str]:
         card = {"setting": setting.name, "scenario_name": spec.default_scenario, "policy_kind": kind,
                 "policy_config": net.config(), "algo": spec.default_algo, "scenario": scenario.describe(),
                 "metrics": {}}
-        refs.append(str(PolicyRegistry(home).save(spec.name, default_policy_name(spec), net.state_dict(), card).ref))
+        refs.append(str(PolicyRegistry(home).save(spec.name, spec.default_policy_name, net.state_dict(), card).ref))
     return refs
 
 

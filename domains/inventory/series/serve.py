@@ -44,7 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from decisionlab.core.errors import FieldProblem, ScenarioError, StateError
 from decisionlab.core.policy import Policy
-from decisionlab.core.serving import ServingSpec
+from decisionlab.core.serving import ServingSpec, WholeNumber
 from decisionlab.domains.inventory.orders import StoreOrder, one_order_per_state
 from decisionlab.domains.inventory.series.policies import SeriesBaseStock, SeriesCappedBaseStock
 from decisionlab.domains.inventory.series.scenario import MIN_SCALE, RealSeriesScenario, SeriesData, series_data
@@ -86,7 +86,7 @@ class SeriesStoreState(BaseModel):
     date: dt.date | None = Field(
         None, description="date of period t, on the data's calendar (sets the season phase; e.g. the weekday)"
     )
-    phase: int | None = Field(None, ge=0, le=365, strict=True, description="season phase of period t, instead of date")
+    phase: WholeNumber | None = Field(None, ge=0, le=365, description="season phase of period t, instead of date")
     item: Key | None = Field(None, description="with store: a series of the scenario's data (its scale and penalty)")
     store: Key | None = Field(None, description="with item: a series of the scenario's data")
     underage_cost: float | None = Field(
