@@ -79,11 +79,18 @@ def persisted(
     found = _read(stem)
     if found is not None:
         return found
-    with _locked(folder / f".{digest}.lock"):
+    try:
+        lock = _locked(folder / f".{digest}.lock")
+        lock.__enter__()
+    except OSError:  # a read-only or invalid data dir: compute, keep nothing
+        return dict(compute())
+    try:
         found = _read(stem)  # another process may have finished while this one waited
         if found is not None:
             return found
         values = dict(compute())
-        with contextlib.suppress(OSError):  # a read-only data dir: the result is still good for this process
+        with contextlib.suppress(OSError):  # the disk filled up: the result is still good for this process
             _write(stem, values, builder, dict(key))
         return values
+    finally:
+        lock.__exit__(None, None, None)

@@ -5,6 +5,7 @@ tests/domains/inventory/)."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
@@ -55,7 +56,12 @@ def test_unknown_domain_filter_is_404(client: TestClient) -> None:
 
 
 def test_oversized_body_is_413(client: TestClient) -> None:
-    padding = "x" * 1_100_000
+    """The default limit (16 MiB) holds a full batch of states; a body past it is refused unread."""
+    from decisionlab.apps.api import DEFAULT_MAX_BODY_BYTES
+
+    full = [{"on_hand": 123456.789, "pipeline": [12345.678, 12345.678]}] * 10_000
+    assert len(json.dumps({"policy": "myopic", "states": full})) < DEFAULT_MAX_BODY_BYTES
+    padding = "x" * (DEFAULT_MAX_BODY_BYTES + 1)
     response = client.post(ORDERS, json={"states": [], "policy": padding})
     assert response.status_code == 413
     assert "too large" in response.json()["detail"]

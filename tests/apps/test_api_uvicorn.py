@@ -13,10 +13,9 @@ from servers import running_server
 
 @pytest.fixture
 def server_url(tmp_path: Path) -> Iterator[str]:
-    """``decisionlab serve`` (one worker) over a fresh data dir, on a free port."""
-    env = {**os.environ, "DECISIONLAB_HOME": str(tmp_path / "home")}
-    for name in ("DECISIONLAB_API_TOKEN", "DECISIONLAB_API_MAX_BODY_BYTES"):
-        env.pop(name, None)
+    """``decisionlab serve`` (one worker) over a fresh data dir, on a free port, with a 1 MB body limit."""
+    env = {**os.environ, "DECISIONLAB_HOME": str(tmp_path / "home"), "DECISIONLAB_API_MAX_BODY_BYTES": "1000000"}
+    env.pop("DECISIONLAB_API_TOKEN", None)
     with running_server(env) as base:
         yield base
 

@@ -5,13 +5,16 @@ training history (all candidates face the same demand: common random numbers). S
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 from functools import lru_cache
+from pathlib import Path
 
 import torch
 
 from decisionlab.core.policy import Policy
+from decisionlab.core.store.builds import persisted
 from decisionlab.domains.inventory.series.forecast import CachedLeadTimeForecast, SeasonalEmpiricalForecaster
 from decisionlab.domains.inventory.series.policies import QuantileNewsvendor, SeriesBaseStock, SeriesCappedBaseStock
 from decisionlab.domains.inventory.series.scenario import RealSeriesScenario, series_data
@@ -54,11 +57,32 @@ def _per_series_grid(low: torch.Tensor, high: torch.Tensor, points: int) -> torc
 
 SEARCH_POINTS = 16
 SEARCH_PASSES = 3
+FIT_VERSION = 1  # bump when a fit's algorithm changes: results persisted by an older one are not reused
+
+
+def fit_key(scenario: RealSeriesScenario) -> dict[str, object]:
+    """What a fit depends on: the scenario and, for a data file, its size and modification time
+    (a changed file is fitted again)."""
+    key: dict[str, object] = {"scenario": scenario.model_dump(mode="json")}
+    if scenario.data_path not in (None, "sample"):
+        with contextlib.suppress(OSError):
+            stat = Path(scenario.data_path).expanduser().stat()
+            key["data"] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    return key
+
+
+def _persisted_fit(name: str, scenario: RealSeriesScenario, compute: Callable[[], dict[str, object]]) -> dict:
+    """``compute()`` once per data dir for ``scenario`` (see :mod:`decisionlab.core.store.builds`)."""
+    return persisted(f"inventory.series.{name}", FIT_VERSION, fit_key(scenario), compute)
 
 
 @lru_cache(maxsize=16)
 def fit_base_stock(scenario: RealSeriesScenario) -> torch.Tensor:
     """Best base-stock level per series ``[N]`` on the training span (coarse-to-fine grid)."""
+    return _persisted_fit("base_stock", scenario, lambda: {"level": _search_base_stock(scenario)})["level"]
+
+
+def _search_base_stock(scenario: RealSeriesScenario) -> torch.Tensor:
     data = series_data(scenario)
     low = torch.zeros(data.n_series)
     high = data.scale * (scenario.lead_time + 1) * 4.0 + 2.0
@@ -76,6 +100,15 @@ def fit_base_stock(scenario: RealSeriesScenario) -> torch.Tensor:
 def fit_capped_base_stock(scenario: RealSeriesScenario) -> tuple[torch.Tensor, torch.Tensor]:
     """Best (level, cap) per series on the training span: levels around the best base-stock level,
     caps from a quarter of the mean demand to a high one-period demand."""
+    def compute() -> dict[str, object]:
+        level, cap = _search_capped_base_stock(scenario)
+        return {"level": level, "cap": cap}
+
+    found = _persisted_fit("capped_base_stock", scenario, compute)
+    return found["level"], found["cap"]
+
+
+def _search_capped_base_stock(scenario: RealSeriesScenario) -> tuple[torch.Tensor, torch.Tensor]:
     data = series_data(scenario)
     base = fit_base_stock(scenario)
     points = 8
@@ -109,6 +142,11 @@ def _logit(p: float) -> float:
 @lru_cache(maxsize=16)
 def fit_fixed_quantile(scenario: RealSeriesScenario) -> float:
     """The one quantile level (shared by all series) with the lowest total training cost."""
+    return float(_persisted_fit("fixed_quantile", scenario,
+                                lambda: {"level": _search_fixed_quantile(scenario)})["level"])
+
+
+def _search_fixed_quantile(scenario: RealSeriesScenario) -> float:
     forecaster = _cached_training_forecast(scenario)
     low, high = _logit(0.3), _logit(0.998)
     n = series_data(scenario).n_series
@@ -134,6 +172,12 @@ def fit_transformed_quantile(scenario: RealSeriesScenario) -> tuple[float, float
 
     The candidates of every pass include the newsvendor map (0, 1) and the best fixed level
     (``logit(level)``, 0), so the fit is never worse than either on the training span."""
+    found = _persisted_fit("transformed_quantile", scenario,
+                           lambda: dict(zip(("a", "b"), _search_transformed_quantile(scenario), strict=True)))
+    return float(found["a"]), float(found["b"])
+
+
+def _search_transformed_quantile(scenario: RealSeriesScenario) -> tuple[float, float]:
     forecaster = _cached_training_forecast(scenario)
     n = series_data(scenario).n_series
     fixed = _logit(fit_fixed_quantile(scenario))

@@ -165,6 +165,22 @@ def test_fitted_base_stock_beats_nearby_levels_on_train() -> None:
     assert bool((costs[0] <= costs[1] + 1e-6).all() and (costs[0] <= costs[2] + 1e-6).all())
 
 
+def test_fits_are_kept_in_the_data_dir(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A restart (cleared in-process cache) or a second worker reads the fit instead of searching."""
+    from decisionlab.domains.inventory.series import fit
+
+    scenario = SMALL.model_copy(update={"lead_time": 1})
+    first = fit.fit_base_stock(scenario)
+    fit.fit_base_stock.cache_clear()
+
+    def no_search(_: RealSeriesScenario) -> torch.Tensor:
+        raise AssertionError("searched again")
+
+    monkeypatch.setattr(fit, "_search_base_stock", no_search)
+    assert torch.equal(fit.fit_base_stock(scenario), first)
+    fit.fit_base_stock.cache_clear()
+
+
 def test_oracle_is_a_lower_bound_of_every_admissible_baseline() -> None:
     results = {
         name: episode_metrics(SMALL, build(SMALL, CPU), 100, 0, CPU)["cost_per_period"]
