@@ -138,9 +138,9 @@ def add_core_routes(app: FastAPI) -> None:
 def add_domain_routers(app: FastAPI) -> None:
     """Mount, under ``/v1/<domain>``, the core's routes of each registered domain and its own named routes."""
     for spec in list_domains():
-        app.include_router(domain_router(spec), prefix=f"/v1/{spec.name}", tags=[spec.name])
+        app.include_router(domain_router(spec), prefix=spec.url_path, tags=[spec.name])
         if spec.routes is not None:
-            app.include_router(spec.routes(), prefix=f"/v1/{spec.name}", tags=[spec.name])
+            app.include_router(spec.routes(), prefix=spec.url_path, tags=[spec.name])
 
 
 def add_bearer_security_to_openapi(app: FastAPI) -> None:

@@ -79,11 +79,11 @@ def act_request_model(domain: DomainSpec) -> type[BaseModel]:
                              description=f"scenario preset: {', '.join(domain.scenarios)}")),
         parameters=(dict[str, Any], Field(default_factory=dict, description="scenario parameter overrides")),
         policy=(str, Field(min_length=1, max_length=200,
-                           description=f"a baseline (GET /v1/{domain.name}/policies) or a registry reference: "
+                           description=f"a baseline (GET {domain.url_path}/policies) or a registry reference: "
                            f"{domain.name}/name@version, name@version or name (latest version)")),
         states=(list[States], Field(min_length=1, max_length=MAX_BATCH,
                                     description=f"1 to {MAX_BATCH:,} states of the scenario's setting (GET "
-                                    f"/v1/{domain.name}/schema?scenario=... gives their schema and an example)")),
+                                    f"{domain.url_path}/schema?scenario=... gives their schema and an example)")),
     )
 
 

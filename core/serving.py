@@ -164,7 +164,7 @@ def check_admissible(domain: DomainSpec, name: str) -> None:
     if entry is not None and not entry.admissible:
         raise PolicyMismatchError(
             f"policy: '{name}' is not admissible ({entry.description}): it is a bound for evaluations, not a "
-            f"policy to act on; choose an admissible one (GET /v1/{domain.name}/policies)"
+            f"policy to act on; choose an admissible one (GET {domain.url_path}/policies)"
         )
 
 

@@ -320,6 +320,12 @@ class DomainSpec:
 
     # --- look-ups ---------------------------------------------------------------------------
 
+    @property
+    def url_path(self) -> str:
+        """Where the API mounts the domain: ``/v1/`` and the name with hyphens (``market_making`` is
+        served under ``/v1/market-making``, as URLs usually spell words)."""
+        return "/v1/" + self.name.replace("_", "-")
+
     @cached_property  # settings are immutable: computed once (serving reads these per request)
     def scenarios(self) -> dict[str, Scenario]:
         """Every preset of every setting, by name."""

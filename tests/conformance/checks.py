@@ -132,11 +132,11 @@ def check_baselines_through_the_api(domain: DomainSpec, setting: SettingSpec, cl
     (and refuses a non-admissible one with a 422 naming ``policy``)."""
     for preset, name in baseline_cases(domain, setting):
         parameters = small(setting, preset)
-        described = client.get(f"/v1/{domain.name}/schema",
+        described = client.get(f"{domain.url_path}/schema",
                                params={"scenario": preset, "parameters": json.dumps(parameters, default=str)})
         assert described.status_code == 200, described.text
         state = described.json()["example_state"]
-        response = client.post(f"/v1/{domain.name}/act", content=json.dumps({
+        response = client.post(f"{domain.url_path}/act", content=json.dumps({
             "scenario": preset, "parameters": parameters, "policy": name, "states": [state, state]}, default=str),
             headers={"content-type": "application/json"})
         if not setting.policies[name].admissible:
@@ -225,11 +225,11 @@ def check_states_reject_bad_values(domain: DomainSpec, setting: SettingSpec, cli
             state = replaced(example, path, marker)
             body = json.dumps({"scenario": preset, "parameters": parameters, "policy": policy, "states": [state]},
                               default=str).replace(f'"{marker}"', bad)
-            response = client.post(f"/v1/{domain.name}/act", content=body, headers={"content-type": "application/json"})
+            response = client.post(f"{domain.url_path}/act", content=body, headers={"content-type": "application/json"})
             assert response.status_code == 422, f"{field_name(path)} = {bad}: {response.status_code} {response.text}"
             assert field_name(path) in response.text, f"{field_name(path)} = {bad}: not named in {response.text}"
     too_many = [example] * (setting.serving.max_batch + 1)
-    response = client.post(f"/v1/{domain.name}/act", content=json.dumps(
+    response = client.post(f"{domain.url_path}/act", content=json.dumps(
         {"scenario": preset, "parameters": parameters, "policy": policy, "states": too_many}, default=str),
         headers={"content-type": "application/json"})
     assert response.status_code == 422 and "states" in response.text, response.text[:300]

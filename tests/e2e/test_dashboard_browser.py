@@ -13,10 +13,12 @@ system's Chromium is used, and pages load nothing from the internet.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +28,7 @@ import pytest
 import torch
 
 from decisionlab.apps.cli import dashboard_command
-from decisionlab.core.spec import list_domains
+from decisionlab.core.spec import DomainSpec, list_domains
 from decisionlab.core.store.registry import PolicyRegistry
 from decisionlab.core.training import train_and_register
 
@@ -37,6 +39,16 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SHOTS = Path(os.environ.get("DECISIONLAB_SCREENSHOTS") or REPO / "docs" / "screenshots")
 RUN_TIMEOUT_MS = 240_000
+
+
+@functools.cache
+def _domains() -> list[DomainSpec]:
+    """The domains the dashboard process finds (a fresh interpreter's discovery): not those another
+    test registered in this process (the conformance suite's example domain)."""
+    script = "from decisionlab.core.spec import discover_domains; print(' '.join(discover_domains()))"
+    found = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                           timeout=120).stdout.split()
+    return [d for d in list_domains() if d.name in found]
 
 
 def _free_port() -> int:
@@ -53,7 +65,7 @@ def trained_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ``prod``, trained briefly (the algorithm's smoke options)."""
     home = tmp_path_factory.mktemp("e2e_home")
     registry = PolicyRegistry(home)
-    for domain in list_domains():
+    for domain in _domains():
         if domain.default_policy_name is None:
             continue
         scenario = domain.scenario(domain.default_scenario)
@@ -128,7 +140,7 @@ def test_home_page_lists_every_domain(browser, dashboard_url: str) -> None:
     page.goto(dashboard_url)
     page.get_by_role("heading", name="decisionlab").first.wait_for(timeout=90_000)
     wait_idle(page)
-    for domain in list_domains():
+    for domain in _domains():
         page.get_by_text(domain.title, exact=False).first.wait_for(state="attached", timeout=30_000)
     no_exception(page, "home")
     shoot(page, "home")
@@ -137,13 +149,13 @@ def test_home_page_lists_every_domain(browser, dashboard_url: str) -> None:
 
 # every setting of every domain: the domain's default preset where the setting has it, else its first
 CASES = [(d.name, d.default_scenario if d.default_scenario in setting.presets else next(iter(setting.presets)))
-         for d in list_domains() for setting in d.settings]
+         for d in _domains() for setting in d.settings]
 
 
 @pytest.mark.parametrize(("domain", "preset"), CASES, ids=[f"{d}-{p}" for d, p in CASES])
 def test_domain_page_runs_and_every_tab_renders(browser, dashboard_url: str, domain: str, preset: str) -> None:
     """Each setting of each domain (its first preset): Run, the plots, every tab."""
-    spec = next(d for d in list_domains() if d.name == domain)
+    spec = next(d for d in _domains() if d.name == domain)
     page = browser.new_page(viewport={"width": 1400, "height": 1100})
     page.goto(f"{dashboard_url}/{domain}")  # the shell generates one page per domain at /<domain>
     page.get_by_role("heading", name=spec.title).first.wait_for(timeout=90_000)
