@@ -169,7 +169,7 @@ def test_domain_page_runs_and_every_tab_renders(browser, dashboard_url: str, dom
         page.get_by_role("option", name=re.compile(rf"^{re.escape(preset)}\b")).first.click()
         wait_idle(page)
         no_exception(page, f"{domain}/{preset} selected")
-    page.get_by_role("button", name="Run").first.click()
+    page.get_by_role("button", name="Run", exact=True).first.click()  # not "Running penalty"
     wait_idle(page)
     no_exception(page, f"{domain}/{preset} after Run")
     plots_rendered(page, f"{domain}/{preset} comparison")

@@ -1,0 +1,1 @@
+"""The model setting of market making: an Avellaneda–Stoikov market with optional mis-specifications."""

@@ -1,0 +1,136 @@
+"""The ``lob_replay`` scenario: quoting against a replay of order-book data.
+
+**Data.** ``data_path = "sample"`` reads the SYNTHETIC sample shipped in ``replay/sample/`` (see
+:mod:`.generate_sample`; four hours of a simulated 1-s book in tardis format, and half an hour in
+LOBSTER format); anything else is the user's own folder or file in ``data_format`` (:mod:`.data`
+describes both formats and every check).
+
+**Time.** The data is replayed on a clock of ``step_seconds``; one step of the scenario is ``dt`` of
+its time units, so a time unit is ``step_seconds / dt`` seconds of data and an episode is
+``steps = horizon / dt`` steps, i.e. ``horizon · step_seconds / dt`` seconds. The preset takes
+``dt = step_seconds = 1``: time in seconds, ``horizon = 600`` is a 10-minute episode, σ is per
+√second and A is fills per second. σ, A and k only feed the closed-form baselines (AS, GLFT); the
+replay itself never reads them, so after changing ``step_seconds``, ``dt`` or the data, re-estimate
+them with :func:`.calibration.calibrated`.
+
+**Split.** The first ``train_fraction`` of the snapshots is the training part, the rest is held
+out: a simulator built for ``split="test"`` holds only held-out rows, and one for ``"train"`` only
+training rows, so nothing trained on one can read the other (:mod:`.sim`).
+
+``initial_price`` is not used by the replay (the mid comes from the data); the preset sets it to the
+sample's first mid for the serving examples.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from decisionlab.core.errors import ScenarioError
+from decisionlab.domains.market_making.params import QuotingScenario
+from decisionlab.domains.market_making.replay.data import DataFormat, ReplayData, infer_tick, load_replay
+from decisionlab.domains.market_making.replay.generate_sample import SAMPLE_DIR
+
+SAMPLE = "sample"
+QueueModel = Literal["pessimistic", "proportional"]
+
+
+class ReplayScenario(QuotingScenario):
+    """Quoting against replayed order-book data (see the module docstring for time, data and split)."""
+
+    data_path: str = Field(SAMPLE, min_length=1, max_length=4096,
+                           description="'sample': the shipped SYNTHETIC sample; else a folder holding one pair of "
+                           "files, or one file of the pair, in data_format")
+    data_format: DataFormat = Field("tardis", description="'tardis' (incremental_book_L2 + trades CSVs) or "
+                                    "'lobster' (message + orderbook files)")
+    book_levels: int = Field(15, ge=1, le=100, description="levels per side read from the data (LOBSTER: at most "
+                             "the file's)")
+    tick_size: float | None = Field(None, gt=0, le=1e6, allow_inf_nan=False,
+                                    description="price tick (price units); null = the data's own tick")
+    step_seconds: float = Field(1.0, gt=0, le=3600, allow_inf_nan=False,
+                                description="seconds of data per step (the replay clock); a step is dt time units")
+    latency_steps: int = Field(0, ge=0, le=1000, description="quotes decided at step t are active from step "
+                               "t + latency_steps (0: at once)")
+    quote_size: float = Field(1.0, gt=0, le=1e9, allow_inf_nan=False, description="units per quote on each side")
+    taker_fee_rate: float = Field(0.002, ge=0, le=0.1, allow_inf_nan=False,
+                                  description="taker fee (fraction of notional) paid when flatten_at_end "
+                                  "liquidates the inventory")
+    flatten_at_end: bool = Field(False, strict=True,
+                                 description="liquidate the inventory left at the end against the book (crossing "
+                                 "the spread, paying taker_fee_rate) instead of marking it at the mid")
+    queue_model: QueueModel = Field("pessimistic", description="'pessimistic': only trades advance a quote in its "
+                                    "queue; 'proportional': cancellations at its level advance it in proportion too")
+    train_fraction: float = Field(0.7, gt=0, lt=1, allow_inf_nan=False,
+                                  description="first fraction of the data used for training; the rest is held out "
+                                  "for evaluation")
+
+    @model_validator(mode="after")
+    def _latency_within_episode(self) -> ReplayScenario:
+        if self.latency_steps >= self.steps:
+            raise ValueError(f"latency_steps ({self.latency_steps}) must be shorter than the episode "
+                             f"({self.steps} steps = horizon/dt)")
+        return self
+
+    @property
+    def seconds_per_time_unit(self) -> float:
+        """Seconds of data in one time unit: ``step_seconds / dt``."""
+        return self.step_seconds / self.dt
+
+    @property
+    def episode_seconds(self) -> float:
+        """Seconds of data an episode replays: ``steps · step_seconds``."""
+        return self.steps * self.step_seconds
+
+
+def data_location(scenario: ReplayScenario) -> Path:
+    """Where the scenario's files are: the sample folder for ``"sample"``, else ``data_path``."""
+    return SAMPLE_DIR if scenario.data_path == SAMPLE else Path(scenario.data_path)
+
+
+def replay_data(scenario: ReplayScenario) -> ReplayData:
+    """The scenario's data on its clock (cached by :func:`.data.load_replay`)."""
+    return load_replay(data_location(scenario), scenario.data_format, scenario.step_seconds, scenario.book_levels)
+
+
+def split_row(train_fraction: float, snapshots: int) -> int:
+    """First held-out snapshot: ``floor(train_fraction · N)``. Training rows ``[0, split)``, held-out
+    rows ``[split, N)``."""
+    return int(math.floor(train_fraction * snapshots))
+
+
+def tick_of(scenario: ReplayScenario, data: ReplayData) -> float:
+    """``tick_size``, or the data's own tick when unset."""
+    return float(scenario.tick_size) if scenario.tick_size is not None else infer_tick(data)
+
+
+@lru_cache(maxsize=16)
+def check_data(scenario: ReplayScenario) -> None:
+    """Load the data and check that both parts hold an episode (``ScenarioError`` naming the fields)."""
+    data = replay_data(scenario)
+    split = split_row(scenario.train_fraction, data.snapshots)
+    parts = {"training": split, "held-out": data.snapshots - split}
+    for part, rows in parts.items():
+        if rows < scenario.steps + 1:
+            raise ScenarioError(
+                f"horizon/dt/train_fraction: an episode of {scenario.steps} steps needs {scenario.steps + 1} "
+                f"snapshots but the {part} part has {rows} (the data has {data.snapshots} snapshots of "
+                f"{scenario.step_seconds:g} s; train_fraction={scenario.train_fraction:g})")
+
+
+PRESETS: dict[str, ReplayScenario] = {
+    # The shipped SYNTHETIC sample (4 h of a 1-s book, tick 0.01, 15 levels): 10-minute episodes,
+    # time in seconds, |q| ≤ 10, one unit per quote, no latency, no fees; the first 70% (2.8 h)
+    # trains, the last 1.2 h is held out. σ, A and k are :func:`.calibration.calibrate` of the
+    # training part (σ from the 1-s mid moves, A and k from the fills of quotes held at fixed depths);
+    # γ is set so that Avellaneda–Stoikov skews by about a tick at |q| = 5 halfway through an episode
+    # (q·γ·σ²·(T − t) = 5 · 0.25 · 0.005265² · 300 ≈ 0.0104).
+    "lob_replay": ReplayScenario(
+        data_path=SAMPLE, data_format="tardis", horizon=600.0, dt=1.0, step_seconds=1.0,
+        sigma=0.005265, fill_intensity_a=0.1112, fill_decay_k=86.15, risk_aversion=0.25,
+        max_inventory=10, initial_price=100.0,
+    ),
+}

@@ -1,0 +1,86 @@
+"""The market-making domain's named HTTP route, mounted under ``/v1/market-making`` next to the
+core's ``/act``, ``/schema`` and ``/policies``.
+
+- ``POST /quotes``: quoting states (mid, inventory, time left, recent flow features) → bid and ask
+  prices and sizes, from a baseline (``avellaneda_stoikov``, ``symmetric``, ``glft``,
+  ``glft_approx``) or a registered policy: the core serving path (``/act``) with the response
+  fields spelled out per side.
+
+Every client error is a 4xx naming the field (``states[2].inventory``, ``parameters: ...``); GLFT
+without ``max_inventory`` is a 422 that says to set it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field
+
+from decisionlab.core.policy_cache import PolicyCache
+from decisionlab.core.serving import Answered, act, answered, device_of, policies_of, serve_request
+from decisionlab.domains.market_making import SPEC
+from decisionlab.domains.market_making.serve import QuoteState
+
+MAX_BATCH = 10_000
+
+
+class QuotesRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={"examples": [{
+            "policy": "glft", "scenario": "glft_bounded", "parameters": {"risk_aversion": 0.1},
+            "states": [{"mid": 100.3, "inventory": 2, "time_left": 0.6, "previous_mid": 100.25}],
+        }]},
+    )
+
+    scenario: str = Field("avellaneda_stoikov", min_length=1, max_length=100, description="scenario preset name")
+    parameters: dict[str, Any] = Field(
+        default_factory=dict, description="scenario parameter overrides, e.g. {\"sigma\": 2, \"max_inventory\": 10}",
+    )
+    policy: str = Field(
+        "avellaneda_stoikov", min_length=1, max_length=200,
+        description="a baseline (see GET /v1/market-making/policies) or a registry reference: "
+        "market_making/name@version, name@version or name",
+    )
+    states: list[QuoteState] = Field(min_length=1, max_length=MAX_BATCH, description=f"1 to {MAX_BATCH:,} states")
+
+
+class QuotesResponse(Answered):
+    """Quotes for each state, in order, and what decided them."""
+
+    bid_prices: list[float] = Field(description="bid price per state")
+    ask_prices: list[float] = Field(description="ask price per state")
+    bid_sizes: list[int] = Field(description="units bid per state (0: no bid, e.g. at +max_inventory)")
+    ask_sizes: list[int] = Field(description="units offered per state (0: no ask, e.g. at −max_inventory)")
+
+
+def build_router() -> APIRouter:
+    """The market-making routes (mounted under ``/v1/market-making`` by the server)."""
+    router = APIRouter()
+
+    @router.post("/quotes", response_model=QuotesResponse)
+    async def quotes_route(
+        request: QuotesRequest,
+        policies: PolicyCache = Depends(policies_of),
+        device: torch.device = Depends(device_of),
+    ) -> QuotesResponse:
+        """Bid and ask prices and sizes for each state, from a baseline or a registered policy.
+
+        Errors: 404 unknown policy or scenario; 422 invalid parameters or states (names the field), or a
+        policy that cannot serve the scenario (GLFT without max_inventory).
+        """
+        states = [state.model_dump() for state in request.states]
+        body = await serve_request(
+            lambda: act(SPEC, request.scenario, request.parameters, request.policy, states, policies, device),
+            len(states))
+        actions = body["actions"]
+        return QuotesResponse(
+            **answered(body),
+            bid_prices=[a["bid_price"] for a in actions], ask_prices=[a["ask_price"] for a in actions],
+            bid_sizes=[a["bid_size"] for a in actions], ask_sizes=[a["ask_size"] for a in actions],
+        )
+
+    return router
