@@ -43,7 +43,7 @@ PPO_DESCRIPTION = ("core PPO (squashed Gaussian depths, GAE, clipped ratio) with
                    "P&L), dampened (asymmetrically dampened P&L) or mean_variance (the default)")
 
 
-def baselines() -> dict[str, PolicySpec]:
+def closed_form_policies() -> dict[str, PolicySpec]:
     """The closed forms, shared by both settings (they read only time left and inventory)."""
     return {
         "avellaneda_stoikov": PolicySpec(
@@ -93,7 +93,7 @@ MODEL = SettingSpec(
     finalize_metrics=finalize_metrics,
     metrics=METRICS,
     primary_metric="certainty_equivalent",
-    policies=baselines(),
+    policies=closed_form_policies(),
     algos={
         "ppo": AlgoSpec("ppo", PPO_DESCRIPTION, algo_ppo(_model_sim), PPOOptions, smoke_options=PPO_SMOKE),
         "pathwise": AlgoSpec(
@@ -124,7 +124,7 @@ REPLAY = SettingSpec(
     finalize_metrics=finalize_metrics,
     metrics=METRICS,
     primary_metric="certainty_equivalent",
-    policies=baselines(),
+    policies=closed_form_policies(),
     algos={"ppo": AlgoSpec("ppo", PPO_DESCRIPTION, algo_ppo(_replay_sim), PPOOptions,
                            smoke_options={**PPO_SMOKE, "num_envs": 16, "rollout_steps": 8, "total_env_steps": 256})},
     policy_kinds=POLICY_KINDS,
