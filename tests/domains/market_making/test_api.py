@@ -90,3 +90,13 @@ def test_registered_policy_answers_with_its_version(client: TestClient) -> None:
         expected = net.act(torch.tensor([[0.5, 2.0, 0.0, 0.0, 0.0, 0.0]]))[0].tolist()
     assert body["bid_prices"][0] == pytest.approx(100.0 - expected[0], abs=1e-4)
     assert body["ask_prices"][0] == pytest.approx(100.0 + expected[1], abs=1e-4)
+
+
+def test_the_api_reads_no_server_files(client: TestClient) -> None:
+    state = {"mid": 100.0, "inventory": 0, "time_left": 30.0}
+    response = client.post(QUOTES, json={"policy": "avellaneda_stoikov", "scenario": "lob_replay",
+                                         "parameters": {"data_path": "/etc"}, "states": [state]})
+    assert response.status_code == 422
+    assert "data_path" in response.json()["detail"] and "/etc" not in response.json()["detail"]
+    ok = client.post(QUOTES, json={"policy": "avellaneda_stoikov", "scenario": "lob_replay", "states": [state]})
+    assert ok.status_code == 200, ok.text
