@@ -35,3 +35,11 @@ def derive_seed(seed: int, *tags: str | int) -> int:
         for byte in (b"\xff" if position else b"") + str(tag).encode():
             acc = (acc * 1_000_003 + byte) & 0xFFFFFFFFFFFF
     return acc % (2**63 - 1)
+
+
+def child_generator(generator: torch.Generator | None, device: torch.device | str) -> torch.Generator:
+    """A generator on ``device`` seeded by one draw from ``generator`` (torch's global generator when
+    None): a trainer's own randomness (exploration, shuffling) derived from the caller's stream."""
+    seed_device = generator.device if generator is not None else "cpu"
+    seed = int(torch.randint(2**62, (1,), generator=generator, device=seed_device))
+    return make_generator(seed, device)

@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 
 from decisionlab.core.algos.replay import ReplayBuffer, ReplaySample, n_step_returns
 from decisionlab.core.nets.heads import QNetwork
+from decisionlab.core.seeding import child_generator
 from decisionlab.core.sim import BatchedSimulator
 
 ToEnvAction = Callable[[Any, torch.Tensor], torch.Tensor]
@@ -340,10 +341,7 @@ def train_dqn(
     env_action = (lambda obs, index: action_values[index]) if action_values is not None else to_env_action
 
     # The trainer's own randomness on the simulator's device, derived from the caller's generator.
-    seed_device = generator.device if generator is not None else "cpu"
-    seed = int(torch.randint(2**62, (1,), generator=generator, device=seed_device))
-    rng = torch.Generator(device=device)
-    rng.manual_seed(seed)
+    rng = child_generator(generator, device)
 
     n_envs, n = config.num_envs, config.n_step
     buffer = ReplayBuffer(config.buffer_size, obs_dim, n_actions, device, masks=action_mask is not None)

@@ -58,6 +58,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from decisionlab.core.nets.actor_critic import ActorCritic, SquashedGaussian
+from decisionlab.core.seeding import child_generator
 from decisionlab.core.sim import BatchedSimulator, StepResult
 
 ToEnvAction = Callable[[Any, torch.Tensor], torch.Tensor]
@@ -455,15 +456,6 @@ class PPOResult:
     history: pl.DataFrame = field(default_factory=pl.DataFrame)
 
 
-def _trainer_rng(generator: torch.Generator | None, device: torch.device) -> torch.Generator:
-    """The trainer's own generator on ``device`` (sampling, shuffling), seeded from the caller's generator."""
-    seed_device = generator.device if generator is not None else "cpu"
-    seed = int(torch.randint(2**62, (1,), generator=generator, device=seed_device))
-    rng = torch.Generator(device=device)
-    rng.manual_seed(seed)
-    return rng
-
-
 def train_ppo(
     sim: BatchedSimulator[Any],
     policy: ActorCritic | None = None,
@@ -518,7 +510,7 @@ def train_ppo(
         raise ValueError("action_mask needs discrete actions (give n_actions)")
     featurize = featurize if featurize is not None else sim.flat_observation
 
-    rng = _trainer_rng(generator, device)
+    rng = child_generator(generator, device)
     collector = RolloutCollector(
         sim, num_envs=config.num_envs, horizon=horizon, featurize=featurize, to_env_action=to_env_action,
         action_mask=action_mask, reward_fn=reward_fn, reward_scale=config.reward_scale, generator=generator, rng=rng,

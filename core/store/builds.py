@@ -79,12 +79,11 @@ def persisted(
     found = _read(stem)
     if found is not None:
         return found
-    try:
-        lock = _locked(folder / f".{digest}.lock")
-        lock.__enter__()
-    except OSError:  # a read-only or invalid data dir: compute, keep nothing
-        return dict(compute())
-    try:
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(_locked(folder / f".{digest}.lock"))
+        except OSError:  # a read-only or invalid data dir: compute, keep nothing
+            return dict(compute())
         found = _read(stem)  # another process may have finished while this one waited
         if found is not None:
             return found
@@ -92,5 +91,3 @@ def persisted(
         with contextlib.suppress(OSError):  # the disk filled up: the result is still good for this process
             _write(stem, values, builder, dict(key))
         return values
-    finally:
-        lock.__exit__(None, None, None)

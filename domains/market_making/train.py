@@ -52,7 +52,7 @@ training: straight-through fills) or ``"eval"`` (held-out: a replay reads only i
 
 def certainty_equivalent(outcome: torch.Tensor, risk_aversion: float) -> torch.Tensor:
     """``−(1/γ)·ln mean exp(−γ·X)`` of outcomes ``X [B]`` (stable: log-sum-exp; differentiable)."""
-    x = outcome.double() if outcome.dtype != torch.float64 and not outcome.requires_grad else outcome
+    x = outcome if outcome.requires_grad else outcome.double()  # float64 where no gradient is needed
     return -(torch.logsumexp(-risk_aversion * x, dim=0) - math.log(x.shape[0])) / risk_aversion
 
 
@@ -69,6 +69,15 @@ def held_out_score(sim: BatchedSimulator[Any], exogenous: torch.Tensor,
         return -float(certainty_equivalent(episode_outcomes(sim, policy, exogenous), risk_aversion))
 
     return score
+
+
+def held_out_episodes(scenario: QuotingScenario, episodes: int, ctx: TrainContext,
+                      make_sim: SimFactory) -> Callable[[Policy], float]:
+    """:func:`held_out_score` on ``episodes`` fixed episodes of the ``"eval"`` simulator, drawn from the
+    context's ``"eval"`` seed stream."""
+    eval_sim = make_sim(scenario, ctx.device, "eval")
+    paths = eval_sim.sample_exogenous(episodes, eval_sim.horizon, ctx.generator("eval"))
+    return held_out_score(eval_sim, paths, scenario.risk_aversion)
 
 
 def reward_function(reward: Reward, scenario: QuotingScenario, damping: float):  # noqa: ANN201
@@ -139,11 +148,9 @@ def train_ppo_quoter(scenario: QuotingScenario, settings: QuotingPPOSettings, ct
     ctx.seed_init()
     device = ctx.device
     sim = make_sim(scenario, device, "train")
-    eval_sim = make_sim(scenario, device, "eval")
-    eval_paths = eval_sim.sample_exogenous(settings.eval_paths, eval_sim.horizon, ctx.generator("eval"))
+    score = held_out_episodes(scenario, settings.eval_paths, ctx, make_sim)
     quoter = QuoteNet.initial(scenario, device, settings.hidden, settings.activation, name="ppo")
     net = settings.build_network(6, 2, discrete=False, action_low=quoter.depth_low, action_high=quoter.depth_high)
-    score = held_out_score(eval_sim, eval_paths, scenario.risk_aversion)
     scale = settings.reward_scale or reward_scale_of(sim, scenario, ctx.generator("scale"))
     # the network is built here (its widths and bounds match the QuoteNet): pass only the trainer's fields
     ppo_config = PPOConfig(**{**settings.model_dump(include=set(PPOConfig.model_fields) - NETWORK_FIELDS),
@@ -154,11 +161,10 @@ def train_ppo_quoter(scenario: QuotingScenario, settings: QuotingPPOSettings, ct
         evaluate=lambda policy: score(quoter.copy_actor(policy.net)),
         generator=ctx.generator("train"), progress=ctx.progress, description=f"PPO ({settings.reward})",
     )
-    quoter.copy_actor(result.policy.net).eval()
-    certainty = -score(quoter)
+    quoter.copy_actor(result.policy.net).eval()  # the best held-out weights: their score is best_score
     return TrainOutcome(
         policy=quoter, policy_config=quoter.config(),
-        metrics={"certainty_equivalent": certainty, "env_steps": float(result.env_steps),
+        metrics={"certainty_equivalent": -result.best_score, "env_steps": float(result.env_steps),
                  "updates": float(result.updates), "train_seconds": result.seconds},
         curve=result.history,
         algo_config={"algo": "ppo", **settings.model_dump(mode="json")},
@@ -201,8 +207,7 @@ def train_pathwise_quoter(scenario: QuotingScenario, settings: QuotingPathwiseSe
     ctx.seed_init()
     device = ctx.device
     sim = make_sim(scenario, device, "surrogate")
-    eval_sim = make_sim(scenario, device, "eval")
-    eval_paths = eval_sim.sample_exogenous(settings.eval_paths, eval_sim.horizon, ctx.generator("eval"))
+    score = held_out_episodes(scenario, settings.eval_paths, ctx, make_sim)
     quoter = QuoteNet.initial(scenario, device, settings.hidden, name="pathwise")
     gamma = scenario.risk_aversion
     train_generator = ctx.generator("train")
@@ -214,7 +219,6 @@ def train_pathwise_quoter(scenario: QuotingScenario, settings: QuotingPathwiseSe
     def fresh_paths(step: int) -> torch.Tensor:
         return sim.sample_exogenous(settings.batch_size, sim.horizon, train_generator)
 
-    score = held_out_score(eval_sim, eval_paths, gamma)
     config = PathwiseConfig(**settings.model_dump(include=set(PathwiseConfig.model_fields)))
     result = train_pathwise(quoter, objective, fresh_paths, score, config, progress=ctx.progress,
                             description="pathwise quoting")

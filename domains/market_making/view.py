@@ -63,6 +63,18 @@ class _FirstEpisodeQuotes:
         return depths
 
 
+def _simulate(sim: Any, label: str, policy: Policy, episodes: int, seed: int,
+              record: Sequence[str]) -> tuple[dict[str, np.ndarray], _FirstEpisodeQuotes]:
+    """``episodes`` episodes of ``seed`` (every policy faces the same ones): the recorded info as
+    float64 arrays ``[episodes, N]`` and the first episode's observations and quotes."""
+    generator = make_generator(seed, sim.device)
+    state = sim.reset(episodes, generator)
+    exogenous = sim.sample_exogenous(episodes, sim.horizon, generator)
+    recording = _FirstEpisodeQuotes(label, policy)
+    trajectory = rollout(sim, recording, exogenous, state, record=tuple(record))
+    return {k: v.double().cpu().numpy() for k, v in trajectory.info.items()}, recording
+
+
 @dataclass
 class PathFrames:
     """P&L and inventory bands per policy over time, and one episode's mid, quotes and fills."""
@@ -78,13 +90,7 @@ def path_frames(setting: SettingSpec, scenario: QuotingScenario, policies: Seque
     episodes = max(2, min(int(episodes), MAX_PATH_EPISODES))
     bands, shown = [], []
     for label, policy in policies:
-        generator = make_generator(seed, sim.device)
-        state = sim.reset(episodes, generator)
-        exogenous = sim.sample_exogenous(episodes, sim.horizon, generator)
-        recording = _FirstEpisodeQuotes(label, policy)
-        trajectory = rollout(sim, recording, exogenous, state, record=RECORDED)
-        quotes = recording.quotes
-        info = {k: v.double().cpu().numpy() for k, v in trajectory.info.items()}
+        info, recording = _simulate(sim, label, policy, episodes, seed, RECORDED)
         steps = np.arange(1, sim.horizon + 1)
         times = steps * scenario.dt
         pnl, q = info["pnl"], info["inventory"]
@@ -93,9 +99,8 @@ def path_frames(setting: SettingSpec, scenario: QuotingScenario, policies: Seque
             "pnl_mean": pnl.mean(0), "pnl_p10": np.quantile(pnl, 0.1, 0), "pnl_p90": np.quantile(pnl, 0.9, 0),
             "q_mean": q.mean(0), "q_p10": np.quantile(q, 0.1, 0), "q_p90": np.quantile(q, 0.9, 0),
         }))
-        depths = torch.cat(quotes).double().cpu().numpy()  # [N, 2] of episode 0
-        mid_before = np.concatenate([[scenario.initial_price], info["mid"][0, :-1]]) \
-            if "mid" in info else np.full(steps.size, scenario.initial_price)
+        depths = torch.cat(recording.quotes).double().cpu().numpy()  # [N, 2] of episode 0
+        mid_before = np.concatenate([[scenario.initial_price], info["mid"][0, :-1]])
         shown.append(pl.DataFrame({
             "policy": [label] * steps.size, "step": steps, "time": times, "mid": mid_before,
             "bid": mid_before - depths[:, ACT_BID], "ask": mid_before + depths[:, ACT_ASK],
@@ -113,12 +118,8 @@ def replay_frame(setting: SettingSpec, scenario: QuotingScenario, label: str, po
     snapshot the policy saw), the mid, the policy's resting quotes (after tick rounding, post-only and
     latency: what the book held) and its fills and inventory."""
     sim = setting.make_simulator(scenario, torch.device(device))
-    generator = make_generator(seed, sim.device)
-    state = sim.reset(1, generator)
-    exogenous = sim.sample_exogenous(1, sim.horizon, generator)
-    recording = _FirstEpisodeQuotes(label, policy)
-    info = {k: v[0].double().cpu().numpy()
-            for k, v in rollout(sim, recording, exogenous, state, record=REPLAY_RECORDED).info.items()}
+    episodes, recording = _simulate(sim, label, policy, 1, seed, REPLAY_RECORDED)
+    info = {k: v[0] for k, v in episodes.items()}
     seen = torch.cat(recording.observations).double().cpu().numpy()  # [N, 6]
     mid_before = info["mid"] - info["mid_change"]
     half_spread = seen[:, OBS_MARKET_SPREAD] / 2
@@ -141,17 +142,18 @@ def depth_frame(scenario: QuotingScenario, policies: Sequence[tuple[str, Policy]
     shown = list(policies)
     if scenario.max_inventory is not None and not any(label == "glft" for label, _ in shown):
         shown.append(("glft (reference)", GLFTExact(scenario)))
+    inventory = q.cpu().numpy()
+    closed = {"bid": inventory >= bound, "ask": inventory <= -bound}  # sides that do not quote at the bound
     rows = []
     for label, policy in shown:
         with torch.no_grad():
-            depths = policy.act(obs.to(torch.device(device))).double().cpu().numpy()
+            depths = policy.act(obs).double().cpu().numpy()
         for side, column in (("bid", ACT_BID), ("ask", ACT_ASK)):
             depth = depths[:, column].copy()
-            closed = (q.cpu().numpy() >= bound) if side == "bid" else (q.cpu().numpy() <= -bound)
             if scenario.max_inventory is not None:
-                depth[closed] = np.nan  # the side does not quote at the bound
+                depth[closed[side]] = np.nan
             rows.append(pl.DataFrame({"policy": [label] * q.numel(), "side": [side] * q.numel(),
-                                      "inventory": q.cpu().numpy(), "depth": depth}))
+                                      "inventory": inventory, "depth": depth}))
     return pl.concat(rows)
 
 

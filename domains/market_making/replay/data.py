@@ -222,6 +222,12 @@ def _check_not_decreasing(times: np.ndarray, shown: str, name: str, first_row: i
                     f"({times[bad + 1]} after {times[bad]}); rows must be in time order{hint}")
 
 
+def _check_positive_prices(prices: np.ndarray, name: str, first_row: int) -> None:
+    bad = _first(prices <= 0)
+    if bad is not None:
+        raise _fail(name, f"column 'price', row {bad + first_row}: price {prices[bad]:g} is not positive")
+
+
 def _check_non_negative(values: np.ndarray, shown: str, name: str, first_row: int, what: str = "size") -> None:
     bad = _first(values < 0)
     if bad is not None:
@@ -510,9 +516,7 @@ def read_tardis(book_path: str | Path, trades_path: str | Path, step_seconds: fl
     snapshot = _words(book, "is_snapshot", {"true": 1, "false": 0}, bname).astype(bool)
     is_bid = _words(book, "side", {"bid": 1, "ask": 0}, bname).astype(bool)
     price = _numbers(book, "price", "price", bname, 2)
-    bad = _first(price <= 0)
-    if bad is not None:
-        raise _fail(bname, f"column 'price', row {bad + 2}: price {price[bad]:g} is not positive")
+    _check_positive_prices(price, bname, 2)
     amount = _numbers(book, "amount", "amount", bname, 2)
     _check_non_negative(amount, "amount", bname, 2, "amount")
     start_ns, bp, bs, ap, asz = _reconstruct(times_ns, snapshot, is_bid, price, amount, step_ns, levels, bname)
@@ -529,9 +533,7 @@ def read_tardis(book_path: str | Path, trades_path: str | Path, step_seconds: fl
     trade_ns = _tardis_times(trades, tname)
     side = _words(trades, "side", {"buy": 1, "sell": -1, "unknown": 0}, tname)
     trade_price = _numbers(trades, "price", "price", tname, 2)
-    bad = _first(trade_price <= 0)
-    if bad is not None:
-        raise _fail(tname, f"column 'price', row {bad + 2}: price {trade_price[bad]:g} is not positive")
+    _check_positive_prices(trade_price, tname, 2)
     trade_amount = _numbers(trades, "amount", "amount", tname, 2)
     _check_non_negative(trade_amount, "amount", tname, 2, "amount")
     step, keep = _trade_steps(trade_ns, start_ns, step_ns, snapshots)
