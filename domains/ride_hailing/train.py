@@ -1,0 +1,220 @@
+"""Learning the drivers' value function V(cell, time of day): online TD, offline fitted TD, V1D3.
+
+- ``td_online``: the fleet dispatches and repositions by the current table while every completed
+  trip (and every ``idle_transition_seconds`` of idling, and every end of shift) updates it by
+  TD(0) (:func:`decisionlab.core.algos.td.td0_update`, α ≈ 0.025, γ ≈ 0.9 per 10 minutes);
+- ``offline_value``: fitted TD (:func:`decisionlab.core.algos.td.fitted_td`) of a neural value
+  (cell embeddings + time-of-day features; scalar or HL-Gauss head) on the trajectories of earlier
+  days: simulated under a behaviour policy, or read from a trip log the simulator wrote
+  (:mod:`decisionlab.domains.ride_hailing.triplog`), or the user's trip records (``trips_path``);
+- ``v1d3``: the offline value, then online TD starting from it, blended back every
+  ``ensemble_every_hours`` (``V ← w·V_online + (1 − w)·V_offline``) — the periodic ensemble of
+  Tang et al. (2021).
+
+Each returns a :class:`~decisionlab.domains.ride_hailing.policies.ValuePolicy` (value matching
+and value repositioning), scored on held-out days.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import torch
+from pydantic import BaseModel, Field
+
+from decisionlab.core.algos.td import FittedTDConfig, Transitions, blend, discount_for, fitted_td, td0_update
+from decisionlab.core.nets.value import NeuralValue, TabularValue, value_table
+from decisionlab.core.options import TrainContext, apply_options, options_model
+from decisionlab.core.spec import TrainOutcome
+from decisionlab.domains.ride_hailing.metrics import episode_metrics, run_episodes
+from decisionlab.domains.ride_hailing.policies import (
+    DEFAULT_GAMMA,
+    DEFAULT_GAMMA_PERIOD_S,
+    VALUE_TIME_BINS,
+    ValuePolicy,
+)
+from decisionlab.domains.ride_hailing.scenario import SECONDS_PER_DAY, CityScenario
+from decisionlab.domains.ride_hailing.sim import IDLE_MOVE, NO_TRANSITION, TERMINAL, TRIP, CitySim
+
+
+class ValueSettings(BaseModel):
+    """What the three value-learning algorithms share (defaults: the competition's winning set-up)."""
+
+    gamma: float = Field(DEFAULT_GAMMA, gt=0, le=1, description="discount per gamma_period_s")
+    gamma_period_s: float = Field(DEFAULT_GAMMA_PERIOD_S, gt=0, le=86_400, description="seconds γ discounts over")
+    alpha: float = Field(0.025, gt=0, le=1, description="online TD(0) step size")
+    online_days: int = Field(4, ge=1, le=10_000, description="simulated horizons of online learning")
+    cities: int = Field(2, ge=1, le=1024, description="cities simulated side by side (they share the value)")
+    history_days: int = Field(4, ge=1, le=10_000, description="earlier horizons simulated for offline training "
+                              "(when no history_log)")
+    history_policy: str = Field("nearest+demand", description="behaviour policy of the simulated history")
+    history_log: str | None = Field(None, max_length=500, description="trip-log folder written by the simulator "
+                                    "(transitions.parquet) to train the offline value on, instead of simulating")
+    head: Literal["scalar", "hl_gauss"] = Field("hl_gauss", description="offline value head")
+    embedding_dim: int = Field(16, ge=1, le=512, description="cell embedding width of the offline value")
+    hidden: tuple[int, ...] = Field((64, 64), description="hidden widths of the offline value")
+    iterations: int = Field(4000, ge=1, le=10_000_000, description="fitted-TD gradient steps")
+    batch_size: int = Field(1024, ge=1, le=1_000_000, description="fitted-TD minibatch")
+    learning_rate: float = Field(3e-3, gt=0, le=1, description="fitted-TD learning rate")
+    target_update_every: int = Field(250, ge=1, description="fitted-TD target refresh (steps)")
+    ensemble_every_hours: float = Field(1.0, gt=0, le=168, description="V1D3: simulated hours between blends")
+    ensemble_weight_online: float = Field(0.5, ge=0, le=1, description="V1D3: weight of the online table in a blend")
+    reposition: Literal["value", "stay"] = Field("value", description="the learned policy's repositioning")
+    eval_episodes: int = Field(4, ge=1, le=10_000, description="held-out horizons the learned policy is scored on")
+
+
+ONLINE_FIELDS = ("gamma", "gamma_period_s", "alpha", "online_days", "cities", "reposition", "eval_episodes")
+OFFLINE_FIELDS = ("gamma", "gamma_period_s", "history_days", "history_policy", "history_log", "head",
+                  "embedding_dim", "hidden", "iterations", "batch_size", "learning_rate", "target_update_every",
+                  "cities", "reposition", "eval_episodes")
+TDOnlineOptions = options_model("TDOnlineOptions", ValueSettings, ONLINE_FIELDS,
+                                doc="What a user may set for ``td_online``.")
+OfflineValueOptions = options_model("OfflineValueOptions", ValueSettings, OFFLINE_FIELDS,
+                                    doc="What a user may set for ``offline_value``.")
+V1D3Options = options_model("V1D3Options", ValueSettings, tuple(ValueSettings.model_fields),
+                            doc="What a user may set for ``v1d3``.")
+
+
+# --- transitions -----------------------------------------------------------------------------------
+
+
+def step_transitions(info: dict[str, torch.Tensor], gamma: float, gamma_period_s: float) -> Transitions:
+    """The value transitions a window recorded (``info["tr_*"] [B, N]``), flattened: a trip's fare is
+    discounted from the anchor to the match; its next state is the drop-off; going offline is terminal."""
+    kind = info["tr_kind"].flatten()
+    keep = kind != NO_TRANSITION
+    idx = keep.nonzero().squeeze(1)
+
+    def pick(name: str) -> torch.Tensor:
+        return info[name].flatten()[idx]
+
+    kind = kind[idx]
+    from_s, to_s = pick("tr_from_s"), pick("tr_to_s")
+    reward = pick("tr_reward") * discount_for(pick("tr_reward_s") - from_s, gamma, gamma_period_s)
+    discount = torch.where(kind == TERMINAL, 0.0, discount_for(to_s - from_s, gamma, gamma_period_s))
+    next_cell = torch.where(kind == TERMINAL, pick("tr_from_cell"), pick("tr_to_cell"))
+    assert bool(((kind == TRIP) | (kind == IDLE_MOVE) | (kind == TERMINAL)).all())
+    return Transitions(pick("tr_from_cell"), from_s.float(), reward.float(), next_cell, to_s.float(),
+                       discount.float())
+
+
+def simulate_history(scenario: CityScenario, settings: ValueSettings, policy_name: str, device: torch.device,
+                     generator: torch.Generator, progress: bool = False) -> Transitions:
+    """Value transitions of ``history_days`` horizons under a behaviour policy (earlier days' logs)."""
+    from decisionlab.domains.ride_hailing.baselines import baseline
+
+    sim = CitySim(scenario, device)
+    policy = baseline(policy_name, scenario, device)
+    seen: list[Transitions] = []
+    days = 0
+    while days < settings.history_days:
+        cities = min(settings.cities, settings.history_days - days)
+        run_episodes(sim, policy, cities, generator,
+                     on_step=lambda state, info: seen.append(step_transitions(info, settings.gamma,
+                                                                              settings.gamma_period_s)))
+        days += cities
+    return Transitions.cat(seen)
+
+
+def offline_value(scenario: CityScenario, settings: ValueSettings, ctx: TrainContext) -> tuple[NeuralValue, int]:
+    """The neural value fitted on earlier days (and how many transitions it saw)."""
+    if settings.history_log is not None:
+        from decisionlab.domains.ride_hailing.triplog import read_transitions
+
+        data = read_transitions(Path(settings.history_log), settings.gamma, settings.gamma_period_s)
+    else:
+        data = simulate_history(scenario, settings, settings.history_policy, ctx.device, ctx.generator("history"),
+                                ctx.progress)
+    ctx.seed_init("offline")
+    cells = scenario.grid_size ** 2
+    v_max = 1.5 * float(data.reward.max().clamp_min(1.0)) / max(1e-3, 1.0 - float(data.discount.mean()))
+    value = NeuralValue(cells, VALUE_TIME_BINS, SECONDS_PER_DAY, embedding_dim=settings.embedding_dim,
+                        hidden=settings.hidden, head=settings.head, v_min=0.0, v_max=v_max).to(ctx.device)
+    config = FittedTDConfig(iterations=settings.iterations, batch_size=settings.batch_size,
+                            learning_rate=settings.learning_rate, target_update_every=settings.target_update_every)
+    fitted_td(value, data, config, generator=ctx.generator("fitted_td"), progress=ctx.progress,
+              description="offline fitted TD")
+    return value.eval(), len(data)
+
+
+def online_td(scenario: CityScenario, settings: ValueSettings, ctx: TrainContext, table: TabularValue,
+              anchor: torch.nn.Module | None = None) -> int:
+    """Online TD(0) on ``online_days`` horizons, acting by the table being learned; with ``anchor``, the
+    table is blended with it every ``ensemble_every_hours`` (V1D3). Returns the transitions used."""
+    sim = CitySim(scenario, ctx.device)
+    learner = ValuePolicy(table, gamma=settings.gamma, gamma_period_s=settings.gamma_period_s,
+                          reposition=settings.reposition).for_scenario(scenario)
+    generator = ctx.generator("online")
+    anchor_table = value_table(anchor, table.n_locations, table.n_time_bins, table.period_s) if anchor else None
+    every = max(1, round(settings.ensemble_every_hours * 3600.0 / scenario.window_seconds))
+    used = 0
+
+    def update(state, info) -> None:  # noqa: ANN001
+        nonlocal used
+        batch = step_transitions(info, settings.gamma, settings.gamma_period_s)
+        if len(batch):
+            td0_update(table, batch, settings.alpha)
+            used += len(batch)
+        if anchor_table is not None and (state.step + 1) % every == 0:
+            with torch.no_grad():
+                w = settings.ensemble_weight_online
+                table.table.mul_(w).add_((1 - w) * anchor_table)
+
+    days = 0
+    while days < settings.online_days:
+        cities = min(settings.cities, settings.online_days - days)
+        run_episodes(sim, learner, cities, generator, on_step=update)
+        days += cities
+    return used
+
+
+def score(scenario: CityScenario, policy: ValuePolicy, settings: ValueSettings, ctx: TrainContext) -> dict[str, float]:
+    """Mean KPIs of the learned policy on held-out horizons (their own seed stream)."""
+    values = episode_metrics(scenario, policy.for_scenario(scenario), settings.eval_episodes,
+                             ctx.stream("eval"), ctx.device)
+    return {name: float(v.mean()) for name, v in values.items()}
+
+
+def outcome(policy: ValuePolicy, metrics: dict[str, float], algo: str, settings: ValueSettings) -> TrainOutcome:
+    return TrainOutcome(policy=policy, policy_config=policy.config(), metrics=metrics,
+                        algo_config={"algo": algo, **settings.model_dump(mode="json")})
+
+
+def new_table(scenario: CityScenario, device: torch.device) -> TabularValue:
+    return TabularValue(scenario.grid_size ** 2, VALUE_TIME_BINS, SECONDS_PER_DAY).to(device)
+
+
+def train_td_online(scenario: CityScenario, options: BaseModel, ctx: TrainContext) -> TrainOutcome:
+    settings = apply_options(ValueSettings(), options)
+    table = new_table(scenario, ctx.device)
+    with torch.no_grad():
+        used = online_td(scenario, settings, ctx, table)
+    policy = ValuePolicy(table, gamma=settings.gamma, gamma_period_s=settings.gamma_period_s,
+                         reposition=settings.reposition)
+    return outcome(policy, {**score(scenario, policy, settings, ctx), "transitions": float(used)}, "td_online",
+                   settings)
+
+
+def train_offline_value(scenario: CityScenario, options: BaseModel, ctx: TrainContext) -> TrainOutcome:
+    settings = apply_options(ValueSettings(), options)
+    value, seen = offline_value(scenario, settings, ctx)
+    policy = ValuePolicy(value, gamma=settings.gamma, gamma_period_s=settings.gamma_period_s,
+                         reposition=settings.reposition)
+    return outcome(policy, {**score(scenario, policy, settings, ctx), "transitions": float(seen)}, "offline_value",
+                   settings)
+
+
+def train_v1d3(scenario: CityScenario, options: BaseModel, ctx: TrainContext) -> TrainOutcome:
+    settings = apply_options(ValueSettings(), options)
+    offline, seen = offline_value(scenario, settings, ctx)
+    table = new_table(scenario, ctx.device)
+    with torch.no_grad():
+        table.table.copy_(value_table(offline, table.n_locations, table.n_time_bins, table.period_s))
+        used = online_td(scenario, settings, ctx, table, anchor=offline)
+        ensemble = blend(table, offline, settings.ensemble_weight_online)
+    policy = ValuePolicy(ensemble, gamma=settings.gamma, gamma_period_s=settings.gamma_period_s,
+                         reposition=settings.reposition)
+    metrics = {**score(scenario, policy, settings, ctx), "transitions": float(used + seen)}
+    return outcome(policy, metrics, "v1d3", settings)
+

@@ -1,0 +1,1 @@
+"""The ride-hailing dashboard tabs (placeholder while being written)."""
