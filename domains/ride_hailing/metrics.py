@@ -54,12 +54,16 @@ class EpisodeTotals:
 
 @torch.no_grad()
 def run_episodes(sim: CitySim, policy: Policy, episodes: int, generator: torch.Generator,
-                 on_step: StepHook | None = None) -> EpisodeTotals:
+                 on_step: StepHook | None = None, progress: str | None = None) -> EpisodeTotals:
     """``policy`` over the scenario's horizon in ``episodes`` cities at once; ``on_step(state, info)``
-    sees every window (trip logs, TD updates)."""
+    sees every window (trip logs, TD updates); ``progress`` (a description) shows a bar of simulated hours."""
+    from tqdm.auto import tqdm
+
     state = sim.reset(episodes, generator)
     sums = {name: torch.zeros(episodes, dtype=torch.float64, device=sim.device) for name in COUNTS}
     windows = sim.scenario.windows
+    bar = tqdm(total=round(sim.scenario.horizon_hours, 2), desc=progress, unit="h", disable=progress is None,
+               leave=False)
     done = 0
     while done < windows:
         length = min(CHUNK_WINDOWS, windows - done)
@@ -72,6 +76,8 @@ def run_episodes(sim: CitySim, policy: Policy, episodes: int, generator: torch.G
                 on_step(state, result.info)
             state = result.state
         done += length
+        bar.update(round(length * sim.window_s / 3600.0, 4))
+    bar.close()
     finish = sim.finish(state)
     sums["expired"] = sums["expired"] + finish["expired"]
     return EpisodeTotals(sums, state, finish)

@@ -5,8 +5,9 @@
   TD(0) (:func:`decisionlab.core.algos.td.td0_update`, α ≈ 0.025, γ ≈ 0.9 per 10 minutes);
 - ``offline_value``: fitted TD (:func:`decisionlab.core.algos.td.fitted_td`) of a neural value
   (cell embeddings + time-of-day features; scalar or HL-Gauss head) on the trajectories of earlier
-  days: simulated under a behaviour policy, or read from a trip log the simulator wrote
-  (:mod:`decisionlab.domains.ride_hailing.triplog`), or the user's trip records (``trips_path``);
+  days: read from a trip log the simulator wrote (``history_log``, see
+  :mod:`decisionlab.domains.ride_hailing.triplog`), or the user's trip records (the scenario's
+  ``trips_path``), or else simulated under a behaviour policy (``history_policy``);
 - ``v1d3``: the offline value, then online TD starting from it, blended back every
   ``ensemble_every_hours`` (``V ← w·V_online + (1 − w)·V_offline``) — the periodic ensemble of
   Tang et al. (2021).
@@ -112,7 +113,9 @@ def simulate_history(scenario: CityScenario, settings: ValueSettings, policy_nam
         cities = min(settings.cities, settings.history_days - days)
         run_episodes(sim, policy, cities, generator,
                      on_step=lambda state, info: seen.append(step_transitions(info, settings.gamma,
-                                                                              settings.gamma_period_s)))
+                                                                              settings.gamma_period_s)),
+                     progress=f"history days {days + 1}-{days + cities} of {settings.history_days}"
+                     if progress else None)
         days += cities
     return Transitions.cat(seen)
 
@@ -123,6 +126,14 @@ def offline_value(scenario: CityScenario, settings: ValueSettings, ctx: TrainCon
         from decisionlab.domains.ride_hailing.triplog import read_transitions
 
         data = read_transitions(Path(settings.history_log), settings.gamma, settings.gamma_period_s)
+    elif scenario.trips_path is not None:  # the user's own trip records are the earlier days
+        from decisionlab.domains.ride_hailing.city import city_of
+        from decisionlab.domains.ride_hailing.triplog import record_transitions
+        from decisionlab.domains.ride_hailing.trips import read_trip_records
+
+        records = read_trip_records(scenario.trips_path, city_of(scenario, str(ctx.device)).grid,
+                                    zones_path=scenario.zones_path)
+        data = record_transitions(records.frame, settings.gamma, settings.gamma_period_s).to(ctx.device)
     else:
         data = simulate_history(scenario, settings, settings.history_policy, ctx.device, ctx.generator("history"),
                                 ctx.progress)
@@ -164,7 +175,9 @@ def online_td(scenario: CityScenario, settings: ValueSettings, ctx: TrainContext
     days = 0
     while days < settings.online_days:
         cities = min(settings.cities, settings.online_days - days)
-        run_episodes(sim, learner, cities, generator, on_step=update)
+        run_episodes(sim, learner, cities, generator, on_step=update,
+                     progress=f"online TD days {days + 1}-{days + cities} of {settings.online_days}"
+                     if ctx.progress else None)
         days += cities
     return used
 
