@@ -191,9 +191,13 @@ def table(values: dict[str, dict[str, np.ndarray]], references: tuple[str, ...],
     return "\n".join(rows)
 
 
-def agents(write: bool, online_days: int, history_days: int, episodes: int, iterations: int) -> None:
+def bench_scenario(name: str, hours: float, start_hour: float) -> CityScenario:
+    return PRESETS[name].model_copy(update={"horizon_hours": hours, "start_hour": start_hour})
+
+
+def agents(write: bool, online_days: int, history_days: int, episodes: int, iterations: int,
+           scenario: CityScenario, label: str) -> None:
     torch.set_num_threads(1)
-    scenario = PRESETS["city_small"]
     values: dict[str, dict[str, np.ndarray]] = {}
     seconds: dict[str, float] = {}
     for name in ("nearest", "max_fare", "fare_matching", "nearest+reposition", "fare_matching+reposition"):
@@ -209,9 +213,7 @@ def agents(write: bool, online_days: int, history_days: int, episodes: int, iter
         values[algo] = episode_metrics(scenario, outcome.policy.for_scenario(scenario), episodes, EVAL_SEED)
         print(algo, float(values[algo]["total_income"].mean()), flush=True)
     body = ("### Ride-hailing: learned value vs dispatch baselines\n\n"
-            f"`city_small` (8 × 8 cells of 1 km, 150 drivers on shifts, 3,000 orders a day with peaks at 8:30 and "
-            f"18:00 and hot spots that change over the day), whole days of 2-second windows; {episodes} held-out days "
-            "(seed "
+            f"{label}; 2-second windows; {episodes} held-out days (seed "
             f"{EVAL_SEED}), the same for every policy; paired differences with 95% CIs. Training: `td_online` "
             f"{online_days} days (8 cities at a time), `offline_value` fitted TD on {history_days} days of "
             "`nearest+reposition` logs (HL-Gauss head), `v1d3` both with an hourly ensemble.\n\n"
@@ -221,9 +223,9 @@ def agents(write: bool, online_days: int, history_days: int, episodes: int, iter
     print(body)
 
 
-def shift(write: bool, online_days: int, history_days: int, episodes: int, iterations: int) -> None:
+def shift(write: bool, online_days: int, history_days: int, episodes: int, iterations: int,
+          before: CityScenario, label: str) -> None:
     torch.set_num_threads(1)
-    before = PRESETS["city_small"]
     after = before.model_copy(update={"new_hotspot_weight": 3.0})
     folder = Path(tempfile.mkdtemp(prefix="decisionlab-rh-shift-"))
     from decisionlab.domains.ride_hailing.triplog import TripLog
@@ -232,8 +234,8 @@ def shift(write: bool, online_days: int, history_days: int, episodes: int, itera
     sim = CitySim(before)
     policy = baseline("nearest+reposition", before)
     generator = make_generator(7)
-    for _ in range(0, history_days, 8):
-        totals = run_episodes(sim, policy, min(8, history_days), generator, on_step=log)
+    for first in range(0, history_days, 8):
+        totals = run_episodes(sim, policy, min(8, history_days - first), generator, on_step=log)
         log.finish(totals.finish)
     log.write(folder)
     values: dict[str, dict[str, np.ndarray]] = {}
@@ -249,7 +251,7 @@ def shift(write: bool, online_days: int, history_days: int, episodes: int, itera
         values[algo] = episode_metrics(after, outcome.policy.for_scenario(after), episodes, EVAL_SEED)
         print(algo, float(values[algo]["total_income"].mean()), flush=True)
     body = ("### Ride-hailing: after a demand shift, online TD alone vs V1D3\n\n"
-            f"The offline value is fitted on {history_days} logged days of `city_small` under `nearest+reposition`; "
+            f"The offline value is fitted on {history_days} logged days of {label} under `nearest+reposition`; "
             "then a new hot spot opens (`new_hotspot_weight=3`). Online TD alone and V1D3 (online TD from the "
             f"offline value, blended hourly) each learn for {online_days} days on the shifted city; all are scored on "
             f"the same {episodes} held-out shifted days (paired 95% CIs).\n\n"
@@ -272,6 +274,9 @@ def main() -> None:
         p.add_argument("--history-days", type=int, default=32)
         p.add_argument("--episodes", type=int, default=16)
         p.add_argument("--iterations", type=int, default=ValueSettings().iterations)
+        p.add_argument("--scenario", default="city_peaks")
+        p.add_argument("--hours", type=float, default=6.0, help="simulated hours per day (from --start-hour)")
+        p.add_argument("--start-hour", type=float, default=6.0)
     for p in sub.choices.values():
         p.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
     args = parser.parse_args()
@@ -280,10 +285,12 @@ def main() -> None:
         throughput(write, args.hours)
     elif args.command == "api":
         api(write, args.requests)
-    elif args.command == "agents":
-        agents(write, args.online_days, args.history_days, args.episodes, args.iterations)
     else:
-        shift(write, args.online_days, args.history_days, args.episodes, args.iterations)
+        scenario = bench_scenario(args.scenario, args.hours, args.start_hour)
+        label = (f"`{args.scenario}` from {args.start_hour:g}:00 for {args.hours:g} h (a 'day' below: the morning "
+                 "peak and the hours around it)")
+        run = agents if args.command == "agents" else shift
+        run(write, args.online_days, args.history_days, args.episodes, args.iterations, scenario, label)
 
 
 if __name__ == "__main__":

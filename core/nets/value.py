@@ -96,6 +96,8 @@ class NeuralValue(nn.Module):
     ``[v_min, v_max]``, trained by cross-entropy against the HL-Gauss distribution of the target;
     the value is ``Σ softmax · centres`` (so it stays inside the support: size it to the returns).
     ``n_time_bins`` is not used by the network: it is the resolution of its tables and maps.
+    ``location_features [L, F]`` (optional, e.g. each location's coordinates) join the embedding, so
+    the value generalises to locations the data rarely visits (an embedding alone cannot).
     """
 
     def __init__(
@@ -113,6 +115,7 @@ class NeuralValue(nn.Module):
         v_min: float = -10.0,
         v_max: float = 10.0,
         sigma_ratio: float = 0.75,
+        location_features: Sequence[Sequence[float]] | None = None,
     ) -> None:
         super().__init__()
         _check_sizes(n_locations, n_time_bins, period_s)
@@ -132,15 +135,24 @@ class NeuralValue(nn.Module):
         self.register_buffer(
             "frequencies", torch.arange(1, self.harmonics + 1, dtype=torch.get_default_dtype()), persistent=False
         )
+        table = torch.tensor(location_features if location_features is not None else [[] for _ in range(n_locations)],
+                             dtype=torch.get_default_dtype()).reshape(self.n_locations, -1)
+        if not bool(torch.isfinite(table).all()):
+            raise ValueError("location_features must be finite")
+        # Non-persistent: rebuilt from the config, like the HL-Gauss bins.
+        self.register_buffer("location_table", table, persistent=False)
         atoms = self.bins if self.support is not None else 1
-        self.net = mlp(self.embedding_dim + 2 * self.harmonics, self.hidden, atoms, activation)
+        width = self.embedding_dim + 2 * self.harmonics + table.shape[1]
+        self.net = mlp(width, self.hidden, atoms, activation)
 
     def features(self, location: torch.Tensor, time_s: torch.Tensor) -> torch.Tensor:
-        """Network input ``[N, embedding_dim + 2H]``."""
+        """Network input ``[N, embedding_dim + F + 2H]``."""
         # Reduce first: the phase of a large time would lose precision after multiplying by k.
         phase = (2 * math.pi / self.period_s) * torch.remainder(time_s, self.period_s).to(self.frequencies.dtype)
         angles = phase.unsqueeze(-1) * self.frequencies  # [N, H]
-        return torch.cat([self.embedding(location.long()), torch.sin(angles), torch.cos(angles)], dim=-1)
+        location = location.long()
+        return torch.cat([self.embedding(location), self.location_table[location], torch.sin(angles),
+                          torch.cos(angles)], dim=-1)
 
     def logits(self, location: torch.Tensor, time_s: torch.Tensor) -> torch.Tensor:
         """Raw head output ``[N, K]`` (``K = 1`` for the scalar head, ``bins`` for HL-Gauss)."""
@@ -166,6 +178,7 @@ class NeuralValue(nn.Module):
             "period_s": self.period_s, "embedding_dim": self.embedding_dim, "harmonics": self.harmonics,
             "hidden": list(self.hidden), "activation": self.activation, "head": self.head, "bins": self.bins,
             "v_min": self.v_min, "v_max": self.v_max, "sigma_ratio": self.sigma_ratio,
+            "location_features": self.location_table.tolist() if self.location_table.shape[1] else None,
         }
 
     @classmethod

@@ -106,12 +106,14 @@ def candidates(
     return Candidates(driver_out, dist_out)
 
 
-def max_weight_matching(driver: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+def max_weight_matching(driver: torch.Tensor, weight: torch.Tensor, *,
+                        maximize_cardinality: bool = False) -> torch.Tensor:
     """Per city, the matching of largest total weight over the candidate edges.
 
     An edge is ``(order m, driver[b, m, j])`` with ``driver >= 0`` and a finite ``weight[b, m, j]``;
-    an order may stay unmatched (worth 0), so edges of weight ``<= 0`` are never taken. If a driver
-    appears twice in an order's list, the larger weight counts.
+    an order may stay unmatched (worth 0), so edges of weight ``<= 0`` are never taken. With
+    ``maximize_cardinality``, among the matchings with the most edges (any finite weight) the one of
+    largest total weight. If a driver appears twice in an order's list, the larger weight counts.
 
     Args:
         driver: ``[B, M, K]`` long candidate drivers (``-1`` = none).
@@ -123,11 +125,12 @@ def max_weight_matching(driver: torch.Tensor, weight: torch.Tensor) -> torch.Ten
 
     Method and cost: edges are filtered and compacted for the whole batch on the inputs' device
     (``torch.unique`` over ``(city, driver)`` and ``(city, order)``), then moved to the CPU once. Per city,
-    the ``M_v`` orders with an edge and the ``U`` distinct drivers in their lists form a dense
-    ``M_v × (U + M_v)`` float64 matrix: edge weights, a private zero-weight "unmatched" column per order
-    (on the diagonal of the right block), and a large negative constant elsewhere; it is solved with
-    ``linear_sum_assignment(maximize=True)`` — ``O(M_v² (U + M_v))`` time, ``O(M_v (U + M_v))`` memory, with
-    ``U <= min(N, M_v K)``. This is a Python loop of ``B`` independent solver calls (each also pays a few
+    the ``M_v`` orders with an edge and the ``U`` distinct drivers in their lists form a dense float64
+    matrix with the smaller side ``S = min(M_v, U)`` as rows and the larger ``L`` as columns: edge
+    weights, a large negative constant for non-edges, and (unless ``maximize_cardinality``) a private
+    zero-weight "unmatched" column per row; it is solved with ``linear_sum_assignment(maximize=True)``
+    — ``O(S² (L + S))`` time, with ``U <= min(N, M_v K)`` (a window with many waiting orders and few
+    free drivers stays cheap). This is a Python loop of ``B`` independent solver calls (each also pays a few
     tens of µs of overhead); nothing else loops in Python.
     """
     if driver.shape != weight.shape or driver.dim() != 3:
@@ -135,7 +138,9 @@ def max_weight_matching(driver: torch.Tensor, weight: torch.Tensor) -> torch.Ten
     b_size, m_size, _ = driver.shape
     device = driver.device
     out = np.full((b_size, m_size), -1, dtype=np.int64)
-    edge = (driver >= 0) & torch.isfinite(weight) & (weight > 0)  # isfinite also drops nan
+    edge = (driver >= 0) & torch.isfinite(weight)  # isfinite also drops nan
+    if not maximize_cardinality:
+        edge &= weight > 0
     eb, em, ek = edge.nonzero(as_tuple=True)  # row-major, so each city's edges are contiguous
     if eb.numel() == 0:
         return torch.from_numpy(out).to(device)
@@ -161,15 +166,24 @@ def max_weight_matching(driver: torch.Tensor, weight: torch.Tensor) -> torch.Ten
             continue
         n_orders, n_drivers = o_first[b + 1] - o_first[b], d_first[b + 1] - d_first[b]
         r, c, wb = rows[e0:e1], cols[e0:e1], w[e0:e1]
-        # Below minus the sum of all weights: any assignment using a non-edge is worse than leaving
-        # every order unmatched, so the solver never picks one (and no inf arithmetic is needed).
-        neg = -(float(wb.sum()) + 1.0)
-        mat = np.full((n_orders, n_drivers + n_orders), neg)
-        np.maximum.at(mat, (r, c), wb)  # duplicate (order, driver) edges: the larger weight
-        mat[np.arange(n_orders), n_drivers + np.arange(n_orders)] = 0.0
+        # A non-edge is worth less than any change of the real edges' total (at most 2·Σ|w|): the
+        # solver uses one only where no assignment of real edges can replace it, and it is dropped.
+        neg = -(2.0 * float(np.abs(wb).sum()) + 1.0)
+        core = np.full((n_orders, n_drivers), neg)
+        np.maximum.at(core, (r, c), wb)  # duplicate (order, driver) edges: the larger weight
+        # The smaller side is the rows (the solver's cost grows with rows² · columns); with
+        # maximize_cardinality every row is matched (rectangular, no way out), otherwise each row
+        # has a private zero-weight "unmatched" column.
+        transpose = n_drivers < n_orders
+        mat = core.T if transpose else core
+        n_rows, n_cols = mat.shape
+        if not maximize_cardinality:
+            mat = np.concatenate((mat, np.full((n_rows, n_rows), neg)), axis=1)
+            mat[np.arange(n_rows), n_cols + np.arange(n_rows)] = 0.0
         sr, sc = linear_sum_assignment(mat, maximize=True)
-        real = (sc < n_drivers) & (mat[sr, np.minimum(sc, n_drivers - 1)] > neg)
-        out[b, o_ids[o_first[b] + sr[real]]] = d_ids[d_first[b] + sc[real]]
+        real = (sc < n_cols) & (mat[sr, np.minimum(sc, n_cols - 1)] > neg)
+        orders, drivers = (sc[real], sr[real]) if transpose else (sr[real], sc[real])
+        out[b, o_ids[o_first[b] + orders]] = d_ids[d_first[b] + drivers]
     return torch.from_numpy(out).to(device)
 
 

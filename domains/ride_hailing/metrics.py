@@ -56,13 +56,13 @@ class EpisodeTotals:
 def run_episodes(sim: CitySim, policy: Policy, episodes: int, generator: torch.Generator,
                  on_step: StepHook | None = None, progress: str | None = None) -> EpisodeTotals:
     """``policy`` over the scenario's horizon in ``episodes`` cities at once; ``on_step(state, info)``
-    sees every window (trip logs, TD updates); ``progress`` (a description) shows a bar of simulated hours."""
+    sees every window (trip logs, TD updates); ``progress`` (a description) shows a bar of simulated minutes."""
     from tqdm.auto import tqdm
 
     state = sim.reset(episodes, generator)
     sums = {name: torch.zeros(episodes, dtype=torch.float64, device=sim.device) for name in COUNTS}
     windows = sim.scenario.windows
-    bar = tqdm(total=round(sim.scenario.horizon_hours, 2), desc=progress, unit="h", disable=progress is None,
+    bar = tqdm(total=round(windows * sim.window_s / 60.0), desc=progress, unit="sim min", disable=progress is None,
                leave=False)
     done = 0
     while done < windows:
@@ -76,7 +76,7 @@ def run_episodes(sim: CitySim, policy: Policy, episodes: int, generator: torch.G
                 on_step(state, result.info)
             state = result.state
         done += length
-        bar.update(round(length * sim.window_s / 3600.0, 4))
+        bar.update(min(bar.total - bar.n, round(length * sim.window_s / 60.0)))
     bar.close()
     finish = sim.finish(state)
     sums["expired"] = sums["expired"] + finish["expired"]

@@ -44,6 +44,14 @@ VALUE_TIME_BINS = 24  # hourly bins: a table a city's trips fill in a few days
 DEFAULT_GAMMA, DEFAULT_GAMMA_PERIOD_S = 0.9, 600.0
 
 
+def observation_hash(obs: CityObservation) -> torch.Tensor:
+    """``[B, N]`` pseudo-random 32-bit integers from (time, driver, cell): the same state gets the same
+    draws whatever else is in the batch (a generator would tie them to the batch and the call order)."""
+    second = torch.floor(obs.time_s).long()[:, None]
+    key = second * 1_000_003 + torch.arange(obs.n_drivers, device=second.device) * 7_919 + obs.driver_cell
+    return (key * 2_654_435_761) % (1 << 32)
+
+
 def first_true(mask: torch.Tensor) -> torch.Tensor:
     """``[B, W]`` indices of the ``True`` entries of ``mask [B, S]`` first (in order), then others, with
     ``W`` the most ``True`` entries of any row."""
@@ -67,6 +75,7 @@ class CityPolicy:
         idle_threshold_s: float = 300.0,
         travel_cost_per_km: float = 0.1,
         serve_first: bool = True,
+        reposition_temperature: float = 1.0,
         city: City | None = None,
         device: torch.device | str = "cpu",
         name: str | None = None,
@@ -78,7 +87,7 @@ class CityPolicy:
         self.scenario, self.dispatch, self.reposition, self.value = scenario, dispatch, reposition, value
         self.gamma, self.gamma_period_s, self.k = float(gamma), float(gamma_period_s), int(k)
         self.idle_threshold_s, self.travel_cost_per_km = float(idle_threshold_s), float(travel_cost_per_km)
-        self.serve_first = bool(serve_first)
+        self.serve_first, self.reposition_temperature = bool(serve_first), float(reposition_temperature)
         self.city = city if city is not None else city_of(scenario, str(torch.device(device)))
         self.grid = self.city.grid
         self.disk = self.grid.disk_within_km(scenario.reposition_max_km)  # [C, D]
@@ -120,6 +129,7 @@ class CityPolicy:
 
     # --- dispatch --------------------------------------------------------------------------------
 
+    @torch.no_grad()
     def assign(self, obs: CityObservation) -> torch.Tensor:
         """``[B, Q]`` the driver given each order slot (−1 none)."""
         cand, slots = self.candidates(obs)
@@ -132,7 +142,10 @@ class CityPolicy:
         elif self.dispatch == "max_fare":
             chosen = greedy_matching(cand.driver, torch.gather(obs.order_fare, 1, slots).double())
         else:
-            chosen = max_weight_matching(cand.driver, self.edge_weights(obs, cand, slots))
+            # Value matching serves as many orders as the window allows and among those matchings takes
+            # the largest total advantage (the paper's KM matching is perfect on its candidate graph).
+            chosen = max_weight_matching(cand.driver, self.edge_weights(obs, cand, slots),
+                                         maximize_cardinality=self.dispatch == "value" and self.serve_first)
         return assigned.scatter_(1, slots, chosen)
 
     def edge_weights(self, obs: CityObservation, cand: Candidates, slots: torch.Tensor) -> torch.Tensor:
@@ -151,17 +164,11 @@ class CityPolicy:
             here = torch.gather(obs.driver_cell, 1, cand.driver.clamp_min(0).flatten(1)).view_as(cand.driver)
             gain = fares + self.discount(delta_s) * self.values(dest, now + delta_s.double()) - self.values(here, now)
         weight = keep * gain
-        if self.dispatch == "value" and self.serve_first:
-            # Serve as many orders as the window allows, and among those matchings take the largest
-            # total advantage (the paper's KM finds a perfect matching): a bonus larger than any
-            # sum of advantages makes every extra match worth more than any reshuffle.
-            found = cand.driver >= 0
-            spread = torch.where(found, weight.abs(), 0.0).amax(dim=(1, 2), keepdim=True)
-            weight = weight + 2.0 * spread * found.any(-1).sum(1).view(-1, 1, 1) + 1.0
         return torch.where(cand.driver >= 0, weight, -torch.inf)
 
     # --- repositioning ---------------------------------------------------------------------------
 
+    @torch.no_grad()
     def targets(self, obs: CityObservation, assigned: torch.Tensor) -> torch.Tensor:
         """``[B, N]`` a target cell per driver (−1 none)."""
         batch, n = obs.driver_cell.shape
@@ -175,11 +182,7 @@ class CityPolicy:
             return none
         cell = obs.driver_cell
         if self.reposition == "random_walk":
-            # A hash of (time, driver, cell), not a generator: the same state gets the same moves,
-            # whatever else is in the batch.
-            second = torch.floor(obs.time_s).long()[:, None]
-            key = second * 1_000_003 + torch.arange(n, device=cell.device) * 7_919 + cell
-            pick = 1 + ((key * 2_654_435_761) % (1 << 32) >> 16) % 6
+            pick = 1 + (observation_hash(obs) >> 16) % 6
             target = self.grid.neighbours[cell, pick]
             return torch.where(eligible & (target != cell), target, -1)
         options = self.disk[cell]  # [B, N, D], own cell first
@@ -197,16 +200,22 @@ class CityPolicy:
             score = self.discount(drive_s) * self.values(options, now + drive_s.double()) \
                 - self.travel_cost_per_km * torch.where(options == cell.unsqueeze(-1), 0.0, km)
         score = torch.where(km <= self.scenario.reposition_max_km + 1e-6, score, -torch.inf)
-        best = score.argmax(-1)
+        if self.reposition == "value" and self.reposition_temperature > 0:
+            # Sample the target ∝ exp(score / T) instead of the argmax, so the idle drivers of one cell
+            # spread over the good cells around it instead of all driving to the single best one.
+            u = (observation_hash(obs).double() + 0.5) / float(1 << 32)
+            weights = torch.softmax(score / self.reposition_temperature, dim=-1)
+            best = (torch.cumsum(weights, -1) < u.unsqueeze(-1).float()).sum(-1).clamp_max(score.shape[-1] - 1)
+        else:
+            best = score.argmax(-1)
         target = torch.gather(options, 2, best.unsqueeze(-1)).squeeze(-1)
         better = torch.gather(score, 2, best.unsqueeze(-1)).squeeze(-1) > score[..., 0] + 1e-9
         return torch.where(eligible & better & (target != cell), target, -1)
 
     def act(self, obs: CityObservation) -> torch.Tensor:
         """``[B, Q + N]`` float: the driver of each order slot, then the target cell of each driver."""
-        with torch.no_grad():
-            assigned = self.assign(obs)
-            return torch.cat((assigned, self.targets(obs, assigned)), dim=1).float()
+        assigned = self.assign(obs)
+        return torch.cat((assigned, self.targets(obs, assigned)), dim=1).float()
 
 
 class ValuePolicy(nn.Module):

@@ -89,4 +89,6 @@ PRESETS: dict[str, CityScenario] = {
     "city_grid": CityScenario(),
     "city_small": CityScenario(grid_size=8, n_drivers=150, orders_per_day=3_000, n_hotspots=3, hotspot_km=1.0,
                                max_pickup_km=2.5, reposition_max_km=2.5),
+    "city_peaks": CityScenario(grid_size=12, n_drivers=200, orders_per_day=3_000, n_hotspots=3, hotspot_km=1.0,
+                               hotspot_share=0.9, drift_per_minute=0.05, max_pickup_km=2.0, reposition_max_km=3.0),
 }

@@ -140,8 +140,15 @@ def offline_value(scenario: CityScenario, settings: ValueSettings, ctx: TrainCon
     ctx.seed_init("offline")
     cells = scenario.grid_size ** 2
     v_max = 1.5 * float(data.reward.max().clamp_min(1.0)) / max(1e-3, 1.0 - float(data.discount.mean()))
+    from decisionlab.domains.ride_hailing.city import city_of
+
+    # Cell centres scaled to [0, 1] join the embeddings: the value then carries over to cells the
+    # history rarely visited (where an idle driver deciding where to go most needs it).
+    centres = city_of(scenario).grid.centres_km
+    where = ((centres - centres.min(0).values) / (centres.max(0).values - centres.min(0).values).clamp_min(1e-9))
     value = NeuralValue(cells, VALUE_TIME_BINS, SECONDS_PER_DAY, embedding_dim=settings.embedding_dim,
-                        hidden=settings.hidden, head=settings.head, v_min=0.0, v_max=v_max).to(ctx.device)
+                        hidden=settings.hidden, head=settings.head, v_min=0.0, v_max=v_max,
+                        location_features=[[round(float(x), 6) for x in row] for row in where]).to(ctx.device)
     config = FittedTDConfig(iterations=settings.iterations, batch_size=settings.batch_size,
                             learning_rate=settings.learning_rate, target_update_every=settings.target_update_every)
     fitted_td(value, data, config, generator=ctx.generator("fitted_td"), progress=ctx.progress,

@@ -214,3 +214,31 @@ def test_greedy_matching_on_nearest_candidates() -> None:
     got = greedy_matching(c.driver, priority)
     for bi in range(2):
         assert got[bi].tolist() == serial_dictatorship(c.driver[bi].tolist(), priority[bi].tolist())
+
+
+def brute_cardinality_then_weight(edges: list[dict[int, float]]) -> tuple[int, float]:
+    """(most edges, then largest total weight) over all matchings."""
+    best = (0, 0.0)
+    for pick in itertools.product(*[[None, *e] for e in edges]):
+        used = [d for d in pick if d is not None]
+        if len(used) == len(set(used)):
+            key = (len(used), sum(edges[m][d] for m, d in enumerate(pick) if d is not None))
+            best = max(best, key)
+    return best
+
+
+@pytest.mark.parametrize("seed", range(80))
+def test_maximize_cardinality_serves_the_most_then_the_heaviest(seed: int) -> None:
+    """Negative weights are taken when they add a match; among the largest matchings, the heaviest
+    (both orientations of the solver: more drivers than orders and fewer)."""
+    rng = random.Random(1000 + seed)
+    b, m, k, n = rng.randint(1, 3), rng.randint(0, 5), rng.randint(0, 3), rng.randint(1, 6)
+    driver, weight = random_lists(rng, b, m, k, n), random_weights(rng, b, m, k)
+    got = max_weight_matching(driver, weight, maximize_cardinality=True)
+    for bi in range(b):
+        edges = [edge_weights(driver[bi, mi].tolist(), weight[bi, mi].tolist()) for mi in range(m)]
+        picked = [(mi, d) for mi, d in enumerate(got[bi].tolist()) if d >= 0]
+        assert len({d for _, d in picked}) == len(picked) and all(d in edges[mi] for mi, d in picked)
+        count, total = brute_cardinality_then_weight(edges)
+        assert len(picked) == count
+        assert sum(edges[mi][d] for mi, d in picked) == pytest.approx(total, abs=1e-9)
