@@ -128,7 +128,7 @@ def api(write: bool, requests: int) -> None:
 
     report = train_and_register(get_domain("ride_hailing"), "city_grid", {}, "td_online", seed=0, name="value_grid",
                                 device=CPU, progress=False,
-                                options={"online_days": 1, "cities": 1, "eval_episodes": 1})
+                                options={"online_days": 1, "cities": 1, "eval_episodes": 1, "hours_per_day": 3.0})
     port = free_port()
     server = start([sys.executable, "-m", "decisionlab.apps.cli", "serve", "--port", str(port), "--workers", "1",
                     "--log-level", "warning"], env, folder / "api.log")

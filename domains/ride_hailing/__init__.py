@@ -28,7 +28,7 @@ from decisionlab.domains.ride_hailing.train import (
 
 VIEWS = "decisionlab.domains.ride_hailing.view"
 SMOKE_VALUE = {"online_days": 1, "cities": 1, "history_days": 1, "iterations": 20, "batch_size": 64,
-               "eval_episodes": 1}
+               "eval_episodes": 1, "hours_per_day": 0.1}
 
 CITY = SettingSpec(
     name="city",

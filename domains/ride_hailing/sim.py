@@ -38,6 +38,7 @@ same seed face the same orders, cancellations draws and drift draws.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -51,6 +52,9 @@ from decisionlab.domains.ride_hailing.city import (
     shift_starts,
 )
 from decisionlab.domains.ride_hailing.scenario import SECONDS_PER_DAY, CityScenario
+
+if TYPE_CHECKING:
+    from decisionlab.domains.ride_hailing.trips import TripRecords
 
 OFFLINE, IDLE, ON_TRIP, REPOSITIONING = 0, 1, 2, 3
 NO_EVENT, SERVED, CANCELLED, EXPIRED = 0, 1, 2, 3
@@ -134,7 +138,8 @@ class CitySim:
     action_low = -1.0
 
     def __init__(self, scenario: CityScenario, device: torch.device | str = "cpu", city: City | None = None,
-                 records: object | None = None) -> None:
+                 records: TripRecords | None = None) -> None:
+        """``records``: trip records to replay instead of reading the scenario's ``trips_path``."""
         self.scenario, self.device = scenario, torch.device(device)
         self.city = city if city is not None else city_of(scenario, str(self.device))
         self.grid = self.city.grid
@@ -334,7 +339,7 @@ class CitySim:
 
         # 7. Arrivals, then the queue is compacted (oldest first).
         new = self._arrivals(state, exogenous, t, t_next)
-        order_id = new["order_id"]
+        order_id = new["id"]
         all_valid = torch.cat((pending, new["valid"]), 1)
         key = torch.where(all_valid, torch.cat((state.order_id, order_id), 1), torch.iinfo(torch.long).max)
         order = torch.argsort(key, dim=1, stable=True)
@@ -404,7 +409,7 @@ class CitySim:
         valid = new["valid"]
         rank = torch.cumsum(valid.long(), 1) - 1
         order_id = state.next_order_id[:, None] + rank
-        return {**new, "order_id": order_id, "id": order_id,
+        return {**new, "id": order_id,
                 "arrival_s": torch.full((batch, m), t_next, dtype=torch.float64, device=self.device),
                 "cancel_u": exogenous[:, 1 + 2 * m:1 + 3 * m],
                 "next_id": state.next_order_id + valid.sum(1)}

@@ -46,7 +46,7 @@ class ValueSettings(BaseModel):
     gamma_period_s: float = Field(DEFAULT_GAMMA_PERIOD_S, gt=0, le=86_400, description="seconds γ discounts over")
     alpha: float = Field(0.025, gt=0, le=1, description="online TD(0) step size")
     online_days: int = Field(4, ge=1, le=10_000, description="simulated horizons of online learning")
-    cities: int = Field(2, ge=1, le=1024, description="cities simulated side by side (they share the value)")
+    cities: int = Field(4, ge=1, le=1024, description="cities simulated side by side (they share the value)")
     history_days: int = Field(4, ge=1, le=10_000, description="earlier horizons simulated for offline training "
                               "(when no history_log)")
     history_policy: str = Field("nearest+demand", description="behaviour policy of the simulated history")
@@ -63,12 +63,16 @@ class ValueSettings(BaseModel):
     ensemble_weight_online: float = Field(0.5, ge=0, le=1, description="V1D3: weight of the online table in a blend")
     reposition: Literal["value", "stay"] = Field("value", description="the learned policy's repositioning")
     eval_episodes: int = Field(4, ge=1, le=10_000, description="held-out horizons the learned policy is scored on")
+    hours_per_day: float | None = Field(None, gt=0, le=168, description="simulate only this many hours (from the "
+                                        "scenario's start_hour) of every training, history and held-out day "
+                                        "(null: the scenario's horizon)")
 
 
-ONLINE_FIELDS = ("gamma", "gamma_period_s", "alpha", "online_days", "cities", "reposition", "eval_episodes")
+ONLINE_FIELDS = ("gamma", "gamma_period_s", "alpha", "online_days", "cities", "reposition", "eval_episodes",
+                 "hours_per_day")
 OFFLINE_FIELDS = ("gamma", "gamma_period_s", "history_days", "history_policy", "history_log", "head",
                   "embedding_dim", "hidden", "iterations", "batch_size", "learning_rate", "target_update_every",
-                  "cities", "reposition", "eval_episodes")
+                  "cities", "reposition", "eval_episodes", "hours_per_day")
 TDOnlineOptions = options_model("TDOnlineOptions", ValueSettings, ONLINE_FIELDS,
                                 doc="What a user may set for ``td_online``.")
 OfflineValueOptions = options_model("OfflineValueOptions", ValueSettings, OFFLINE_FIELDS,
@@ -201,12 +205,20 @@ def outcome(policy: ValuePolicy, metrics: dict[str, float], algo: str, settings:
                         algo_config={"algo": algo, **settings.model_dump(mode="json")})
 
 
+def training_days(scenario: CityScenario, settings: ValueSettings) -> CityScenario:
+    """The scenario with ``hours_per_day`` as its horizon (when set and shorter)."""
+    if settings.hours_per_day is None or settings.hours_per_day >= scenario.horizon_hours:
+        return scenario
+    return scenario.model_copy(update={"horizon_hours": settings.hours_per_day})
+
+
 def new_table(scenario: CityScenario, device: torch.device) -> TabularValue:
     return TabularValue(scenario.grid_size ** 2, VALUE_TIME_BINS, SECONDS_PER_DAY).to(device)
 
 
 def train_td_online(scenario: CityScenario, options: BaseModel, ctx: TrainContext) -> TrainOutcome:
     settings = apply_options(ValueSettings(), options)
+    scenario = training_days(scenario, settings)
     table = new_table(scenario, ctx.device)
     with torch.no_grad():
         used = online_td(scenario, settings, ctx, table)
@@ -218,6 +230,7 @@ def train_td_online(scenario: CityScenario, options: BaseModel, ctx: TrainContex
 
 def train_offline_value(scenario: CityScenario, options: BaseModel, ctx: TrainContext) -> TrainOutcome:
     settings = apply_options(ValueSettings(), options)
+    scenario = training_days(scenario, settings)
     value, seen = offline_value(scenario, settings, ctx)
     policy = ValuePolicy(value, gamma=settings.gamma, gamma_period_s=settings.gamma_period_s,
                          reposition=settings.reposition)
@@ -227,6 +240,7 @@ def train_offline_value(scenario: CityScenario, options: BaseModel, ctx: TrainCo
 
 def train_v1d3(scenario: CityScenario, options: BaseModel, ctx: TrainContext) -> TrainOutcome:
     settings = apply_options(ValueSettings(), options)
+    scenario = training_days(scenario, settings)
     offline, seen = offline_value(scenario, settings, ctx)
     table = new_table(scenario, ctx.device)
     with torch.no_grad():
