@@ -93,18 +93,20 @@ class HexGrid:
 
     def disk(self, radius: int) -> torch.Tensor:
         """``[C, D]`` every cell within ``radius`` steps of each cell, its own cell first (cells near the
-        edge repeat themselves where a place falls outside). ``D = 1 + 3·radius·(radius + 1)``."""
-        offsets = [(0, 0)] + [(dq, dr) for dr in range(-radius, radius + 1) for dq in range(-radius, radius + 1)
-                              if (dq, dr) != (0, 0) and (abs(dq) + abs(dr) + abs(dq + dr)) // 2 <= radius]
-        q, r = self.axial[:, 0], self.axial[:, 1]
-        cells = torch.arange(self.n_cells, device=self.device)
-        out = []
-        for dq, dr in offsets:
-            nq, nr = q + dq, r + dr
-            col = nq + (nr - (nr % 2)) // 2
-            inside = (nr >= 0) & (nr < self.size) & (col >= 0) & (col < self.size)
-            out.append(torch.where(inside, nr * self.size + col, cells))
-        return torch.stack(out, dim=1)
+        edge repeat themselves where a place falls outside). ``D = 1 + 3·r·(r + 1)`` with ``r`` the radius
+        capped at ``2·size`` (farther offsets fall outside the grid from every cell)."""
+        r = min(int(radius), 2 * self.size)
+        span = torch.arange(-r, r + 1, device=self.device)
+        dq, dr = torch.meshgrid(span, span, indexing="xy")
+        dq, dr = dq.flatten(), dr.flatten()
+        keep = ((dq.abs() + dr.abs() + (dq + dr).abs()) // 2 <= r) & ~((dq == 0) & (dr == 0))
+        dq = torch.cat((dq.new_zeros(1), dq[keep]))
+        dr = torch.cat((dr.new_zeros(1), dr[keep]))
+        q, row = self.axial[:, 0:1] + dq, self.axial[:, 1:2] + dr  # [C, D]
+        col = q + (row - (row % 2)) // 2
+        inside = (row >= 0) & (row < self.size) & (col >= 0) & (col < self.size)
+        cells = torch.arange(self.n_cells, device=self.device)[:, None]
+        return torch.where(inside, row * self.size + col, cells)
 
     def disk_within_km(self, km: float) -> torch.Tensor:
         """:meth:`disk` of the most steps whose road distance stays within ``km`` (at least the cell itself)."""

@@ -42,6 +42,7 @@ DISPATCHERS = ("nearest", "max_fare", "fare_matching", "value")
 REPOSITIONERS = ("stay", "random_walk", "demand", "value")
 VALUE_TIME_BINS = 24  # hourly bins: a table a city's trips fill in a few days
 DEFAULT_GAMMA, DEFAULT_GAMMA_PERIOD_S = 0.9, 600.0
+MAX_REPOSITION_STEPS = 8  # a repositioning target is at most this many cells away (217 candidate cells)
 
 
 def observation_hash(obs: CityObservation) -> torch.Tensor:
@@ -90,7 +91,10 @@ class CityPolicy:
         self.serve_first, self.reposition_temperature = bool(serve_first), float(reposition_temperature)
         self.city = city if city is not None else city_of(scenario, str(torch.device(device)))
         self.grid = self.city.grid
-        self.disk = self.grid.disk_within_km(scenario.reposition_max_km)  # [C, D]
+        # [C, D]; at most MAX_REPOSITION_STEPS cells away, so the candidates of a driver stay few
+        steps = min(MAX_REPOSITION_STEPS, int(scenario.reposition_max_km / (scenario.cell_km * scenario.road_detour)
+                                              + 1e-9))
+        self.disk = self.grid.disk(max(0, steps))
         self.intra_km = INTRA_CELL * scenario.cell_km * scenario.road_detour
         self.name = name or (dispatch if reposition == "stay" else f"{dispatch}+{reposition}")
 
@@ -185,8 +189,12 @@ class CityPolicy:
             pick = 1 + (observation_hash(obs) >> 16) % 6
             target = self.grid.neighbours[cell, pick]
             return torch.where(eligible & (target != cell), target, -1)
-        options = self.disk[cell]  # [B, N, D], own cell first
-        km = self.grid.distance_km(cell.unsqueeze(-1), options)
+        # Score only the eligible drivers (few of the fleet in any window): [B, E, D].
+        who = first_true(eligible)
+        picked = torch.gather(eligible, 1, who)
+        here = torch.gather(cell, 1, who)
+        options = self.disk[here]  # own cell first
+        km = self.grid.distance_km(here.unsqueeze(-1), options)
         if self.reposition == "demand":
             hour = (torch.remainder(obs.time_s, SECONDS_PER_DAY) // 3600).long().clamp(0, 23)
             demand = self.city.origin_weight[hour]  # [B, C]
@@ -195,22 +203,23 @@ class CityPolicy:
             score = torch.gather(per_driver, 1, options.flatten(1)).view_as(km)
         else:
             now = obs.time_s[:, None, None].expand_as(km)
-            drive_s = torch.where(options == cell.unsqueeze(-1), 0.0,
-                                  km * (3600.0 / self.speed_kmh(obs.time_s)).float()[:, None, None])
+            stay = options == here.unsqueeze(-1)
+            drive_s = torch.where(stay, 0.0, km * (3600.0 / self.speed_kmh(obs.time_s)).float()[:, None, None])
             score = self.discount(drive_s) * self.values(options, now + drive_s.double()) \
-                - self.travel_cost_per_km * torch.where(options == cell.unsqueeze(-1), 0.0, km)
+                - self.travel_cost_per_km * torch.where(stay, 0.0, km)
         score = torch.where(km <= self.scenario.reposition_max_km + 1e-6, score, -torch.inf)
         if self.reposition == "value" and self.reposition_temperature > 0:
             # Sample the target ∝ exp(score / T) instead of the argmax, so the idle drivers of one cell
             # spread over the good cells around it instead of all driving to the single best one.
-            u = (observation_hash(obs).double() + 0.5) / float(1 << 32)
+            u = (torch.gather(observation_hash(obs), 1, who).double() + 0.5) / float(1 << 32)
             weights = torch.softmax(score / self.reposition_temperature, dim=-1)
             best = (torch.cumsum(weights, -1) < u.unsqueeze(-1).float()).sum(-1).clamp_max(score.shape[-1] - 1)
         else:
             best = score.argmax(-1)
         target = torch.gather(options, 2, best.unsqueeze(-1)).squeeze(-1)
         better = torch.gather(score, 2, best.unsqueeze(-1)).squeeze(-1) > score[..., 0] + 1e-9
-        return torch.where(eligible & better & (target != cell), target, -1)
+        chosen = torch.where(picked & better & (target != here), target, -1)
+        return none.scatter_(1, who, chosen) if who.shape[1] else none
 
     def act(self, obs: CityObservation) -> torch.Tensor:
         """``[B, Q + N]`` float: the driver of each order slot, then the target cell of each driver."""
