@@ -43,7 +43,7 @@ from decisionlab.core.options import TrainContext
 from decisionlab.core.policy import Policy
 from decisionlab.core.seeding import make_generator
 from decisionlab.domains.ride_hailing.baselines import baseline
-from decisionlab.domains.ride_hailing.metrics import episode_metrics, run_episodes
+from decisionlab.domains.ride_hailing.metrics import episode_metrics, run_days, run_episodes
 from decisionlab.domains.ride_hailing.policies import ValuePolicy
 from decisionlab.domains.ride_hailing.scenario import PRESETS, CityScenario
 from decisionlab.domains.ride_hailing.sim import CitySim
@@ -234,9 +234,7 @@ def shift(write: bool, online_days: int, history_days: int, episodes: int, itera
     sim = CitySim(before)
     policy = baseline("nearest+reposition", before)
     generator = make_generator(7)
-    for first in range(0, history_days, 8):
-        totals = run_episodes(sim, policy, min(8, history_days - first), generator, on_step=log)
-        log.finish(totals.finish)
+    run_days(sim, policy, history_days, 8, generator, on_step=log, on_batch=lambda totals: log.finish(totals.finish))
     log.write(folder)
     values: dict[str, dict[str, np.ndarray]] = {}
     seconds: dict[str, float] = {}

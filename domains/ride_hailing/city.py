@@ -81,6 +81,11 @@ class City:
     def speed_kmh(self, time_s: float) -> float:
         return float(self.speed_per_minute[self.minute(time_s)])
 
+    def speed_at(self, time_s: torch.Tensor) -> torch.Tensor:
+        """Driving speed (km/h) at each of the times ``time_s [...]`` (seconds)."""
+        minute = (torch.remainder(time_s, SECONDS_PER_DAY) // 60).long().clamp(0, PROFILE_POINTS - 1)
+        return self.speed_per_minute.to(time_s.device)[minute]
+
 
 def daily_profile(s: CityScenario) -> tuple[np.ndarray, np.ndarray]:
     """``(orders per second [1440], congestion in [0, 1] [1440])`` at each minute of the day."""

@@ -22,6 +22,7 @@ import torch
 SQRT3_2 = math.sqrt(3.0) / 2.0
 # Axial direction vectors of the six neighbours (pointy-top): E, W, NE, NW, SE, SW.
 AXIAL_DIRECTIONS = ((1, 0), (-1, 0), (1, -1), (0, -1), (0, 1), (-1, 1))
+INTRA_CELL = 0.35  # a trip inside one cell: this share of a cell's width (km), before the detour
 
 
 class HexGrid:
@@ -41,6 +42,7 @@ class HexGrid:
         self.size, self.cell_km, self.detour = int(size), float(cell_km), float(detour)
         self.device = torch.device(device)
         self.n_cells = self.size * self.size
+        self.intra_km = INTRA_CELL * self.cell_km * self.detour  # the shortest road trip (inside one cell)
         idx = torch.arange(self.n_cells, device=self.device)
         row, col = idx // self.size, idx % self.size
         self.centres_km = torch.stack(
@@ -71,6 +73,10 @@ class HexGrid:
     def distance_km(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Road distance between the centres of cells ``a`` and ``b`` (broadcast): straight line × detour."""
         return self.detour * torch.linalg.vector_norm(self.centres_km[a] - self.centres_km[b], dim=-1)
+
+    def road_km(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """:meth:`distance_km` of a trip, at least :attr:`intra_km` (a trip inside one cell)."""
+        return self.distance_km(a, b).clamp_min(self.intra_km)
 
     def cell_of_km(self, xy_km: torch.Tensor) -> torch.Tensor:
         """The cell whose centre is nearest to each point ``[..., 2]`` (km; points outside the grid go to

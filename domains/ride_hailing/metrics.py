@@ -83,6 +83,21 @@ def run_episodes(sim: CitySim, policy: Policy, episodes: int, generator: torch.G
     return EpisodeTotals(sums, state, finish)
 
 
+def run_days(sim: CitySim, policy: Policy, days: int, cities: int, generator: torch.Generator,
+             on_step: StepHook | None = None, on_batch: Callable[[EpisodeTotals], None] | None = None,
+             label: str | None = None) -> None:
+    """:func:`run_episodes` over ``days`` horizons, ``cities`` at a time (the last batch smaller);
+    ``on_batch`` sees each batch's totals, ``label`` names the progress bars (none when ``None``)."""
+    done = 0
+    while done < days:
+        batch = min(cities, days - done)
+        progress = f"{label} days {done + 1}-{done + batch} of {days}" if label is not None else None
+        totals = run_episodes(sim, policy, batch, generator, on_step=on_step, progress=progress)
+        if on_batch is not None:
+            on_batch(totals)
+        done += batch
+
+
 def gini(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """Gini coefficient per row of ``values [B, N]`` over the entries where ``weights > 0``."""
     out = []

@@ -36,7 +36,7 @@ from decisionlab.core.nets.value import TabularValue, value_from_config
 from decisionlab.domains.ride_hailing.city import City, cancel_probability, city_of
 from decisionlab.domains.ride_hailing.matching import Candidates, candidates, greedy_matching, max_weight_matching
 from decisionlab.domains.ride_hailing.scenario import SECONDS_PER_DAY, CityScenario
-from decisionlab.domains.ride_hailing.sim import INTRA_CELL, CityObservation
+from decisionlab.domains.ride_hailing.sim import CityObservation
 
 DISPATCHERS = ("nearest", "max_fare", "fare_matching", "value")
 REPOSITIONERS = ("stay", "random_walk", "demand", "value")
@@ -95,15 +95,13 @@ class CityPolicy:
         steps = min(MAX_REPOSITION_STEPS, int(scenario.reposition_max_km / (scenario.cell_km * scenario.road_detour)
                                               + 1e-9))
         self.disk = self.grid.disk(max(0, steps))
-        self.intra_km = INTRA_CELL * scenario.cell_km * scenario.road_detour
         self.name = name or (dispatch if reposition == "stay" else f"{dispatch}+{reposition}")
 
     # --- helpers ---------------------------------------------------------------------------------
 
     def speed_kmh(self, time_s: torch.Tensor) -> torch.Tensor:
         """``[B]`` driving speed at each city's time."""
-        minute = (torch.remainder(time_s, SECONDS_PER_DAY) // 60).long().clamp(0, 1439)
-        return self.city.speed_per_minute.to(time_s.device)[minute]
+        return self.city.speed_at(time_s)
 
     def values(self, cells: torch.Tensor, time_s: torch.Tensor) -> torch.Tensor:
         """``V`` at cells and times of any (equal) shape."""
@@ -154,7 +152,7 @@ class CityPolicy:
 
     def edge_weights(self, obs: CityObservation, cand: Candidates, slots: torch.Tensor) -> torch.Tensor:
         """``[B, M', K]`` expected gain of each candidate edge (−inf where none)."""
-        pickup_km = cand.distance_km.clamp_min(self.intra_km)
+        pickup_km = cand.distance_km.clamp_min(self.grid.intra_km)
         keep = 1.0 - cancel_probability(torch.where(cand.driver >= 0, pickup_km, 0.0), self.scenario)
         fares = torch.gather(obs.order_fare, 1, slots).unsqueeze(-1).expand_as(pickup_km)
         if self.dispatch == "fare_matching":

@@ -23,7 +23,7 @@ from decisionlab.core.policy import Policy
 from decisionlab.core.serving import ServingSpec, WholeNumber
 from decisionlab.domains.ride_hailing.city import City, city_of, fare
 from decisionlab.domains.ride_hailing.scenario import SECONDS_PER_DAY, CityScenario
-from decisionlab.domains.ride_hailing.sim import INTRA_CELL, CityObservation, split_action
+from decisionlab.domains.ride_hailing.sim import CityObservation, split_action
 
 MAX_DRIVERS, MAX_ORDERS = 20_000, 10_000  # per window
 MAX_REQUEST_DRIVERS, MAX_REQUEST_ORDERS = 40_000, 20_000  # per request, over its windows
@@ -141,9 +141,8 @@ def observe(context: DispatchContext, states: Sequence[DispatchWindow], policy: 
     origin = padded([[o.origin_cell for o in w.orders] for w in states], q, 0, torch.long, dev)
     dest = padded([[o.dest_cell for o in w.orders] for w in states], q, 0, torch.long, dev)
     valid = padded([[1] * len(w.orders) for w in states], q, 0, torch.bool, dev)
-    minute = (time_s // 60).long().clamp(0, 1439)
-    trip_km = city.grid.distance_km(origin, dest).clamp_min(INTRA_CELL * s.cell_km * s.road_detour)
-    trip_s = (trip_km * 3600.0 / city.speed_per_minute[minute][:, None]).float()
+    trip_km = city.grid.road_km(origin, dest)
+    trip_s = (trip_km * 3600.0 / city.speed_at(time_s)[:, None]).float()
     tariff = fare(trip_km, trip_s, s)
     given = padded([[o.fare if o.fare is not None else -1.0 for o in w.orders] for w in states], q, -1.0,
                    torch.float32, dev)

@@ -59,7 +59,6 @@ if TYPE_CHECKING:
 OFFLINE, IDLE, ON_TRIP, REPOSITIONING = 0, 1, 2, 3
 NO_EVENT, SERVED, CANCELLED, EXPIRED = 0, 1, 2, 3
 NO_TRANSITION, TRIP, IDLE_MOVE, TERMINAL = 0, 1, 2, 3
-INTRA_CELL = 0.35  # a trip inside one cell: this share of a cell's width (km), before the detour
 
 
 @dataclass
@@ -157,7 +156,6 @@ class CitySim:
         self.observation_size = 1 + 3 * self.n_drivers + 6 * self.queue
         self.action_size = self.queue + self.n_drivers
         self.action_high = float(max(self.n_drivers, self.grid.n_cells) - 1)
-        self.intra_km = INTRA_CELL * s.cell_km * s.road_detour
         self._count_cdf = self._poisson_tables()
         self.move_probability = 1.0 - (1.0 - s.drift_per_minute) ** (s.window_seconds / 60.0)
 
@@ -232,10 +230,6 @@ class CitySim:
 
     # --- physics ---------------------------------------------------------------------------------
 
-    def road_km(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        """Road distance between cells, at least :data:`INTRA_CELL` of a cell (trips inside one cell)."""
-        return self.grid.distance_km(a, b).clamp_min(self.intra_km)
-
     def seconds_to_drive(self, km: torch.Tensor, time_s: float) -> torch.Tensor:
         return km * (3600.0 / self.city.speed_kmh(time_s))
 
@@ -259,7 +253,7 @@ class CitySim:
         first = torch.full((batch, n + 1), q, dtype=torch.long, device=self.device)
         first.scatter_reduce_(1, torch.where(ok, driver, n), slot, reduce="amin")
         matched = ok & (torch.gather(first, 1, torch.where(ok, driver, n)) == slot)
-        pickup_km = pickup_raw_km.clamp_min(self.intra_km)
+        pickup_km = pickup_raw_km.clamp_min(grid.intra_km)
         cancelled = matched & (state.order_cancel_u < cancel_probability(pickup_km, s))
         served = matched & ~cancelled
         pickup_s = self.seconds_to_drive(pickup_km, t)
@@ -402,7 +396,7 @@ class CitySim:
             dest = torch.searchsorted(self.city.dest_cdf[hour], exogenous[:, 1 + m:1 + 2 * m].contiguous())
             origin = origin.clamp_max(self.grid.n_cells - 1)
             dest = dest.clamp_max(self.grid.n_cells - 1)
-            trip_km = self.road_km(origin, dest)
+            trip_km = self.grid.road_km(origin, dest)
             trip_s = self.seconds_to_drive(trip_km, t_next)
             new = {"valid": slot[None] < count[:, None], "origin": origin, "dest": dest, "trip_km": trip_km,
                    "trip_s": trip_s, "fare": fare(trip_km, trip_s, s)}

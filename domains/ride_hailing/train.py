@@ -28,7 +28,7 @@ from decisionlab.core.algos.td import FittedTDConfig, Transitions, blend, discou
 from decisionlab.core.nets.value import NeuralValue, TabularValue, value_table
 from decisionlab.core.options import TrainContext, apply_options, options_model
 from decisionlab.core.spec import TrainOutcome
-from decisionlab.domains.ride_hailing.metrics import episode_metrics, run_episodes
+from decisionlab.domains.ride_hailing.metrics import episode_metrics, run_days
 from decisionlab.domains.ride_hailing.policies import (
     DEFAULT_GAMMA,
     DEFAULT_GAMMA_PERIOD_S,
@@ -112,15 +112,9 @@ def simulate_history(scenario: CityScenario, settings: ValueSettings, policy_nam
     sim = CitySim(scenario, device)
     policy = baseline(policy_name, scenario, device)
     seen: list[Transitions] = []
-    days = 0
-    while days < settings.history_days:
-        cities = min(settings.cities, settings.history_days - days)
-        run_episodes(sim, policy, cities, generator,
-                     on_step=lambda state, info: seen.append(step_transitions(info, settings.gamma,
-                                                                              settings.gamma_period_s)),
-                     progress=f"history days {days + 1}-{days + cities} of {settings.history_days}"
-                     if progress else None)
-        days += cities
+    run_days(sim, policy, settings.history_days, settings.cities, generator,
+             on_step=lambda state, info: seen.append(step_transitions(info, settings.gamma, settings.gamma_period_s)),
+             label="history" if progress else None)
     return Transitions.cat(seen)
 
 
@@ -183,13 +177,8 @@ def online_td(scenario: CityScenario, settings: ValueSettings, ctx: TrainContext
                 w = settings.ensemble_weight_online
                 table.table.mul_(w).add_((1 - w) * anchor_table)
 
-    days = 0
-    while days < settings.online_days:
-        cities = min(settings.cities, settings.online_days - days)
-        run_episodes(sim, learner, cities, generator, on_step=update,
-                     progress=f"online TD days {days + 1}-{days + cities} of {settings.online_days}"
-                     if ctx.progress else None)
-        days += cities
+    run_days(sim, learner, settings.online_days, settings.cities, generator, on_step=update,
+             label="online TD" if ctx.progress else None)
     return used
 
 

@@ -141,12 +141,10 @@ def record_transitions(frame: pl.DataFrame, gamma: float, gamma_period_s: float)
 def simulate_log(scenario_name: str, overrides: dict, policy_name: str, days: int, cities: int, seed: int,
                  folder: Path, progress: bool = True) -> tuple[Path, Path]:
     """Simulate ``days`` horizons (``cities`` at a time) under a baseline or registered policy and write their log."""
-    from tqdm.auto import tqdm
-
     from decisionlab.core.resolve import build_policy
     from decisionlab.core.seeding import make_generator
     from decisionlab.core.spec import get_domain
-    from decisionlab.domains.ride_hailing.metrics import run_episodes
+    from decisionlab.domains.ride_hailing.metrics import run_days
     from decisionlab.domains.ride_hailing.sim import CitySim
 
     domain = get_domain("ride_hailing")
@@ -154,14 +152,8 @@ def simulate_log(scenario_name: str, overrides: dict, policy_name: str, days: in
     device = torch.device("cpu")
     _, policy = build_policy(domain, scenario, policy_name, device)
     sim, log, generator = CitySim(scenario, device), TripLog(), make_generator(seed)
-    with tqdm(total=days, desc=f"simulating {policy_name}", unit="day", disable=not progress) as bar:
-        done = 0
-        while done < days:
-            batch = min(cities, days - done)
-            totals = run_episodes(sim, policy, batch, generator, on_step=log)
-            log.finish(totals.finish)
-            done += batch
-            bar.update(batch)
+    run_days(sim, policy, days, cities, generator, on_step=log, on_batch=lambda totals: log.finish(totals.finish),
+             label=f"simulating {policy_name}:" if progress else None)
     return log.write(folder)
 
 

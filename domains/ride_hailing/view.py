@@ -40,7 +40,7 @@ from decisionlab.domains.ride_hailing.city import City
 from decisionlab.domains.ride_hailing.grid import HexGrid
 from decisionlab.domains.ride_hailing.metrics import EpisodeTotals, gini, run_episodes
 from decisionlab.domains.ride_hailing.scenario import SECONDS_PER_DAY, CityScenario
-from decisionlab.domains.ride_hailing.sim import IDLE, INTRA_CELL, CityObservation, CitySim, CityState
+from decisionlab.domains.ride_hailing.sim import IDLE, CityObservation, CitySim, CityState
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -368,7 +368,7 @@ def window_replay(obs: CityObservation, policies: Sequence[tuple[str, Policy]], 
     """What each policy assigns on ``obs`` (``B = 1``); ``latency_ms`` is the median wall clock of
     ``repeats`` calls of ``policy.act(obs)`` (shown, not asserted: it depends on the machine)."""
     centres = grid.centres_km.double().cpu().numpy()
-    intra = INTRA_CELL * grid.cell_km * grid.detour
+    intra = grid.intra_km
     free = obs.driver_free[0].cpu().numpy()
     cell = obs.driver_cell[0].cpu().numpy()
     driver_ids = np.flatnonzero(free)

@@ -12,9 +12,10 @@ import torch
 from decisionlab.core.errors import PolicyMismatchError
 from decisionlab.core.nets.value import TabularValue
 from decisionlab.domains.ride_hailing.city import cancel_probability
+from decisionlab.domains.ride_hailing.grid import INTRA_CELL
 from decisionlab.domains.ride_hailing.policies import CityPolicy, ValuePolicy
 from decisionlab.domains.ride_hailing.scenario import PRESETS
-from decisionlab.domains.ride_hailing.sim import INTRA_CELL, CityObservation
+from decisionlab.domains.ride_hailing.sim import CityObservation
 
 S = PRESETS["city_small"]
 
