@@ -27,6 +27,7 @@ run: $(STAMP)
 # skip with the reason where it is missing.
 test: $(STAMP)
 	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -q -n 2 --dist loadfile -m "not slow"
 
 # Only the browser tests (screenshots to docs/screenshots/).
@@ -35,6 +36,7 @@ e2e: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.inventory_throughput

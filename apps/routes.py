@@ -20,8 +20,6 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, create_model
 
 from decisionlab.core.policy_cache import PolicyCache
 from decisionlab.core.serving import (
-    MAX_BATCH,
-    Answered,
     act,
     device_of,
     policies_of,
@@ -31,6 +29,7 @@ from decisionlab.core.serving import (
     schema,
     serve_request,
 )
+from decisionlab.core.serving_spec import MAX_BATCH, Answered, envelope
 from decisionlab.core.spec import DomainSpec
 from decisionlab.core.store.registry import PolicyRegistry
 
@@ -72,15 +71,13 @@ def act_request_model(domain: DomainSpec) -> type[BaseModel]:
                "policy": (list(first.default_policies) or list(first.policies))[0],
                "states": [first.serving.state_model.model_json_schema().get("examples", [{}])[0]]}
     States = Annotated[dict[str, Any], WithJsonSchema(state_schema)]
+
+    class Base(envelope(domain)):  # type: ignore[misc, valid-type]
+        model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [example]})
+
     return create_model(
         f"{domain.name.title().replace('_', '')}ActRequest",
-        __config__=ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [example]}),
-        scenario=(str, Field(domain.default_scenario, min_length=1, max_length=100,
-                             description=f"scenario preset: {', '.join(domain.scenarios)}")),
-        parameters=(dict[str, Any], Field(default_factory=dict, description="scenario parameter overrides")),
-        policy=(str, Field(min_length=1, max_length=200,
-                           description=f"a baseline (GET {domain.url_path}/policies) or a registry reference: "
-                           f"{domain.name}/name@version, name@version or name (latest version)")),
+        __base__=Base,
         states=(list[States], Field(min_length=1, max_length=MAX_BATCH,
                                     description=f"1 to {MAX_BATCH:,} states of the scenario's setting (GET "
                                     f"{domain.url_path}/schema?scenario=... gives their schema and an example)")),

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from benchmarks.report import write_section
-from decisionlab.core.gym_adapter import SimulatorEnv, to_normalized_action
+from decisionlab.core.gym import SimulatorEnv, to_normalized_action
 from decisionlab.core.policy import Policy
 from decisionlab.core.seeding import derive_seed, make_generator
 from decisionlab.core.spec import get_domain
@@ -79,7 +79,7 @@ def batched_steps_per_second(batch: int, policy: Policy, min_seconds: float = 1.
 def gym_steps_per_second(min_seconds: float = 1.0) -> float:
     s = scenario("latent_liquidity")
     sim = ExecutionSim(s)
-    env = SimulatorEnv(sim, horizon=s.horizon_steps)
+    env = SimulatorEnv(sim, s.horizon_steps)
     policy = static_expected_policy(s)
     obs, _ = env.reset(seed=0)
     steps, start = 0, time.perf_counter()
@@ -162,7 +162,7 @@ class SB3GreedyPolicy:
 def sb3_dqn_time_to_target(
     seed: int = 0, budget_seconds: float = 240.0, name: str = "almgren_chriss", target: float | None = TARGET
 ) -> TimeToTarget:
-    """Stable-Baselines3 ``DQN`` on ``DiscreteActionWrapper(SimulatorEnv(GridActionSim(...), horizon=N))``.
+    """Stable-Baselines3 ``DQN`` on ``DiscreteActionWrapper(SimulatorEnv(GridActionSim(...), N))``.
 
     The same simulator, 21-level grid and rewards as the ``ddqn`` defaults (mark-to-market, price control
     variate, divided by the best static objective), terminal at order completion, γ = 1; SB3's plain DQN
@@ -182,7 +182,7 @@ def sb3_dqn_time_to_target(
                         price_noise=DEFAULT_DDQN.price_noise)
     scale = 1.0 / objective_scale_bps(s)
     env = gym.wrappers.TransformReward(
-        DiscreteActionWrapper(SimulatorEnv(sim, horizon=s.horizon_steps), terminal_at_completion=True),
+        DiscreteActionWrapper(SimulatorEnv(sim, s.horizon_steps), terminal_at_completion=True),
         lambda r: r * scale,
     )
     eval_paths = sim.sample_exogenous(DEFAULT_DDQN.eval_paths, s.horizon_steps,

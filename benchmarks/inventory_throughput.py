@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from benchmarks.report import write_section
-from decisionlab.core.gym_adapter import SimulatorEnv, to_normalized_action
+from decisionlab.core.gym import SimulatorEnv, to_normalized_action
 from decisionlab.domains.inventory.single_store.policies import BaseStockPolicy
 from decisionlab.domains.inventory.single_store.scenario import LostSalesScenario
 from decisionlab.domains.inventory.single_store.sim import SingleStoreSim
@@ -42,7 +42,7 @@ def batched_steps_per_second(batch: int, device: str, min_seconds: float = 1.0) 
 
 def gym_steps_per_second(min_seconds: float = 1.0) -> float:
     sim = SingleStoreSim(LostSalesScenario(lead_time=2), "cpu")
-    env = SimulatorEnv(sim, horizon=1000)
+    env = SimulatorEnv(sim, 1000)
     policy = BaseStockPolicy(14.0)
     obs, _ = env.reset(seed=0)
     steps, start = 0, time.perf_counter()

@@ -33,7 +33,7 @@ import torch
 
 from benchmarks.report import command_line, machine, write_section
 from decisionlab.core.evaluation import evaluate_policies
-from decisionlab.core.gym_adapter import SimulatorEnv, to_simulator_action
+from decisionlab.core.gym import SimulatorEnv, to_simulator_action
 from decisionlab.core.options import TrainContext
 from decisionlab.core.policy import Policy
 from decisionlab.core.seeding import make_generator
@@ -200,7 +200,7 @@ def train_sb3(scenario: ModelScenario, seconds: float, target: float, score: Cal
             obs, reward, terminated, truncated, info = self.env.step(action)
             return (obs / scales.numpy()).astype(np.float32), reward * reward_scale, terminated, truncated, info
 
-    env = Features(SimulatorEnv(sim, horizon=sim.horizon))
+    env = Features(SimulatorEnv(sim, sim.horizon))
     env.observation_space = gym.spaces.Box(-np.inf, np.inf, (6,), np.float32)
     model = PPO("MlpPolicy", env, seed=0, verbose=0, device="cpu", gamma=1.0)
     quoter = SB3Quoter(model, sim, scales)

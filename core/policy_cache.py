@@ -26,13 +26,15 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import torch
 
 from decisionlab.core import telemetry
-from decisionlab.core.errors import BuildPendingError, DecisionlabError
+from decisionlab.core.errors import BuildPendingError, DecisionlabError, PolicyMismatchError
 from decisionlab.core.policy import Policy
+from decisionlab.core.resolve import check_kind, find_record, load_registered
 from decisionlab.core.scenario import Scenario
 from decisionlab.core.spec import DomainSpec, PolicySpec
 from decisionlab.core.store.registry import PolicyRecord, PolicyRegistry
@@ -61,6 +63,32 @@ def build_wait_seconds() -> float:
     if not value >= 0:
         raise DecisionlabError(f"{WAIT_ENV} must be a number of seconds >= 0, got {raw!r}")
     return value
+
+
+@dataclass(frozen=True)
+class Answerer:
+    """The policy that answers a request: ``label`` (a baseline name or ``domain/name@version``),
+    ``version`` (``None`` for baselines) and the policy."""
+
+    label: str
+    version: int | None
+    policy: Policy
+
+    def fields(self, scenario: Scenario) -> dict[str, Any]:
+        """What every serving response says about what answered (:class:`~decisionlab.core.serving_spec.Answered`)."""
+        return {"policy": self.label, "policy_version": self.version, "scenario": scenario.describe(),
+                "scenario_hash": scenario.fingerprint()}
+
+
+def check_admissible(domain: DomainSpec, name: str) -> None:
+    """A 422 naming ``policy`` for a baseline that is not admissible (it reads the future): a bound
+    for evaluations, never served. Checked by name, before anything else of the request."""
+    entry = domain.policies.get(name)
+    if entry is not None and not entry.admissible:
+        raise PolicyMismatchError(
+            f"policy: '{name}' is not admissible ({entry.description}): it is a bound for evaluations, not a "
+            f"policy to act on; choose an admissible one (GET {domain.url_path}/policies)"
+        )
 
 
 class PolicyCache:
@@ -201,6 +229,31 @@ class PolicyCache:
             self._build(key, future, spec, scenario, device)
         return future, True
 
+    def answerer(self, domain: DomainSpec, name: str, scenario: Scenario, device: torch.device,
+                 admissible_checked: bool = False) -> Answerer:
+        """A cached baseline of the scenario's setting, else a cached registered policy (baselines win
+        clashes). A non-admissible baseline (one that reads the future; checked here unless the caller
+        did) and one that cannot serve the scenario are a 422 naming ``policy``."""
+        if not admissible_checked:
+            check_admissible(domain, name)
+        setting = domain.setting_of(scenario)
+        spec = setting.policies.get(name)
+        if spec is not None:
+            problem = spec.problem(scenario)
+            if problem is not None:
+                raise PolicyMismatchError(f"policy: '{name}' cannot serve this scenario: {problem}")
+            return Answerer(name, None, self.baseline(spec, scenario, device))
+        try:
+            if name in domain.policies:  # a baseline of another setting: say which settings it serves
+                domain.policy(name).spec_for(scenario)
+            record = self.resolve(domain.name, name, lambda: find_record(domain, setting, name, self.registry))
+            check_kind(record, setting)
+            policy = self.registered(record, scenario, device,
+                                     lambda: load_registered(record, scenario, device, self.registry))
+        except PolicyMismatchError as err:
+            raise PolicyMismatchError(f"policy: '{name}' cannot serve this scenario: {err}") from None
+        return Answerer(str(record.ref), record.ref.version, policy)
+
     def baseline(self, spec: PolicySpec, scenario: Scenario, device: torch.device) -> Policy:
         """The built baseline ``spec`` for ``scenario`` (single flight; expensive builds bounded)."""
         if NONBLOCKING.get():
@@ -295,12 +348,10 @@ def warm_presets(cache: PolicyCache, domains: Sequence[DomainSpec], device: torc
 
 
 def _load_default(cache: PolicyCache, domain: DomainSpec, name: str, device: torch.device) -> Policy | None:
-    from decisionlab.core.serving import serving_policy  # serving builds on this module
-
     scenario = domain.scenario(domain.default_scenario)
     for reference in (f"{name}@prod", name):
         try:
-            return serving_policy(domain, reference, scenario, device, cache).policy
+            return cache.answerer(domain, reference, scenario, device).policy
         except DecisionlabError:
             continue
     return None

@@ -1,15 +1,18 @@
 """The one serving path: request states -> observation -> policy -> actions -> response.
 
-Each setting declares a :class:`ServingSpec`: the pydantic model of one request state (with
-examples), the model of one action in the response, and converters. The core does everything
-else, the same way in every domain (:func:`act`): resolve the scenario (errors name
-``parameters``), find its setting, validate the states (errors name ``states[i].<field>``), pick the
-policy (a cached baseline or a registered network; admissibility and fit checked), convert, act,
-check the actions and convert them back. The API's ``POST /v1/{domain}/act`` and every domain's
-named routes call :func:`act`; ``GET /v1/{domain}/schema`` calls :func:`schema`.
+Each setting declares a :class:`~decisionlab.core.serving_spec.ServingSpec`: the pydantic model of one
+request state, the model of one action and converters. The core does everything else, the same way
+in every domain (:func:`act`): check admissibility by name, resolve the scenario (errors name
+``parameters``), find its setting, validate the states once (errors name ``states[i].<field>``, or the
+location the caller gives), check them, pick the policy (a cached baseline or a registered network;
+fit checked), convert, act, check the actions and convert them back. ``POST /v1/{domain}/act`` calls
+:func:`act`; a domain's named routes, whose request *is* one state (an :class:`Envelope` with the
+state's fields), call :func:`act_one` with it: validated once by FastAPI, never turned into a dict
+and back, never wrapped into a list of one and unwrapped, errors located at its own fields.
 
-Converters raise :class:`~decisionlab.core.errors.StateError` with locations relative to the list
-of states, e.g. ``(3, "pipeline")``; the serving path prefixes the request field that holds them.
+Actions stay what the policy returns: a tensor ``[B, ...]`` or a mapping of tensors, integer choices as
+int64 (ids above 2^24 are exact). Converters raise :class:`~decisionlab.core.errors.StateError` with
+locations relative to the list of states, e.g. ``(3, "pipeline")``.
 """
 
 from __future__ import annotations
@@ -18,89 +21,26 @@ import json
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from functools import lru_cache
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 
 import torch
 from fastapi import Request
-from pydantic import BaseModel, BeforeValidator, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from decisionlab.core import telemetry
 from decisionlab.core.device import get_device
-from decisionlab.core.errors import FieldProblem, PolicyMismatchError, ScenarioError, StateError
+from decisionlab.core.errors import FieldProblem, ScenarioError, StateError
 from decisionlab.core.policy import Policy
-from decisionlab.core.policy_cache import NONBLOCKING, PolicyCache, WouldBlock
-from decisionlab.core.resolve import check_kind, find_record, load_registered
+from decisionlab.core.policy_cache import NONBLOCKING, Answerer, PolicyCache, WouldBlock, check_admissible
 from decisionlab.core.scenario import Scenario
+from decisionlab.core.serving_spec import MAX_BATCH, Envelope, PolicyOutputError
 from decisionlab.core.spec import DomainSpec, SettingSpec
 from decisionlab.core.store.registry import PolicyRegistry
 
-MAX_BATCH = 10_000
 T = TypeVar("T")
 MAX_PROBLEMS = 20  # validation problems reported per request
-
-
-@dataclass(frozen=True)
-class ServingSpec:
-    """How a setting's policies are served.
-
-    Attributes:
-        state_model: one request state (what a client sends per decision), with examples.
-        action_model: one action of the response.
-        prepare: ``(scenario, device) -> context``: what the converters need about a scenario (a
-            layout, a catalogue of series...); built once per scenario and device and cached.
-        check: ``(context, states) -> None``: raises ``StateError`` for states that cannot occur in
-            the scenario (run before any policy is built, so state mistakes are reported first).
-        observe: ``(context, states, policy) -> observation batch`` (``[B, ...]``); may raise
-            ``StateError`` for what a state must hold for this particular ``policy``.
-        respond: ``(context, actions [B, ...], states) -> [action dict]``, one per state.
-        describe: ``context -> dict``: what ``GET /schema`` adds about the scenario (names, sizes).
-        example: ``context -> dict``: a valid state for the scenario (schema, tests, docs).
-        max_batch: most states per request.
-    """
-
-    state_model: type[BaseModel]
-    action_model: type[BaseModel]
-    prepare: Callable[[Scenario, torch.device], Any]
-    observe: Callable[[Any, Sequence[Any], Policy], Any]
-    respond: Callable[[Any, torch.Tensor, Sequence[Any]], list[dict[str, Any]]]
-    example: Callable[[Any], dict[str, Any]]
-    check: Callable[[Any, Sequence[Any]], None] | None = None
-    describe: Callable[[Any], dict[str, Any]] | None = None
-    max_batch: int = MAX_BATCH
-
-
-def _not_text_or_boolean(value: Any) -> Any:
-    if isinstance(value, bool | str):
-        raise ValueError(f"expected a whole number, got the {type(value).__name__} {value!r}"[:120])
-    return value
-
-
-# An integer field of a strict request model: 27 and 27.0 (JSON Schema's integers) are accepted,
-# 27.5, "27" and true are not.
-WholeNumber = Annotated[int, BeforeValidator(_not_text_or_boolean), Field(strict=False)]
-
-
-class Answered(BaseModel):
-    """What answered a serving request; every serving response starts with these fields."""
-
-    policy: str = Field(description="the policy that answered: a baseline name or domain/name@version")
-    policy_version: int | None = Field(None, description="version of the registered policy that answered "
-                                                         "(null: a baseline)")
-    scenario: dict[str, Any] = Field(description="all resolved scenario parameters")
-    scenario_hash: str = Field(description="fingerprint of the resolved scenario (16 hex digits): with the policy, "
-                                           "it identifies exactly what answered")
-
-
-def answered(body: Mapping[str, Any]) -> dict[str, Any]:
-    """The :class:`Answered` fields of an :func:`act` body (for a domain's own response model)."""
-    return {name: body[name] for name in Answered.model_fields}
-
-
-class PolicyOutputError(RuntimeError):
-    """A policy returned actions of the wrong shape or non-finite values: a server fault (500)."""
 
 
 def request_scenario(domain: DomainSpec, preset: str, parameters: Mapping[str, Any]) -> Scenario:
@@ -146,55 +86,6 @@ def prepared(setting: SettingSpec, scenario: Scenario, device: torch.device) -> 
     return context
 
 
-@dataclass(frozen=True)
-class Answerer:
-    """The policy that answers a request: ``label`` (a baseline name or ``domain/name@version``),
-    ``version`` (``None`` for baselines) and the fingerprint of the resolved scenario it serves."""
-
-    label: str
-    version: int | None
-    policy: Policy
-    scenario_hash: str
-
-
-def check_admissible(domain: DomainSpec, name: str) -> None:
-    """A 422 naming ``policy`` for a baseline that is not admissible (it reads the future): a bound
-    for evaluations, never served. Checked by name, before anything else of the request."""
-    entry = domain.policies.get(name)
-    if entry is not None and not entry.admissible:
-        raise PolicyMismatchError(
-            f"policy: '{name}' is not admissible ({entry.description}): it is a bound for evaluations, not a "
-            f"policy to act on; choose an admissible one (GET {domain.url_path}/policies)"
-        )
-
-
-def serving_policy(
-    domain: DomainSpec, name: str, scenario: Scenario, device: torch.device, cache: PolicyCache
-) -> Answerer:
-    """A cached baseline of the scenario's setting, else a cached registered policy (baselines win
-    clashes). A non-admissible baseline (one that reads the future) and one that cannot serve the
-    scenario are a 422 naming ``policy``."""
-    check_admissible(domain, name)
-    setting = domain.setting_of(scenario)
-    spec = setting.policies.get(name)
-    if spec is not None:
-        problem = spec.problem(scenario)
-        if problem is not None:
-            raise PolicyMismatchError(f"policy: '{name}' cannot serve this scenario: {problem}")
-        return Answerer(name, None, cache.baseline(spec, scenario, device), scenario.fingerprint())
-    try:
-        if name in domain.policies:  # a baseline of another setting: say which settings it serves
-            domain.policy(name).spec_for(scenario)
-        registry = cache.registry
-        record = cache.resolve(domain.name, name, lambda: find_record(domain, setting, name, registry))
-        check_kind(record, setting)
-        policy = cache.registered(record, scenario, device,
-                                  lambda: load_registered(record, scenario, device, registry))
-    except PolicyMismatchError as err:
-        raise PolicyMismatchError(f"policy: '{name}' cannot serve this scenario: {err}") from None
-    return Answerer(str(record.ref), record.ref.version, policy, scenario.fingerprint())
-
-
 @lru_cache(maxsize=16)
 def _adapter(model: type[BaseModel]) -> TypeAdapter:
     return TypeAdapter(list[model])
@@ -217,22 +108,63 @@ def parse_states(model: type[BaseModel], raw: Sequence[Any], max_batch: int = MA
         raise StateError(problems) from None
 
 
+def _tensors(actions: Any) -> list[torch.Tensor] | None:
+    if isinstance(actions, torch.Tensor):
+        return [actions]
+    if isinstance(actions, Mapping) and actions and all(isinstance(v, torch.Tensor) for v in actions.values()):
+        return list(actions.values())
+    return None
+
+
 @torch.no_grad()
-def decide(policy: Policy, obs: Any, batch: int) -> torch.Tensor:
-    """``policy``'s actions for a batch of ``batch`` observations, checked: the leading dimension
-    is the batch and every value is finite (anything else is a server fault)."""
+def decide(policy: Policy, obs: Any, batch: int) -> Any:
+    """``policy``'s actions for a batch of ``batch`` observations, checked: a tensor (or a mapping of
+    tensors) whose leading dimension is the batch, every float finite (anything else is a server fault)."""
     actions = policy.act(obs)
-    if not isinstance(actions, torch.Tensor) or actions.dim() == 0 or actions.shape[0] != batch:
-        shape = tuple(actions.shape) if isinstance(actions, torch.Tensor) else type(actions).__name__
-        raise PolicyOutputError(f"policy {getattr(policy, 'name', policy)!r} returned actions {shape} for {batch}")
-    if actions.is_floating_point() and not bool(torch.isfinite(actions).all()):
-        raise PolicyOutputError(f"policy {getattr(policy, 'name', policy)!r} returned non-finite actions")
+    parts = _tensors(actions)
+    name = getattr(policy, "name", policy)
+    if parts is None or any(part.dim() == 0 or part.shape[0] != batch for part in parts):
+        shape = [tuple(part.shape) for part in parts] if parts is not None else type(actions).__name__
+        raise PolicyOutputError(f"policy {name!r} returned actions {shape} for {batch}")
+    if any(part.is_floating_point() and not bool(torch.isfinite(part).all()) for part in parts):
+        raise PolicyOutputError(f"policy {name!r} returned non-finite actions")
     return actions
+
+
+def located(err: StateError, at: tuple[Any, ...] | None) -> StateError:
+    """``err`` (locations relative to the list of states) with every location under ``at`` (``("states",)``,
+    ``("networks",)``), or, for the one state of a named route (``at=None``), at that state's own fields."""
+    if at is None:
+        return StateError([FieldProblem(p.loc[1:] if p.loc[:1] == (0,) else p.loc, p.kind, p.message, p.value)
+                           for p in err.problems])
+    return StateError([FieldProblem((*at, *p.loc), p.kind, p.message, p.value) for p in err.problems])
 
 
 def prefixed(err: StateError, field: str) -> StateError:
     """``err`` with every location under the request field ``field`` (``states``, ``networks``)."""
-    return StateError([FieldProblem((field, *p.loc), p.kind, p.message, p.value) for p in err.problems])
+    return located(err, (field,))
+
+
+def _serve(domain: DomainSpec, scenario_name: str, parameters: Mapping[str, Any], policy_name: str,
+           raw_states: Sequence[Any], cache: PolicyCache, device: torch.device,
+           at: tuple[Any, ...] | None) -> tuple[SettingSpec, Scenario, Answerer, Any, list[Any]]:
+    """The serving path up to the response: ``(setting, scenario, answerer, context, actions)``."""
+    check_admissible(domain, policy_name)
+    scenario = request_scenario(domain, scenario_name, parameters)
+    setting = domain.setting_of(scenario)
+    serving = setting.serving
+    try:
+        states = parse_states(serving.state_model, raw_states, serving.max_batch)
+        context = prepared(setting, scenario, device)  # before any policy is built: it checks the scenario
+        if serving.check is not None:
+            serving.check(context, states)
+        answerer = cache.answerer(domain, policy_name, scenario, device, admissible_checked=True)
+        obs = serving.observe(context, states, answerer.policy)
+    except StateError as err:
+        raise located(err, at) from None
+    actions = decide(answerer.policy, obs, len(states))
+    telemetry.SERVED.labels(domain.name, answerer.label).inc()
+    return setting, scenario, answerer, context, serving.respond(context, actions, states)
 
 
 def act(
@@ -245,34 +177,30 @@ def act(
     device: torch.device,
     field: str = "states",
 ) -> dict[str, Any]:
-    """Serve one request (see the module docstring). Returns the JSON body of ``POST /act``:
-    domain, setting, scenario name and resolved parameters, the policy that answered (label and
-    version), the fingerprint of the resolved scenario and one action per state."""
-    check_admissible(domain, policy_name)
-    scenario = request_scenario(domain, scenario_name, parameters)
-    setting = domain.setting_of(scenario)
-    serving = setting.serving
-    try:
-        states = parse_states(serving.state_model, raw_states, serving.max_batch)
-        context = prepared(setting, scenario, device)  # before any policy is built: it checks the scenario
-        if serving.check is not None:
-            serving.check(context, states)
-        answerer = serving_policy(domain, policy_name, scenario, device, cache)
-        obs = serving.observe(context, states, answerer.policy)
-    except StateError as err:
-        raise prefixed(err, field) from None
-    actions = decide(answerer.policy, obs, len(states))
-    telemetry.SERVED.labels(domain.name, answerer.label).inc()
+    """Serve a batch of states (see the module docstring; ``raw_states``: dicts or instances of the
+    setting's state model). Returns the JSON body of ``POST /act``: domain, setting, scenario name and
+    resolved parameters, the policy that answered (label and version), the fingerprint of the resolved
+    scenario and one action per state."""
+    setting, scenario, answerer, _, actions = _serve(domain, scenario_name, parameters, policy_name, raw_states,
+                                                     cache, device, (field,))
     return {
         "domain": domain.name,
         "setting": setting.name,
         "scenario_name": scenario_name,
         "scenario": scenario.describe(),
-        "policy": answerer.label,
-        "policy_version": answerer.version,
-        "scenario_hash": answerer.scenario_hash,
-        "actions": serving.respond(context, actions, states),
+        **answerer.fields(scenario),
+        "actions": actions,
     }
+
+
+def act_one(domain: DomainSpec, request: Envelope, state: BaseModel, cache: PolicyCache,
+            device: torch.device) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Serve one state of a named route: ``(answered fields, the action)``. ``request`` is the route's
+    envelope and ``state`` its state (often the request itself: its fields are the state's); problems are
+    located at the state's own fields."""
+    _, scenario, answerer, _, actions = _serve(domain, request.scenario, request.parameters, request.policy,
+                                               [state], cache, device, None)
+    return answerer.fields(scenario), actions[0]
 
 
 INLINE_MAX_STATES = 64  # larger batches are always served in a worker thread

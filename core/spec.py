@@ -17,6 +17,7 @@ by name, so no app ever branches on a domain.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import pkgutil
 from collections.abc import Callable, Mapping, Sequence
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
     import polars as pl
     from fastapi import APIRouter
 
-    from decisionlab.core.serving import ServingSpec
+    from decisionlab.core.serving_spec import ServingSpec
 
 
 @dataclass(frozen=True)
@@ -430,6 +431,7 @@ class DomainSpec:
 
 _DOMAINS: dict[str, DomainSpec] = {}
 DOMAINS_ENV = "DECISIONLAB_DOMAINS"
+DOMAINS_PACKAGE = "decisionlab.domains"
 ENTRY_POINT_GROUP = "decisionlab.domains"
 
 
@@ -448,11 +450,11 @@ def discover_domains() -> dict[str, DomainSpec]:
     """Import every domain package so each registers itself: the packages under
     ``decisionlab.domains``, the modules named by the ``decisionlab.domains`` entry points of
     installed distributions, and the comma-separated modules of ``$DECISIONLAB_DOMAINS``."""
-    import decisionlab.domains as root
-
-    for module in pkgutil.iter_modules(root.__path__):
+    # found by name, not imported as code: the core depends on no domain
+    found = importlib.util.find_spec(DOMAINS_PACKAGE)
+    for module in pkgutil.iter_modules(found.submodule_search_locations if found is not None else []):
         if module.ispkg:
-            importlib.import_module(f"decisionlab.domains.{module.name}")
+            importlib.import_module(f"{DOMAINS_PACKAGE}.{module.name}")
     for point in entry_points(group=ENTRY_POINT_GROUP):
         importlib.import_module(point.value.partition(":")[0])
     for name in filter(None, (part.strip() for part in os.environ.get(DOMAINS_ENV, "").split(","))):

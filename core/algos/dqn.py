@@ -1,20 +1,20 @@
-"""Double DQN (dueling, n-step, optional HL-Gauss head) on any batched simulator with discrete actions.
+"""Double DQN (dueling, n-step, optional HL-Gauss head) on any batched simulator with a discrete action.
 
-The trainer knows nothing about any domain. It is given
+The trainer knows nothing about any domain; it reads the simulator's declared spaces:
 
-- ``sim``: a :class:`~decisionlab.core.sim.BatchedSimulator`; ``num_envs`` environments are
-  stepped together on ``sim.device`` for episodes of ``horizon`` steps, with exogenous paths
-  pre-sampled per episode batch from ``generator``;
-- a discrete action set: ``action_values [A, ...]`` (the env action of each index) or, more
-  generally, ``to_env_action(obs, index [B]) -> env action [B, ...]`` (e.g. a fraction of the
-  remaining shares), and optionally ``action_mask(obs) -> bool [B, A]`` of legal actions;
+- the action: a single-choice ``Discrete`` space of ``n`` choices numbered from ``start`` (a
+  continuous simulator gets a discrete *view* of its own, e.g. the execution domain's grid of
+  fractions of the remaining shares), masked by ``sim.action_mask(obs)`` when the space is ``masked``;
+- the network input: ``sim.flat_observation(obs)`` (the ``features`` space ``[B, F]``);
+- ``num_envs`` environments are stepped together on ``sim.device`` for episodes of ``horizon``
+  steps (default ``sim.horizon``), with exogenous paths pre-sampled per episode batch from ``generator``;
 - ``evaluate(policy) -> float``: a held-out score, lower is better (as in pathwise).
 
-Episode ends: the ``horizon`` cut is a *truncation* and bootstraps from the last state. A
-simulator that marks true terminal steps with ``info['done'] [B]`` gets no bootstrap there, and
-the steps an environment takes after its terminal step (the batch keeps stepping in lock-step)
-are not stored. Targets are Double-DQN (online argmax, target network evaluation) over n-step
-returns; the loss is Huber for the scalar head and cross-entropy for the HL-Gauss head.
+Episode ends: the ``horizon`` cut is a *truncation* and bootstraps from the last state. A step's
+``terminated`` gets no bootstrap, and the steps an environment takes after its terminal step (the
+batch keeps stepping in lock-step) are not stored. Targets are Double-DQN (online argmax, target
+network evaluation) over n-step returns; the loss is Huber for the scalar head and cross-entropy for
+the HL-Gauss head.
 """
 
 from __future__ import annotations
@@ -37,11 +37,8 @@ from tqdm.auto import tqdm
 from decisionlab.core.algos.replay import ReplayBuffer, ReplaySample, n_step_returns
 from decisionlab.core.nets.heads import QNetwork
 from decisionlab.core.seeding import child_generator
-from decisionlab.core.sim import BatchedSimulator
-
-ToEnvAction = Callable[[Any, torch.Tensor], torch.Tensor]
-ActionMask = Callable[[Any], torch.Tensor]
-Featurize = Callable[[Any], torch.Tensor]
+from decisionlab.core.sim import BatchedSimulator, action_mask, horizon_of
+from decisionlab.core.spaces import Discrete
 
 
 class QNetworkConfig(BaseModel):
@@ -109,78 +106,57 @@ def masked_argmax(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tens
     return values.argmax(dim=-1)
 
 
+def discrete_action(sim: Any) -> Discrete:
+    """The simulator's action space, which must be a single choice of a single agent (what DQN learns)."""
+    space = sim.spaces.action
+    if sim.spaces.multi_agent or not isinstance(space, Discrete) or space.shape:
+        raise ValueError(f"DQN learns a single-choice Discrete action of one agent, not {space or 'agent groups'} "
+                         "(give the simulator a discrete view)")
+    return space
+
+
 class GreedyQPolicy(nn.Module):
-    """``act(obs)``: the legal action of highest Q, mapped to the simulator's action.
+    """``act(obs)``: the legal choice of highest Q of a simulator's ``Discrete`` action.
 
-    ``featurize(obs) -> [B, obs_dim]`` turns the domain observation into the network input
-    (``sim.flat_observation``); ``to_env_action`` / ``action_values`` and ``action_mask`` are the
-    ones the policy was trained with. Only ``q_net`` and ``action_values`` are part of
-    ``config()`` / the state dict: callables are re-attached by the domain in :meth:`from_config`.
-    """
+    Only ``q_net`` is part of ``config()`` / the state dict; the simulator whose features, masks and
+    choice numbering it reads is bound with :meth:`bind` (a domain's learned kind does so)."""
 
-    def __init__(
-        self,
-        q_net: QNetwork,
-        *,
-        action_values: torch.Tensor | None = None,
-        to_env_action: ToEnvAction | None = None,
-        action_mask: ActionMask | None = None,
-        featurize: Featurize | None = None,
-        name: str = "ddqn",
-    ) -> None:
+    def __init__(self, q_net: QNetwork, sim: Any = None, *, name: str = "ddqn") -> None:
         super().__init__()
-        if (action_values is None) == (to_env_action is None):
-            raise ValueError("give exactly one of action_values and to_env_action")
         self.q_net, self.name = q_net, name
-        # Non-persistent: it lives in config(), and moves with .to(device).
-        self.register_buffer(
-            "action_values", None if action_values is None else torch.as_tensor(action_values).detach().clone(),
-            persistent=False,
-        )
-        self.to_env_action, self.action_mask, self.featurize = to_env_action, action_mask, featurize
+        self.sim: Any = None
+        if sim is not None:
+            self.bind(sim)
 
-    def features(self, obs: Any) -> torch.Tensor:
-        """Network input ``[B, obs_dim]``."""
-        flat = self.featurize(obs) if self.featurize is not None else obs
-        return flat.to(torch.get_default_dtype())
+    def bind(self, sim: Any) -> GreedyQPolicy:
+        discrete_action(sim)
+        self.sim = sim
+        return self
 
     @torch.no_grad()
     def action_index(self, obs: Any) -> torch.Tensor:
-        """Greedy action indices ``[B]``."""
-        mask = self.action_mask(obs) if self.action_mask is not None else None
-        return masked_argmax(self.q_net.q_values(self.features(obs)), mask)
+        """Greedy choice indices ``[B]`` (0-based, before the space's ``start``)."""
+        if self.sim is None:
+            raise ValueError("bind the policy to a simulator first (GreedyQPolicy.bind)")
+        features = self.sim.flat_observation(obs).to(torch.get_default_dtype())
+        return masked_argmax(self.q_net.q_values(features), action_mask(self.sim, obs))
 
     @torch.no_grad()
     def act(self, obs: Any) -> torch.Tensor:
+        start = self.sim.spaces.action.start if self.sim is not None else 0
         index = self.action_index(obs)
-        if self.action_values is not None:
-            return self.action_values[index]
-        return self.to_env_action(obs, index)
+        return index + start if start else index
 
     def forward(self, obs: Any) -> torch.Tensor:
         return self.act(obs)
 
     def config(self) -> dict[str, Any]:
-        values = None if self.action_values is None else self.action_values.cpu().tolist()
-        return {"kind": "greedy_q", "name": self.name, "q_net": self.q_net.config(), "action_values": values}
+        return {"kind": "greedy_q", "name": self.name, "q_net": self.q_net.config()}
 
     @classmethod
-    def from_config(
-        cls,
-        config: dict[str, Any],
-        *,
-        to_env_action: ToEnvAction | None = None,
-        action_mask: ActionMask | None = None,
-        featurize: Featurize | None = None,
-    ) -> GreedyQPolicy:
-        """Rebuild (without weights: then ``load_state_dict`` the safetensors file)."""
-        values = config.get("action_values")
-        return cls(
-            QNetwork.from_config(config["q_net"]),
-            action_values=None if values is None else torch.tensor(values),
-            to_env_action=to_env_action, action_mask=action_mask, featurize=featurize,
-            name=config.get("name", "ddqn"),
-        )
+    def from_config(cls, config: dict[str, Any]) -> GreedyQPolicy:
+        """Rebuild (without weights: then ``load_state_dict`` the safetensors file, and :meth:`bind`)."""
+        return cls(QNetwork.from_config(config["q_net"]), name=config.get("name", "ddqn"))
 
 
 def dqn_loss(
@@ -283,11 +259,7 @@ def train_dqn(
     q_net: QNetwork | Callable[[int, int], QNetwork] | None = None,
     config: DQNConfig | None = None,
     *,
-    horizon: int,
-    action_values: torch.Tensor | None = None,
-    to_env_action: ToEnvAction | None = None,
-    n_actions: int | None = None,
-    action_mask: ActionMask | None = None,
+    horizon: int | None = None,
     evaluate: Callable[[GreedyQPolicy], float] | None = None,
     generator: torch.Generator | None = None,
     progress: bool = True,
@@ -296,13 +268,10 @@ def train_dqn(
     """Train a Q network by (Double) DQN and return the greedy policy with the best held-out weights.
 
     Args:
-        sim: the batched simulator; its ``flat_observation`` is the network input ``[B, obs_dim]``.
+        sim: the batched simulator (module docstring: action, features and masks from ``sim.spaces``).
         q_net: a :class:`QNetwork`, a factory ``(obs_dim, n_actions) -> QNetwork``, or None to
             build ``config.network``. Moved to ``sim.device`` and trained in place.
-        horizon: steps per episode (a truncation: bootstrapped unless ``info['done']`` says terminal).
-        action_values: ``[A]`` (or ``[A, ...]``) env action of each index; or give ``to_env_action``
-            ``(obs, index [B]) -> action [B, ...]`` and ``n_actions`` (unless ``q_net`` is a module).
-        action_mask: ``obs -> bool [B, A]`` legal actions (each row needs one, except at terminals).
+        horizon: steps per episode (default ``sim.horizon``; a truncation, bootstrapped).
         evaluate: held-out score of a policy, lower is better; None keeps the final weights.
         generator: drives resets and exogenous paths (passed to the simulator as is); the trainer's
             own draws (exploration, replay sampling) use a generator on ``sim.device`` seeded from it.
@@ -310,19 +279,13 @@ def train_dqn(
     """
     config = config or DQNConfig()
     device = sim.device
-    if (action_values is None) == (to_env_action is None):
-        raise ValueError("give exactly one of action_values and to_env_action")
-    if action_values is not None:
-        action_values = torch.as_tensor(action_values, device=device)
-        n_actions = action_values.shape[0]
-    elif n_actions is None and isinstance(q_net, QNetwork):
-        n_actions = q_net.n_actions
-    if n_actions is None:
-        raise ValueError("with to_env_action, give n_actions (or a QNetwork)")
-    if horizon < 1:
-        raise ValueError(f"horizon must be >= 1, got {horizon}")
-
-    obs_dim = int(sim.observation_size)
+    space = discrete_action(sim)
+    n_actions, masked = space.n, space.masked
+    horizon = horizon_of(sim, horizon)
+    features = sim.spaces.features
+    if features is None or len(features.shape) != 1:
+        raise ValueError("DQN reads a flat features space [F]: declare Spaces.features")
+    obs_dim = features.shape[0]
     if q_net is None:
         q_net = config.network.build(obs_dim, n_actions)
     elif not isinstance(q_net, nn.Module):
@@ -334,17 +297,19 @@ def train_dqn(
     online = q_net.to(device)
     target_net = copy.deepcopy(online).requires_grad_(False)
     optimizer = torch.optim.Adam(online.parameters(), lr=config.learning_rate)
-    policy = GreedyQPolicy(
-        online, action_values=action_values, to_env_action=to_env_action, action_mask=action_mask,
-        featurize=sim.flat_observation, name=description.lower(),
-    )
-    env_action = (lambda obs, index: action_values[index]) if action_values is not None else to_env_action
+    policy = GreedyQPolicy(online, sim, name=description.lower())
+
+    def env_action(index: torch.Tensor) -> torch.Tensor:
+        return index + space.start if space.start else index
+
+    def features_of(obs: Any) -> torch.Tensor:
+        return sim.flat_observation(obs).float()
 
     # The trainer's own randomness on the simulator's device, derived from the caller's generator.
     rng = child_generator(generator, device)
 
     n_envs, n = config.num_envs, config.n_step
-    buffer = ReplayBuffer(config.buffer_size, obs_dim, n_actions, device, masks=action_mask is not None)
+    buffer = ReplayBuffer(config.buffer_size, obs_dim, n_actions, device, masks=masked)
     start = time.perf_counter()
     best_score = evaluate(policy) if evaluate is not None else math.nan
     best_state = copy.deepcopy(online.state_dict())
@@ -381,8 +346,8 @@ def train_dqn(
             state = sim.reset(n_envs, generator)
             exogenous = sim.sample_exogenous(n_envs, horizon, generator)
             obs = sim.observe(state)
-            flat = sim.flat_observation(obs).float()
-            mask = action_mask(obs) if action_mask is not None else None
+            flat = features_of(obs)
+            mask = action_mask(sim, obs)
         alive = torch.ones(n_envs, dtype=torch.bool, device=device)
         window: deque[StepRecord] = deque(maxlen=n)
         for t in range(horizon):
@@ -393,13 +358,16 @@ def train_dqn(
                 uniform = masked_argmax(torch.rand(n_envs, n_actions, generator=rng, device=device), mask)
                 explore = torch.rand(n_envs, generator=rng, device=device) < epsilon
                 action = torch.where(explore, uniform, greedy)
-                result = sim.step(state, env_action(obs, action), exogenous[:, t])
+                result = sim.step(state, env_action(action), exogenous[:, t])
                 state = result.state
-                done_flag = result.info.get("done")
-                done = done_flag.bool() & alive if done_flag is not None else no_done
+                if result.truncated is not None:
+                    raise ValueError("DQN ends episodes at the horizon or at terminated steps; the simulator "
+                                     "truncates its own (use PPO, or the horizon)")
+                ends = result.terminated is not None
+                done = result.terminated.bool() & alive if ends else no_done
                 next_obs = sim.observe(state)
-                next_flat = sim.flat_observation(next_obs).float()
-                next_mask = action_mask(next_obs) if action_mask is not None else None
+                next_flat = features_of(next_obs)
+                next_mask = action_mask(sim, next_obs)
                 reward = result.reward.detach().float() * config.reward_scale
             window.append(StepRecord(flat, action, reward, done, alive, next_flat, next_mask))
             alive = alive & ~done
@@ -407,11 +375,11 @@ def train_dqn(
             vector_steps += 1
             bar.update(n_envs)
             # --- store: n-step windows that just closed (all remaining ones at the episode's end)
-            all_done = done_flag is not None and not bool(alive.any())
+            all_done = ends and not bool(alive.any())
             if t == horizon - 1 or all_done:
-                store_n_step(window, range(len(window)), buffer, config.gamma, n, done_flag is not None)
+                store_n_step(window, range(len(window)), buffer, config.gamma, n, ends)
             elif len(window) == n:
-                store_n_step(window, range(1), buffer, config.gamma, n, done_flag is not None)
+                store_n_step(window, range(1), buffer, config.gamma, n, ends)
             obs, flat, mask = next_obs, next_flat, next_mask
             # --- learn
             if env_steps >= config.learning_starts and vector_steps % config.train_every == 0 and len(buffer):

@@ -1,37 +1,36 @@
-"""Proximal policy optimisation (clipped PPO with GAE) on any batched simulator.
+"""Proximal policy optimisation (clipped PPO with GAE) on any batched simulator, read from its spaces.
 
-The trainer knows nothing about any domain. It is given
+The trainer knows nothing about any domain. Everything it needs comes from the simulator's declared
+:class:`~decisionlab.core.spaces.Spaces`:
 
-- ``sim``: a :class:`~decisionlab.core.sim.BatchedSimulator`; ``num_envs`` environments are stepped
-  together as one batch on ``sim.device`` (no per-env Python loop) for episodes of ``horizon``
-  steps. All environments start together, so the episode step counter is a Python int: at each
-  reset the exogenous paths of the whole episode are sampled (``sim.sample_exogenous(num_envs,
-  horizon, generator)``) and step ``t`` reads ``exogenous[:, t]``;
-- the actions: continuous (a tanh-squashed Gaussian on the bounds ``sim.action_low`` /
-  ``sim.action_high``, broadcast to ``[action_size]``; by default these are the simulator's
-  units) or, with ``n_actions``, discrete indices from a masked categorical, optionally masked by
-  ``action_mask(obs) -> bool [B, A]``; ``to_env_action(obs, action) -> env action`` maps the
-  policy's action to the simulator's (identity by default);
-- ``featurize(obs) -> [B, F]``, the network input (``sim.flat_observation`` by default);
-- ``reward_fn(result, state_before, env_action) -> [B]`` to replace ``result.reward`` (reward
-  shaping); rewards are multiplied by ``config.reward_scale`` before learning;
-- ``evaluate(policy) -> float``: a held-out score, lower is better; the best weights are kept.
+- the network input: ``sim.flat_observation(obs)`` (the ``features`` space, ``[B, F]``);
+- the action head: a ``Box`` action gets a tanh-squashed Gaussian on the box's bounds (its ``span``
+  where the simulator takes any value); a single-choice ``Discrete`` action a categorical over its
+  ``n`` choices (numbered from ``start``), masked by ``sim.action_mask(obs)`` when the space is
+  ``masked``;
+- agent groups: each group's ``count`` agents share one network (their rows are flattened into the
+  batch, see :mod:`decisionlab.core.agents`), and several groups are trained together, each with its
+  own network and optimiser (``train`` picks which ones learn: the two-level pattern, where workers
+  and a planner co-adapt, or one group learns against a frozen other);
+- episode ends: reaching ``horizon`` (``sim.horizon`` unless given) is a *truncation*, bootstrapped
+  from the value of the final observation (computed before the reset); a step's ``terminated`` is a
+  true end (no bootstrap) and its ``truncated`` a time limit of the simulator's own (bootstrapped);
+- time: a step's ``elapsed`` (event-timed simulators) discounts by ``γ^elapsed`` in GAE.
 
-Episode ends (the same convention as :mod:`~decisionlab.core.algos.dqn`): reaching ``horizon`` is
-a *truncation*, bootstrapped from the value of the final observation (computed before the reset),
-unless the step's ``info['done']`` is true (a *termination*: no bootstrap). ``info['done']`` may
-come earlier for some environments: the batch keeps stepping in lock-step until the synchronized
-reset, and the steps of an environment after its terminal step are *dead*: an alive mask ``[T, B]``
-weights them out of every loss and statistic. (When every environment has terminated the batch
-resets early; to keep host syncs rare, that is checked every :data:`ALL_DEAD_CHECK_EVERY` steps.)
-A rollout of ``rollout_steps`` may span episode boundaries: ``next_values`` carries each step's
-bootstrap, ``episode_end`` stops the GAE recursion at the boundary (:func:`compute_gae`).
+``num_envs`` environments step together as one batch on ``sim.device`` (no per-env Python loop). All
+start together: the exogenous paths of a whole episode are sampled at each reset
+(``sim.sample_exogenous(num_envs, horizon, generator)``) and step ``t`` reads ``exogenous[:, t]``. An
+environment whose episode ended before the synchronized reset keeps stepping in lock-step; its *dead*
+steps are weighted out of every loss and statistic (the batch resets early when all are dead, checked
+every :data:`ALL_DEAD_CHECK_EVERY` steps to keep host syncs rare). A rollout of ``rollout_steps`` may
+span episode boundaries: ``next_values`` carries each step's bootstrap, ``episode_end`` stops the GAE
+recursion at the boundary (:func:`compute_gae`).
 
-Multi-agent domains flatten agents into the batch (observations ``[B * n_agents, ...]``, rewards
-``[B * n_agents]``): nothing in the trainer depends on what a batch row is, beyond shapes.
+Reward shaping is a view of the simulator (:class:`~decisionlab.core.sim.Reshaped`): its reward is what
+is learned, the simulator's own (``info["env_reward"]``) is what the logs show.
 
 Updates (CleanRL-style details that matter): GAE(λ), ``update_epochs`` epochs of ``minibatches``
-shuffled minibatches over the flattened ``[T * B]`` batch, advantages normalised per minibatch,
+shuffled minibatches over the flattened ``[T * R]`` batch, advantages normalised per minibatch,
 the clipped surrogate, an optional clipped value loss, an entropy bonus, Adam(eps=``adam_eps``)
 with a learning rate annealed linearly to 0, gradient-norm clipping, and an optional early stop
 of an update's epochs when its approximate KL exceeds ``target_kl``. The HL-Gauss value head is
@@ -39,7 +38,7 @@ trained by cross-entropy against ``HLGaussSupport.target_probs(returns)``; ``cli
 to the scalar head only (a clipped cross-entropy has no standard form), and is ignored for HL-Gauss.
 
 Everything runs on ``sim.device``; the per-step loop has no host sync (apart from the rare
-all-terminated check for simulators that report ``done``); statistics are read once per update.
+all-ended check for simulators that end episodes themselves); statistics are read once per update.
 """
 
 from __future__ import annotations
@@ -47,7 +46,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
@@ -57,14 +56,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 from tqdm.auto import tqdm
 
+from decisionlab.core.agents import GroupRows, assemble, group_rows
 from decisionlab.core.nets.actor_critic import ActorCritic, SquashedGaussian
 from decisionlab.core.seeding import child_generator
-from decisionlab.core.sim import BatchedSimulator, StepResult
-
-ToEnvAction = Callable[[Any, torch.Tensor], torch.Tensor]
-ActionMask = Callable[[Any], torch.Tensor]
-Featurize = Callable[[Any], torch.Tensor]
-RewardFn = Callable[[StepResult[Any], Any, torch.Tensor], torch.Tensor]
+from decisionlab.core.sim import BatchedSimulator, horizon_of
+from decisionlab.core.spaces import SINGLE, AgentGroup, Box, Discrete
 
 ALL_DEAD_CHECK_EVERY = 8
 """Steps between checks (one host sync each) that every environment has terminated (then reset early)."""
@@ -126,68 +122,96 @@ class PPOConfig(BaseModel):
             raise ValueError(f"{self.minibatches} minibatches of a {self.num_envs * self.rollout_steps}-step batch")
         return self
 
-    def build_network(
-        self, obs_dim: int, action_dim: int, *, discrete: bool, action_low: Any = -1.0, action_high: Any = 1.0
-    ) -> ActorCritic:
-        """The :class:`ActorCritic` these settings describe."""
-        return ActorCritic(
-            obs_dim, action_dim, discrete=discrete, hidden=self.hidden, activation=self.activation,
-            value_head=self.value_head, bins=self.hl_gauss_bins, value_min=self.value_min,
-            value_max=self.value_max, action_low=action_low, action_high=action_high, init_log_std=self.init_log_std,
-        )
+    def build_network(self, group: AgentGroup, **overrides: Any) -> ActorCritic:
+        """The :class:`ActorCritic` these settings describe for ``group``'s features and action space;
+        ``overrides`` replace constructor arguments (``obs_scale``, a policy's own ``action_low`` /
+        ``action_high``)."""
+        arguments = {"hidden": self.hidden, "activation": self.activation, "value_head": self.value_head,
+                     "bins": self.hl_gauss_bins, "value_min": self.value_min, "value_max": self.value_max,
+                     "init_log_std": self.init_log_std, **action_bounds(group), **overrides}
+        features, width, discrete = network_shape(group)
+        return ActorCritic(features, width, discrete=discrete, **arguments)
+
+
+def network_shape(group: AgentGroup) -> tuple[int, int, bool]:
+    """``(features, action width or choices, discrete)`` of a network acting for ``group``."""
+    if group.features is None or len(group.features.shape) != 1:
+        raise ValueError("PPO reads a flat features space [F]: declare Spaces.features")
+    space = group.action
+    if isinstance(space, Box):
+        return group.features.shape[0], space.size, False
+    if isinstance(space, Discrete) and not space.shape:
+        return group.features.shape[0], space.n, True
+    raise ValueError(f"PPO acts in a Box or a single-choice Discrete space, not {space} (declare several "
+                     "choices as agents of a group)")
+
+
+def action_bounds(group: AgentGroup) -> dict[str, Any]:
+    """The squashed Gaussian's bounds of a Box action (flattened), nothing for a discrete one."""
+    if not isinstance(group.action, Box):
+        return {}
+    low, high = group.action.learner_bounds()
+    return {"action_low": low.flatten().tolist(), "action_high": high.flatten().tolist()}
 
 
 class ActorCriticPolicy(nn.Module):
-    """``act(obs)``: the deterministic action of ``net`` (squashed mean / most probable valid index),
-    mapped to the simulator's action.
+    """``act(obs)``: the deterministic action of ``net`` (squashed mean / most probable legal choice) for
+    one group of a simulator, read and written through its spaces (:mod:`decisionlab.core.agents`).
 
-    ``featurize(obs) -> [B, F]``, ``action_mask(obs) -> bool [B, A]`` and ``to_env_action`` are the
-    callables the policy was trained with. Only ``net`` is part of ``config()`` / the state dict:
-    callables are re-attached by the domain in :meth:`from_config`.
-    """
+    Only ``net`` is part of ``config()`` / the state dict; the simulator whose features and masks it reads
+    is bound with :meth:`bind` (a domain's learned kind does so in ``for_scenario``)."""
 
-    def __init__(
-        self,
-        net: ActorCritic,
-        *,
-        featurize: Featurize | None = None,
-        to_env_action: ToEnvAction | None = None,
-        action_mask: ActionMask | None = None,
-        name: str = "ppo",
-    ) -> None:
+    def __init__(self, net: ActorCritic, sim: Any = None, group: str = SINGLE, name: str = "ppo") -> None:
         super().__init__()
-        self.net, self.name = net, name
-        self.featurize, self.to_env_action, self.action_mask = featurize, to_env_action, action_mask
+        self.net, self.group, self.name = net, group, name
+        self.sim: Any = None
+        self.reader: GroupRows | None = None
+        if sim is not None:
+            self.bind(sim)
 
-    def features(self, obs: Any) -> torch.Tensor:
-        """Network input ``[B, F]``."""
-        flat = self.featurize(obs) if self.featurize is not None else obs
-        return flat.to(torch.get_default_dtype())
+    def bind(self, sim: Any) -> ActorCriticPolicy:
+        """Read observations and write actions through ``sim``'s spaces (returns ``self``)."""
+        readers = group_rows(sim.spaces)
+        if self.group not in readers:
+            raise ValueError(f"the simulator has no agent group {self.group!r} (groups: {sorted(readers)})")
+        self.sim, self.reader = sim, readers[self.group]
+        return self
 
     @torch.no_grad()
-    def act(self, obs: Any) -> torch.Tensor:
-        mask = self.action_mask(obs) if self.action_mask is not None else None
-        action = self.net.act(self.features(obs), mask)
-        return self.to_env_action(obs, action) if self.to_env_action is not None else action
+    def group_action(self, obs: Any) -> torch.Tensor:
+        """This group's action in the simulator's form (``[B, ...]`` or ``[B, count, ...]``)."""
+        if self.reader is None:
+            raise ValueError("bind the policy to a simulator first (ActorCriticPolicy.bind)")
+        raw = self.net.act(self.reader.features(self.sim, obs), self.reader.mask(self.sim, obs))
+        return self.reader.to_env(raw)
 
-    def forward(self, obs: Any) -> torch.Tensor:
+    @torch.no_grad()
+    def act(self, obs: Any) -> Any:
+        part = self.group_action(obs)
+        return assemble(self.sim.spaces, {self.group: part})
+
+    def forward(self, obs: Any) -> Any:
         return self.act(obs)
 
     def config(self) -> dict[str, Any]:
-        return {"kind": "actor_critic_policy", "name": self.name, "net": self.net.config()}
+        return {"kind": "actor_critic_policy", "name": self.name, "group": self.group, "net": self.net.config()}
 
     @classmethod
-    def from_config(
-        cls,
-        config: dict[str, Any],
-        *,
-        featurize: Featurize | None = None,
-        to_env_action: ToEnvAction | None = None,
-        action_mask: ActionMask | None = None,
-    ) -> ActorCriticPolicy:
-        """Rebuild (without weights: then ``load_state_dict`` the safetensors file)."""
-        return cls(ActorCritic.from_config(config["net"]), featurize=featurize, to_env_action=to_env_action,
-                   action_mask=action_mask, name=config.get("name", "ppo"))
+    def from_config(cls, config: dict[str, Any]) -> ActorCriticPolicy:
+        """Rebuild (without weights: then ``load_state_dict`` the safetensors file, and :meth:`bind`)."""
+        return cls(ActorCritic.from_config(config["net"]), group=config.get("group", SINGLE),
+                   name=config.get("name", "ppo"))
+
+
+class JointPolicy:
+    """The policies of several agent groups acting together (``{group: ActorCriticPolicy}``)."""
+
+    def __init__(self, policies: Mapping[str, ActorCriticPolicy], name: str = "ppo") -> None:
+        self.policies, self.name = dict(policies), name
+
+    @torch.no_grad()
+    def act(self, obs: Any) -> dict[str, torch.Tensor]:
+        return {group: policy.group_action(obs) for group, policy in self.policies.items()}
 
 
 def compute_gae(
@@ -198,11 +222,13 @@ def compute_gae(
     episode_end: torch.Tensor,
     gamma: float,
     lam: float,
+    elapsed: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Generalised advantage estimates and λ-returns, all tensors ``[T, B]``.
 
-    ``δ_t = r_t + γ (1 − term_t) V'_t − V_t`` and ``A_t = δ_t + γ λ (1 − end_t) A_{t+1}`` (``A_T = 0``);
-    returns ``R_t = A_t + V_t``.
+    ``δ_t = r_t + γ_t (1 − term_t) V'_t − V_t`` and ``A_t = δ_t + γ_t λ (1 − end_t) A_{t+1}`` (``A_T = 0``);
+    returns ``R_t = A_t + V_t``. ``γ_t = γ``, or ``γ^{elapsed_t}`` when the decisions are events
+    (semi-Markov: the time the step took discounts what comes after it).
 
     Args:
         rewards: ``r_t`` (scaled).
@@ -213,12 +239,18 @@ def compute_gae(
         terminated: bool, the step ended in a true terminal state: its bootstrap is dropped
             (a ``where``, not a product, so a non-finite ``V'`` there cannot leak a NaN).
         episode_end: bool, terminated or truncated: the recursion does not cross into the next episode.
+        elapsed: ``[T, B]`` time each step took (None: one period each).
 
     Vectorised over ``B``; a Python loop over ``T``.
     """
     bootstrap = torch.where(terminated.bool(), torch.zeros_like(next_values), next_values)
-    deltas = rewards + gamma * bootstrap - values
-    carry = gamma * lam * (~episode_end.bool()).to(values.dtype)
+    if elapsed is None:
+        deltas = rewards + gamma * bootstrap - values
+        carry = gamma * lam * (~episode_end.bool()).to(values.dtype)
+    else:
+        discount = torch.pow(torch.tensor(gamma, dtype=values.dtype, device=values.device), elapsed.to(values.dtype))
+        deltas = rewards + discount * bootstrap - values
+        carry = discount * lam * (~episode_end.bool()).to(values.dtype)
     advantages = torch.empty_like(values)
     running = torch.zeros_like(values[0])
     for t in range(values.shape[0] - 1, -1, -1):
@@ -229,27 +261,28 @@ def compute_gae(
 
 @dataclass
 class Rollout:
-    """``T`` steps of ``B`` environments; every field is ``[T, B, ...]``."""
+    """``T`` steps of ``R`` rows (environments × agents of one group); every field is ``[T, R, ...]``."""
 
-    features: torch.Tensor  # [T, B, F] network input the step acted on
-    actions: torch.Tensor  # [T, B, A] pre-squash u (continuous) or [T, B] long indices
-    log_probs: torch.Tensor  # [T, B] log p(action) under the collecting policy
-    values: torch.Tensor  # [T, B] V of the features
-    next_values: torch.Tensor  # [T, B] V of the observation reached (the final one before a reset)
-    rewards: torch.Tensor  # [T, B] (shaped and) scaled
-    terminated: torch.Tensor  # [T, B] bool, this step was the env's terminal step
-    episode_end: torch.Tensor  # [T, B] bool, terminated or the episode was cut (reset) after this step
-    alive: torch.Tensor  # [T, B] bool, the env had not terminated before this step
-    masks: torch.Tensor | None  # [T, B, A] bool valid actions, or None
+    features: torch.Tensor  # [T, R, F] network input the step acted on
+    actions: torch.Tensor  # [T, R, A] pre-squash u (continuous) or [T, R] long indices
+    log_probs: torch.Tensor  # [T, R] log p(action) under the collecting policy
+    values: torch.Tensor  # [T, R] V of the features
+    next_values: torch.Tensor  # [T, R] V of the observation reached (the final one before a reset)
+    rewards: torch.Tensor  # [T, R] scaled
+    terminated: torch.Tensor  # [T, R] bool, this step was the env's terminal step
+    episode_end: torch.Tensor  # [T, R] bool, ended or the episode was cut (reset) after this step
+    alive: torch.Tensor  # [T, R] bool, the env's episode had not ended before this step
+    masks: torch.Tensor | None  # [T, R, A] bool legal choices, or None
+    elapsed: torch.Tensor | None = None  # [T, R] time each step took (event-timed simulators)
 
 
 class RolloutCollector:
-    """Steps ``num_envs`` environments in lock-step across updates and collects :class:`Rollout` s.
+    """Steps ``num_envs`` environments in lock-step across updates and collects one :class:`Rollout` per
+    agent group.
 
     It owns the simulator state between updates: the episode step counter, this episode's exogenous
     paths, the alive mask and the running episode returns (of the simulator's own reward, before
-    shaping and scaling, summed over alive steps).
-    """
+    shaping and scaling, summed over alive steps, per group)."""
 
     def __init__(
         self,
@@ -257,10 +290,6 @@ class RolloutCollector:
         *,
         num_envs: int,
         horizon: int,
-        featurize: Featurize,
-        to_env_action: ToEnvAction | None = None,
-        action_mask: ActionMask | None = None,
-        reward_fn: RewardFn | None = None,
         reward_scale: float = 1.0,
         generator: torch.Generator | None = None,
         rng: torch.Generator | None = None,
@@ -268,19 +297,18 @@ class RolloutCollector:
         if horizon < 1:
             raise ValueError(f"horizon must be >= 1, got {horizon}")
         self.sim, self.num_envs, self.horizon = sim, num_envs, horizon
-        self.featurize, self.to_env_action, self.action_mask = featurize, to_env_action, action_mask
-        self.reward_fn, self.reward_scale = reward_fn, reward_scale
-        self.generator, self.rng = generator, rng
+        self.reward_scale, self.generator, self.rng = reward_scale, generator, rng
+        self.readers = group_rows(sim.spaces)
         self.device = sim.device
-        self.no_done = torch.zeros(num_envs, dtype=torch.bool, device=self.device)
-        self.return_sum = torch.zeros((), device=self.device)
+        self.no_end = torch.zeros(num_envs, dtype=torch.bool, device=self.device)
+        self.return_sum = {name: torch.zeros((), device=self.device) for name in self.readers}
         self.return_count = 0
         self.reset()
 
     def _observe(self) -> None:
         self.obs = self.sim.observe(self.state)
-        self.features = self.featurize(self.obs).to(torch.get_default_dtype())
-        self.mask = self.action_mask(self.obs) if self.action_mask is not None else None
+        self.features = {name: r.features(self.sim, self.obs) for name, r in self.readers.items()}
+        self.mask = {name: r.mask(self.sim, self.obs) for name, r in self.readers.items()}
 
     def reset(self) -> None:
         """A new episode for every environment."""
@@ -289,64 +317,91 @@ class RolloutCollector:
             self.exogenous = self.sim.sample_exogenous(self.num_envs, self.horizon, self.generator)
             self.t = 0
             self.alive = torch.ones(self.num_envs, dtype=torch.bool, device=self.device)
-            self.episode_return = torch.zeros(self.num_envs, device=self.device)
+            self.episode_return = {name: torch.zeros(self.num_envs * r.count, device=self.device)
+                                   for name, r in self.readers.items()}
             self._observe()
 
     @torch.no_grad()
-    def collect(self, net: ActorCritic, steps: int) -> Rollout:
-        """Sample ``steps`` vector steps with ``net``'s stochastic policy."""
+    def collect(self, nets: Mapping[str, ActorCritic], steps: int) -> dict[str, Rollout]:
+        """Sample ``steps`` vector steps with each group's stochastic policy ``nets[group]``."""
         keys = ("features", "actions", "log_probs", "values", "rewards", "terminated", "episode_end", "alive")
-        parts: dict[str, list[torch.Tensor]] = {k: [] for k in keys}
-        masks: list[torch.Tensor] = []
-        next_values: list[torch.Tensor | None] = []
+        parts = {name: {k: [] for k in keys} for name in self.readers}
+        masks: dict[str, list[torch.Tensor]] = {name: [] for name in self.readers}
+        elapsed: list[torch.Tensor] = []
+        next_values: dict[str, list[torch.Tensor | None]] = {name: [] for name in self.readers}
         for _ in range(steps):
-            obs, features, mask, alive = self.obs, self.features, self.mask, self.alive
-            dist = net.distribution(features, mask)
-            sample = dist.sample(self.rng)  # indices [B], or pre-squash u [B, A]
-            action = dist.squash(sample) if isinstance(dist, SquashedGaussian) else sample
-            env_action = self.to_env_action(obs, action) if self.to_env_action is not None else action
-            result = self.sim.step(self.state, env_action, self.exogenous[:, self.t])
-            reward = self.reward_fn(result, self.state, env_action) if self.reward_fn is not None else result.reward
-            done_flag = result.info.get("done")
-            terminated = done_flag.bool() & alive if done_flag is not None else self.no_done
-            self.episode_return += torch.where(alive, result.reward.detach(), 0.0).to(self.episode_return.dtype)
-            self.state, self.alive, self.t = result.state, alive & ~terminated, self.t + 1
-
-            record = {"features": features, "actions": sample, "log_probs": dist.log_prob(sample),
-                      "values": net.value(features), "terminated": terminated, "alive": alive,
-                      "rewards": reward.detach().to(features.dtype) * self.reward_scale}
-            for key, value in record.items():
-                parts[key].append(value)
-            if mask is not None:
-                masks.append(mask)
+            features, mask, alive = self.features, self.mask, self.alive
+            sampled, actions = {}, {}
+            for name, reader in self.readers.items():
+                dist = nets[name].distribution(features[name], mask[name])
+                sample = dist.sample(self.rng)  # indices [R], or pre-squash u [R, A]
+                sampled[name] = (dist, sample)
+                actions[name] = reader.to_env(dist.squash(sample) if isinstance(dist, SquashedGaussian) else sample)
+            result = self.sim.step(self.state, assemble(self.sim.spaces, actions), self.exogenous[:, self.t])
+            terminated = result.terminated.bool() & alive if result.terminated is not None else self.no_end
+            ended = terminated if result.truncated is None else terminated | (result.truncated.bool() & alive)
+            logged = result.info.get("env_reward", result.reward)
+            if result.elapsed is not None:
+                elapsed.append(result.elapsed)
+            for name, reader in self.readers.items():
+                dist, sample = sampled[name]
+                row_alive = reader.per_row(alive)
+                self.episode_return[name] += torch.where(row_alive, reader.reward(logged).detach(), 0.0).to(
+                    self.episode_return[name].dtype)
+                record = {"features": features[name], "actions": sample, "log_probs": dist.log_prob(sample),
+                          "values": nets[name].value(features[name]), "terminated": reader.per_row(terminated),
+                          "alive": row_alive,
+                          "rewards": reader.reward(result.reward).detach().to(features[name].dtype) * self.reward_scale}
+                for key, value in record.items():
+                    parts[name][key].append(value)
+                if mask[name] is not None:
+                    masks[name].append(mask[name])
+            self.state, self.alive, self.t = result.state, alive & ~ended, self.t + 1
 
             cut = self.t >= self.horizon
-            if not cut and done_flag is not None and self.t % ALL_DEAD_CHECK_EVERY == 0:
-                cut = not bool(self.alive.any())  # one host sync every few steps, only for sims with 'done'
+            if not cut and (result.terminated is not None or result.truncated is not None) \
+                    and self.t % ALL_DEAD_CHECK_EVERY == 0:
+                cut = not bool(self.alive.any())  # one host sync every few steps, only for sims that end episodes
             if cut:
-                final = self.featurize(self.sim.observe(self.state)).to(features.dtype)
-                next_values.append(net.value(final))  # truncation bootstraps from the final observation
-                parts["episode_end"].append(torch.ones_like(terminated))
-                self.return_sum += self.episode_return.sum()
+                final_obs = self.sim.observe(self.state)
+                for name, reader in self.readers.items():
+                    final = reader.features(self.sim, final_obs).to(features[name].dtype)
+                    next_values[name].append(nets[name].value(final))  # truncation bootstraps from the final obs
+                    parts[name]["episode_end"].append(torch.ones_like(parts[name]["terminated"][-1]))
+                    self.return_sum[name] += self.episode_return[name].sum() / reader.count
                 self.return_count += self.num_envs
                 self.reset()
             else:
-                next_values.append(None)  # V of the next step's observation, filled in below
-                parts["episode_end"].append(terminated)
                 self._observe()
+                for name, reader in self.readers.items():
+                    next_values[name].append(None)  # V of the next step's observation, filled in below
+                    parts[name]["episode_end"].append(reader.per_row(ended))
 
-        values = parts["values"] + [net.value(self.features)]
-        filled = [v if v is not None else values[t + 1] for t, v in enumerate(next_values)]
-        stacked = {k: torch.stack(v) for k, v in parts.items()}
-        return Rollout(next_values=torch.stack(filled), masks=torch.stack(masks) if masks else None, **stacked)
+        out = {}
+        for name in self.readers:
+            values = parts[name]["values"] + [nets[name].value(self.features[name])]
+            filled = [v if v is not None else values[t + 1] for t, v in enumerate(next_values[name])]
+            stacked = {k: torch.stack(v) for k, v in parts[name].items()}
+            taken = None
+            if elapsed:
+                taken = torch.stack([self.readers[name].per_row(e) for e in elapsed])
+            stacked_masks = torch.stack(masks[name]) if masks[name] else None
+            out[name] = Rollout(next_values=torch.stack(filled), masks=stacked_masks, elapsed=taken, **stacked)
+        return out
+
+    def pop_episode_returns(self) -> dict[str, float]:
+        """Mean return per agent of each group over the episodes finished since the last call (NaN if
+        none); one host sync per group."""
+        if not self.return_count:
+            return {name: math.nan for name in self.readers}
+        out = {name: float(total) / self.return_count for name, total in self.return_sum.items()}
+        self.return_sum = {name: torch.zeros((), device=self.device) for name in self.readers}
+        self.return_count = 0
+        return out
 
     def pop_episode_return(self) -> float:
-        """Mean return of the episodes finished since the last call (NaN if none); one host sync."""
-        if not self.return_count:
-            return math.nan
-        mean = float(self.return_sum) / self.return_count
-        self.return_sum, self.return_count = torch.zeros((), device=self.device), 0
-        return mean
+        """:meth:`pop_episode_returns` of the first (for a single agent: the only) group."""
+        return next(iter(self.pop_episode_returns().values()))
 
 
 def _weighted_mean(x: torch.Tensor, weight: torch.Tensor, total: torch.Tensor) -> torch.Tensor:
@@ -448,108 +503,122 @@ def ppo_update(
 
 @dataclass
 class PPOResult:
-    policy: ActorCriticPolicy
+    """The trained policy (``policies`` per group; ``policy``: the one group's, or all groups acting
+    together), its best held-out score and the training record."""
+
+    policy: Any
     best_score: float
     env_steps: int
     updates: int
     seconds: float
     history: pl.DataFrame = field(default_factory=pl.DataFrame)
+    policies: dict[str, ActorCriticPolicy] = field(default_factory=dict)
+
+
+def _stat_columns(groups: Collection[str], stats: Mapping[str, Mapping[str, float]], returns: Mapping[str, float],
+                  single: bool) -> dict[str, float]:
+    """One history row's statistics: plain names for a single agent, ``group/name`` for groups."""
+    row: dict[str, float] = {}
+    for group in groups:
+        prefix = "" if single else f"{group}/"
+        row.update({f"{prefix}{k}": v for k, v in stats.get(group, {}).items()})
+        row[f"{prefix}episode_return"] = returns.get(group, math.nan)
+    return row
+
+
+STAT_NAMES = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction", "explained_variance", "epochs")
 
 
 def train_ppo(
     sim: BatchedSimulator[Any],
-    policy: ActorCritic | None = None,
+    policy: ActorCritic | Mapping[str, ActorCritic] | None = None,
     config: PPOConfig | None = None,
     *,
-    horizon: int,
-    n_actions: int | None = None,
-    to_env_action: ToEnvAction | None = None,
-    action_mask: ActionMask | None = None,
-    featurize: Featurize | None = None,
-    evaluate: Callable[[ActorCriticPolicy], float] | None = None,
+    horizon: int | None = None,
+    train: Collection[str] | None = None,
+    evaluate: Callable[[Any], float] | None = None,
     generator: torch.Generator | None = None,
     progress: bool = True,
     description: str = "PPO",
-    reward_fn: RewardFn | None = None,
 ) -> PPOResult:
-    """Train an actor-critic by PPO and return its deterministic policy with the best held-out weights.
+    """Train actor-critics by PPO and return their deterministic policy with the best held-out weights.
 
     Args:
-        sim: the batched simulator; ``num_envs`` environments, episodes of ``horizon`` steps.
-        policy: an :class:`ActorCritic` (moved to ``sim.device`` and trained in place), or None to
-            build one from ``config`` (then continuous actions are bounded by the simulator's
-            ``action_low`` / ``action_high``).
-        horizon: steps per episode (a truncation: bootstrapped unless ``info['done']`` says terminal).
-        n_actions: discrete actions with this many indices (None: continuous, unless ``policy`` is discrete).
-        to_env_action: ``(obs, action) -> simulator action``; default: the action as is (continuous
-            actions in the simulator's units, or indices).
-        action_mask: ``obs -> bool [B, A]`` valid indices (discrete only; each row needs one).
-        featurize: ``obs -> [B, F]`` network input; default ``sim.flat_observation``.
-        evaluate: held-out score of the :class:`ActorCriticPolicy`, lower is better, every
-            ``config.eval_every`` env steps and at the end; None keeps the final weights.
+        sim: the batched simulator (module docstring: everything is read from ``sim.spaces``).
+        policy: an :class:`ActorCritic` (a single agent), ``{group: ActorCritic}`` (agent groups), or None
+            to build them from ``config`` for the declared spaces. Moved to ``sim.device`` and trained in place.
+        horizon: steps per episode (default ``sim.horizon``; a truncation, see the module docstring).
+        train: the groups that learn (default: all); the others act with their current weights.
+        evaluate: held-out score of the acting policy, lower is better, every ``config.eval_every``
+            env steps and at the end; None keeps the final weights.
         generator: drives resets and exogenous paths (passed to the simulator as is); the trainer's
             own draws (actions, minibatch shuffles) use a generator on ``sim.device`` seeded from it.
             Network initialisation uses torch's global generator (seed it for reproducibility).
-        reward_fn: ``(step result, state before the step, env action) -> reward [B]``, replacing
-            ``result.reward`` for learning (shaping); logged episode returns stay the simulator's.
     """
     config = config or PPOConfig()
     device = sim.device
-    if horizon < 1:
-        raise ValueError(f"horizon must be >= 1, got {horizon}")
-    if policy is not None:
-        if NETWORK_FIELDS & config.model_fields_set:
-            raise ValueError(f"config fields {sorted(NETWORK_FIELDS & config.model_fields_set)} describe a network "
-                             "to build: don't set them when passing policy")
-        if n_actions is not None and not (policy.discrete and policy.action_dim == n_actions):
-            raise ValueError(f"n_actions={n_actions} does not match the given policy")
-        discrete = policy.discrete
-    else:
-        discrete = n_actions is not None
-    if action_mask is not None and not discrete:
-        raise ValueError("action_mask needs discrete actions (give n_actions)")
-    featurize = featurize if featurize is not None else sim.flat_observation
+    horizon = horizon_of(sim, horizon)
+    groups = sim.spaces.groups()
+    single = not sim.spaces.multi_agent
+    if policy is not None and NETWORK_FIELDS & config.model_fields_set:
+        raise ValueError(f"config fields {sorted(NETWORK_FIELDS & config.model_fields_set)} describe a network "
+                         "to build: don't set them when passing policy")
+    if isinstance(policy, ActorCritic):
+        if not single:
+            raise ValueError(f"give one ActorCritic per agent group: {sorted(groups)}")
+        policy = {SINGLE: policy}
+    nets: dict[str, ActorCritic] = {}
+    for name, group in groups.items():
+        given = (policy or {}).get(name)
+        net = given if given is not None else config.build_network(group)
+        features, width, discrete = network_shape(group)
+        if (net.obs_dim, net.action_dim, net.discrete) != (features, width, discrete):
+            raise ValueError(f"the network of {name!r} is {net.obs_dim} -> {net.action_dim} "
+                             f"({'discrete' if net.discrete else 'continuous'}), the task needs {features} -> {width} "
+                             f"({'discrete' if discrete else 'continuous'})")
+        nets[name] = net.to(device)
+    learning = list(groups) if train is None else [name for name in groups if name in set(train)]
+    unknown = sorted(set(train or ()) - set(groups))
+    if unknown:
+        raise ValueError(f"train: no agent groups {unknown} (groups: {sorted(groups)})")
 
     rng = child_generator(generator, device)
-    collector = RolloutCollector(
-        sim, num_envs=config.num_envs, horizon=horizon, featurize=featurize, to_env_action=to_env_action,
-        action_mask=action_mask, reward_fn=reward_fn, reward_scale=config.reward_scale, generator=generator, rng=rng,
-    )
-    obs_dim = int(collector.features.shape[-1])
-    action_dim = int(n_actions) if discrete and n_actions is not None else int(sim.action_size)
-    if policy is None:
-        policy = config.build_network(obs_dim, action_dim, discrete=discrete,
-                                      action_low=sim.action_low, action_high=sim.action_high)
-    if policy.obs_dim != obs_dim or (not discrete and policy.action_dim != action_dim):
-        raise ValueError(f"policy is {policy.obs_dim} -> {policy.action_dim}, the task needs {obs_dim} -> {action_dim}")
-    net = policy.to(device)
-    optimizer = torch.optim.Adam(net.parameters(), lr=config.learning_rate, eps=config.adam_eps)
-    wrapped = ActorCriticPolicy(net, featurize=featurize, to_env_action=to_env_action, action_mask=action_mask,
-                                name=description.lower())
+    collector = RolloutCollector(sim, num_envs=config.num_envs, horizon=horizon, reward_scale=config.reward_scale,
+                                 generator=generator, rng=rng)
+    optimizers = {name: torch.optim.Adam(nets[name].parameters(), lr=config.learning_rate, eps=config.adam_eps)
+                  for name in learning}
+    label = description.lower()
+    wrapped = {name: ActorCriticPolicy(nets[name], sim, name, label) for name in groups}
+    acting: Any = wrapped[SINGLE] if single else JointPolicy(wrapped, label)
 
     steps_per_update = config.num_envs * config.rollout_steps
     num_updates = max(1, config.total_env_steps // steps_per_update)
     start = time.perf_counter()
-    best_score = evaluate(wrapped) if evaluate is not None else math.nan
-    best_state = copy.deepcopy(net.state_dict())
+    best_score = evaluate(acting) if evaluate is not None else math.nan
+    best_state = {name: copy.deepcopy(net.state_dict()) for name, net in nets.items()}
     nan = math.nan
+    empty = {name: dict.fromkeys(STAT_NAMES, nan) | {"epochs": 0} for name in groups}
     rows: list[dict[str, float | int]] = [{
-        "update": 0, "env_steps": 0, "policy_loss": nan, "value_loss": nan, "entropy": nan, "approx_kl": nan,
-        "clip_fraction": nan, "explained_variance": nan, "epochs": 0, "learning_rate": config.learning_rate,
-        "episode_return": nan, "eval_score": best_score, "seconds": 0.0,
+        "update": 0, "env_steps": 0, **_stat_columns(groups, empty, {}, single),
+        "learning_rate": config.learning_rate, "eval_score": best_score, "seconds": 0.0,
     }]
     env_steps = updates = stale = 0
     next_eval = config.eval_every
     bar = tqdm(total=num_updates * steps_per_update, desc=description, disable=not progress, leave=False)
     for update in range(1, num_updates + 1):
         lr = config.learning_rate * (1 - (update - 1) / num_updates) if config.anneal_lr else config.learning_rate
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        rollout = collector.collect(net, config.rollout_steps)
-        with torch.no_grad():
-            advantages, returns = compute_gae(rollout.rewards, rollout.values, rollout.next_values,
-                                              rollout.terminated, rollout.episode_end, config.gamma, config.gae_lambda)
-        stats = ppo_update(net, optimizer, rollout, advantages, returns, config, rng)
+        for optimizer in optimizers.values():
+            for param_group in optimizer.param_groups:
+                param_group["lr"] = lr
+        rollouts = collector.collect(nets, config.rollout_steps)
+        stats = {}
+        for name in learning:
+            rollout = rollouts[name]
+            with torch.no_grad():
+                advantages, returns = compute_gae(rollout.rewards, rollout.values, rollout.next_values,
+                                                  rollout.terminated, rollout.episode_end, config.gamma,
+                                                  config.gae_lambda, rollout.elapsed)
+            stats[name] = ppo_update(nets[name], optimizers[name], rollout, advantages, returns, config, rng)
         env_steps += steps_per_update
         updates = update
         bar.update(steps_per_update)
@@ -557,22 +626,31 @@ def train_ppo(
         score, stop = nan, False
         if evaluate is not None and (env_steps >= next_eval or update == num_updates):
             next_eval = (env_steps // config.eval_every + 1) * config.eval_every
-            score = evaluate(wrapped)
+            score = evaluate(acting)
             if score < best_score or math.isnan(best_score):
-                best_score, best_state, stale = score, copy.deepcopy(net.state_dict()), 0
+                best_score, stale = score, 0
+                best_state = {name: copy.deepcopy(net.state_dict()) for name, net in nets.items()}
             else:
                 stale += 1
             stop = (config.target is not None and best_score <= config.target) or (
                 config.patience is not None and stale >= config.patience)
-        rows.append({"update": update, "env_steps": env_steps, **stats, "learning_rate": lr,
-                     "episode_return": collector.pop_episode_return(), "eval_score": score,
-                     "seconds": time.perf_counter() - start})
-        bar.set_postfix(ret=f"{rows[-1]['episode_return']:.4g}", kl=f"{stats['approx_kl']:.3g}",
-                        eval=f"{score:.4g}", best=f"{best_score:.4g}")
+        returns_now = collector.pop_episode_returns()
+        rows.append({"update": update, "env_steps": env_steps, **_stat_columns(groups, stats, returns_now, single),
+                     "learning_rate": lr, "eval_score": score, "seconds": time.perf_counter() - start})
+        first = learning[0] if learning else next(iter(groups))
+        shown = {"ret": returns_now.get(first, nan), "kl": stats.get(first, {}).get("approx_kl", nan)}
+        if evaluate is not None:
+            shown |= {"eval": score if not math.isnan(score) else None, "best": best_score}
+        bar.set_postfix({k: f"{v:.4g}" for k, v in shown.items() if v is not None and not math.isnan(v)})
         if stop:
             break
     bar.close()
     if evaluate is not None:
-        net.load_state_dict(best_state)
-    return PPOResult(policy=wrapped, best_score=best_score, env_steps=env_steps, updates=updates,
-                     seconds=time.perf_counter() - start, history=pl.DataFrame(rows))
+        for name, net in nets.items():
+            net.load_state_dict(best_state[name])
+    history = pl.DataFrame(rows)
+    if single:  # the column order of a single-agent run (what curves and tests read)
+        history = history.select(["update", "env_steps", *[c for c in STAT_NAMES if c != "epochs"], "epochs",
+                                  "learning_rate", "episode_return", "eval_score", "seconds"])
+    return PPOResult(policy=acting, best_score=best_score, env_steps=env_steps, updates=updates,
+                     seconds=time.perf_counter() - start, history=history, policies=wrapped)

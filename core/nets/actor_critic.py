@@ -156,9 +156,11 @@ class ActorCritic(nn.Module):
             ``[value_min, value_max]``; ``V`` is their expectation).
         action_low / action_high: bounds of continuous actions, a float or ``[A]`` (ignored when discrete).
         init_log_std: initial value of the learnable, state-independent log-std ``[A]``.
+        obs_scale: ``[F]`` divisors of the features (a fixed normalisation that is part of the network,
+            so a policy reads its inputs in the units it was trained in), or None.
 
-    ``featurize``, masks and the env-action map are callables of a domain, not part of the network:
-    the caller applies them (see ``decisionlab.core.algos.ppo.ActorCriticPolicy``).
+    Features and masks come from the simulator's declared spaces; the caller reads them (see
+    ``decisionlab.core.algos.ppo.ActorCriticPolicy``).
     """
 
     def __init__(
@@ -177,6 +179,7 @@ class ActorCritic(nn.Module):
         action_low: float | Sequence[float] | torch.Tensor = -1.0,
         action_high: float | Sequence[float] | torch.Tensor = 1.0,
         init_log_std: float = -0.5,
+        obs_scale: Sequence[float] | None = None,
     ) -> None:
         super().__init__()
         if value_head not in ("scalar", "hl_gauss"):
@@ -194,6 +197,12 @@ class ActorCritic(nn.Module):
         # Non-persistent: they live in config(), and move with .to(device).
         self.register_buffer("action_low", low, persistent=False)
         self.register_buffer("action_high", high, persistent=False)
+        self.obs_scale_list = None if obs_scale is None else [float(s) for s in obs_scale]
+        if self.obs_scale_list is not None and (len(self.obs_scale_list) != self.obs_dim
+                                                or not all(s > 0 and math.isfinite(s) for s in self.obs_scale_list)):
+            raise ValueError(f"obs_scale must be {self.obs_dim} positive numbers, got {self.obs_scale_list}")
+        self.register_buffer("obs_scale", None if obs_scale is None else torch.tensor(self.obs_scale_list),
+                             persistent=False)
 
         self.actor = orthogonal_init(mlp(self.obs_dim, self.hidden, self.action_dim, activation), 0.01)
         categorical = self.categorical_value
@@ -207,9 +216,13 @@ class ActorCritic(nn.Module):
     def categorical_value(self) -> bool:
         return self.value_head == "hl_gauss"
 
+    def inputs(self, features: torch.Tensor) -> torch.Tensor:
+        """``features`` divided by ``obs_scale`` (as they are without one)."""
+        return features if self.obs_scale is None else features.to(self.obs_scale.dtype) / self.obs_scale
+
     def distribution(self, features: torch.Tensor, mask: torch.Tensor | None = None) -> Distribution:
         """The action distribution at ``features [B, F]``; ``mask [B, A]`` (discrete only) marks valid indices."""
-        out = self.actor(features)  # [B, A]: means (continuous) or logits (discrete)
+        out = self.actor(self.inputs(features))  # [B, A]: means (continuous) or logits (discrete)
         if self.discrete:
             return MaskedCategorical(out, mask)
         if mask is not None:
@@ -218,7 +231,7 @@ class ActorCritic(nn.Module):
 
     def value_logits(self, features: torch.Tensor) -> torch.Tensor:
         """The raw critic output: ``V [B]`` (scalar head) or logits ``[B, K]`` (HL-Gauss)."""
-        out = self.critic(features)
+        out = self.critic(self.inputs(features))
         return out if self.categorical_value else out.squeeze(-1)
 
     def value(self, features: torch.Tensor) -> torch.Tensor:
@@ -241,6 +254,7 @@ class ActorCritic(nn.Module):
             "bins": self.bins, "value_min": self.value_min, "value_max": self.value_max,
             "sigma_ratio": self.sigma_ratio, "action_low": self.action_low.cpu().tolist(),
             "action_high": self.action_high.cpu().tolist(), "init_log_std": self.init_log_std,
+            "obs_scale": self.obs_scale_list,
         }
 
     @classmethod

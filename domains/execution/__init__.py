@@ -8,7 +8,7 @@ grid (algorithm ``ddqn``: ``discrete.py`` and the ``q_grid`` policy kind, see ``
 
 from __future__ import annotations
 
-from decisionlab.core.spec import AlgoSpec, DomainSpec, PolicySpec, SettingSpec, ViewSpec, register_domain
+from decisionlab.core import AlgoSpec, DomainSpec, PolicySpec, SettingSpec, ViewSpec, register_domain
 from decisionlab.domains.execution.metrics import METRICS, episode_shortfalls, finalize_metrics
 from decisionlab.domains.execution.policies import (
     ac_optimal_policy,

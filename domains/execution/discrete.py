@@ -1,11 +1,11 @@
 """Discrete-action views of the execution simulator, for value-based agents.
 
 - :class:`GridActionSim`: the batched simulator with integer actions (an index into an
-  :class:`~decisionlab.domains.execution.policies.ActionGrid`); what a batched Double-DQN trainer steps.
-- :class:`DiscreteActionWrapper`: the gymnasium adapter (``core.gym_adapter.SimulatorEnv``) with a
-  ``Discrete(K)`` action space, so Stable-Baselines3's DQN trains on the same simulator — the plain
-  ``ExecutionSim`` (the grid index becomes shares) or a ``GridActionSim`` (the index passes through, so SB3
-  sees exactly the rewards the batched DDQN trainer sees).
+  :class:`~decisionlab.domains.execution.policies.ActionGrid`, its action space ``Discrete(levels)``);
+  what the batched Double-DQN trainer steps, and, through ``decisionlab.core.make_env`` /
+  ``make_vec_env``, what Stable-Baselines3's DQN sees (the same rewards and the same terminations);
+- :class:`DiscreteActionWrapper`: a gymnasium wrapper giving the plain ``ExecutionSim``'s adapter a
+  ``Discrete(K)`` action space (the grid index becomes shares).
 
 Rewards are the simulator's: minus (step shortfall + λσ²x²) in bps of the arrival notional, whose sum has
 expectation −(E + λV) for a static schedule, so maximising the return targets the mean-variance objective.
@@ -14,22 +14,24 @@ expectation −(E + λV) for a static schedule, so maximising the return targets
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
 import torch
 
-from decisionlab.core.gym_adapter import SimulatorEnv, to_normalized_action
-from decisionlab.core.sim import StepResult
+from decisionlab.core import Discrete, Spaces, StepResult, to_normalized_action
 from decisionlab.domains.execution.policies import ActionGrid
 from decisionlab.domains.execution.sim import ExecutionSim, ExecutionState
+
+if TYPE_CHECKING:
+    from decisionlab.core import SimulatorEnv
 
 
 class GridActionSim:
     """``ExecutionSim`` whose actions are grid indices ``[B]``; everything else is delegated.
 
-    ``info['done']`` marks the step that completes the order (the forced last step, or an earlier one that
+    ``terminated`` marks the step that completes the order (the forced last step, or an earlier one that
     trades everything left) and every later one: the episode is over, so a value learner must not bootstrap
     past it.
 
@@ -45,13 +47,10 @@ class GridActionSim:
       (ξ is drawn after x is chosen), i.e. a control variate — the summed reward then equals −(IS + λΣσ²x²)
       only in expectation, for every policy.
 
-    Gymnasium: ``action_size = 1`` and bounds ``[0, levels − 1]``, so ``SimulatorEnv(GridActionSim(...))``
-    works; float actions are rounded to the nearest index.
+    Its action space is ``Discrete(levels)``: the index of a fraction of the grid.
     """
 
     differentiable = False
-    action_size = 1
-    action_low = 0.0
 
     def __init__(self, sim: ExecutionSim, grid: ActionGrid | None = None, *, mark_to_market: bool = False,
                  price_noise: bool = True) -> None:
@@ -61,8 +60,8 @@ class GridActionSim:
         self.mark_to_market, self.price_noise = bool(mark_to_market), bool(price_noise)
         self.device = sim.device
         self.num_actions = self.grid.levels
-        self.action_high = float(self.grid.levels - 1)
-        self.observation_size = sim.observation_size
+        self.spaces = Spaces(observation=sim.spaces.observation,
+                             action=Discrete(self.grid.levels, description="index of a fraction of the grid"))
         self.horizon = sim.horizon
 
     def sample_exogenous(self, batch: int, periods: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -90,11 +89,10 @@ class GridActionSim:
         return self.sim.sign * state.remaining * state.price_move * self.sim.reward_scale
 
     def step(self, state: ExecutionState, index: torch.Tensor, exogenous: torch.Tensor) -> StepResult[ExecutionState]:
-        """One step with action indices ``index [B]``; ``info['done']`` is 1 from the step that completes the
-        order on."""
+        """One step with action indices ``index [B]``; ``terminated`` from the step that completes the order on."""
         result = self.sim.step(state, self.shares(state, index), exogenous)
         new = result.state
-        result.info["done"] = ((new.steps_done >= self.horizon) | (new.remaining <= 0)).to(result.reward.dtype)
+        result.terminated = (new.steps_done >= self.horizon) | (new.remaining <= 0)
         if not self.mark_to_market:
             return result
         reward = result.reward + self.potential(new) - self.potential(state)
@@ -102,32 +100,20 @@ class GridActionSim:
             active = (state.steps_done < self.horizon).to(reward.dtype)
             noise = self.sim.sign * self.sim.sigma * exogenous[:, 0] * new.remaining * self.sim.reward_scale
             reward = reward - active * noise
-        return StepResult(new, reward, result.info)
+        return StepResult(new, reward, result.info, terminated=result.terminated)
 
 
 class DiscreteActionWrapper(gym.ActionWrapper):
-    """``SimulatorEnv`` over ``ExecutionSim`` or ``GridActionSim`` with ``Discrete(grid.levels)`` actions (SB3 DQN).
+    """The adapter of a plain ``ExecutionSim`` (``make_env(ExecutionSim(...))``) with ``Discrete(grid.levels)``
+    actions: the index becomes shares with ``grid`` (for a ``GridActionSim``, the adapter is discrete already)."""
 
-    Over an ``ExecutionSim`` the index is turned into shares with ``grid``; over a ``GridActionSim`` it is
-    passed through (that simulator's own grid applies, and ``grid`` must be left out or equal to it).
-
-    The episode is the order's horizon: use ``SimulatorEnv(sim, horizon=N)``; the adapter ends it by
-    truncation after N steps, when the order is complete. ``terminal_at_completion=True`` also reports
-    ``terminated`` on that step: the order is done, so an off-policy learner (SB3's replay buffer bootstraps
-    through a step that is truncated but not terminated) does not bootstrap from the never-trained state
-    after the horizon.
-    """
-
-    def __init__(self, env: SimulatorEnv, grid: ActionGrid | None = None, *, terminal_at_completion: bool = False
-                 ) -> None:
+    def __init__(self, env: SimulatorEnv, grid: ActionGrid | None = None) -> None:
         super().__init__(env)
-        self._sim: ExecutionSim | GridActionSim = env._vec.sim  # type: ignore[assignment]
-        if isinstance(self._sim, GridActionSim):
-            if grid is not None and grid.config() != self._sim.grid.config():
-                raise ValueError("a GridActionSim brings its own grid: leave grid out")
-            grid = self._sim.grid
+        if not isinstance(env.sim, ExecutionSim):
+            raise ValueError("DiscreteActionWrapper wraps the adapter of an ExecutionSim (a GridActionSim's adapter "
+                             "is discrete already)")
+        self._sim: ExecutionSim = env.sim
         self.grid = grid or ActionGrid()
-        self.terminal_at_completion = bool(terminal_at_completion)
         self.action_space = gym.spaces.Discrete(self.grid.levels)
         self._obs: np.ndarray | None = None
 
@@ -139,14 +125,9 @@ class DiscreteActionWrapper(gym.ActionWrapper):
     def step(self, action: Any):
         obs, reward, terminated, truncated, info = super().step(action)
         self._obs = obs
-        if self.terminal_at_completion and truncated:
-            terminated = True
         return obs, reward, terminated, truncated, info
 
     def action(self, action: Any) -> np.ndarray:
-        if isinstance(self._sim, GridActionSim):
-            index = torch.as_tensor([float(int(action))])
-            return to_normalized_action(self._sim, index).numpy().astype(np.float32).reshape(1)
         if self._obs is None:
             raise gym.error.ResetNeeded("call reset() before step()")
         obs = torch.as_tensor(self._obs, dtype=torch.float32).reshape(1, -1)

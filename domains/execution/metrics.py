@@ -22,10 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from decisionlab.core.policy import Policy
-from decisionlab.core.rollout import Trajectory, rollout
-from decisionlab.core.seeding import make_generator
-from decisionlab.core.spec import MetricSpec
+from decisionlab.core import MetricSpec, Policy, Trajectory, make_generator, rollout
 from decisionlab.domains.execution.scenario import ExecutionScenario
 from decisionlab.domains.execution.sim import ExecutionSim
 

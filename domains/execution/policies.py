@@ -16,9 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from decisionlab.core.errors import PolicyMismatchError
-from decisionlab.core.nets.heads import QNetwork
-from decisionlab.core.nets.mlp import mlp
+from decisionlab.core import PolicyMismatchError, QNetwork, mlp
 from decisionlab.domains.execution import oracles
 from decisionlab.domains.execution.scenario import ExecutionScenario
 from decisionlab.domains.execution.sim import (

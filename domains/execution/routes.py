@@ -19,15 +19,17 @@ import torch
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
-from decisionlab.core.errors import StateError, problem
-from decisionlab.core.policy_cache import PolicyCache
-from decisionlab.core.serving import (
+from decisionlab.core import (
     Answered,
+    PolicyCache,
+    StateError,
     WholeNumber,
     act,
     answered,
     device_of,
+    envelope,
     policies_of,
+    problem,
     request_scenario,
     serve_request,
 )
@@ -40,17 +42,12 @@ MAX_BATCH = 10_000
 STATIC_POLICIES = ("static_expected", "static_best", "ac_optimal", "twap", "vwap")
 
 
-class OrderFields(BaseModel):
-    """Scenario selection shared by both requests; ``shares``/``side``/``horizon_steps`` are shortcuts for
-    the parameters of the same names."""
+class OrderFields(envelope(SPEC, policy="static_expected", scenario="almgren_chriss")):  # type: ignore[misc]
+    """The envelope of both requests; ``shares``/``side``/``horizon_steps`` are shortcuts for the parameters
+    of the same names."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    scenario: str = Field("almgren_chriss", min_length=1, max_length=100, description="scenario preset name")
-    parameters: dict[str, Any] = Field(
-        default_factory=dict,
-        description="scenario parameter overrides, e.g. {\"sigma\": 0.3, \"risk_aversion\": 1e-6}",
-    )
     shares: float | None = Field(None, ge=1, le=1e12, allow_inf_nan=False, strict=True,
                                  description="parent order size X")
     side: Literal["sell", "buy"] | None = Field(None, description="'sell' or 'buy'")
@@ -107,11 +104,6 @@ class NextTradeRequest(OrderFields):
         }]},
     )
 
-    policy: str = Field(
-        "static_expected", min_length=1, max_length=200,
-        description="a baseline (see GET /v1/execution/policies) or a registry reference: execution/name@version, "
-        "name@version or name",
-    )
     states: list[LiveState] = Field(min_length=1, max_length=MAX_BATCH, description=f"1 to {MAX_BATCH:,} live states")
 
 
@@ -163,10 +155,9 @@ def build_router() -> APIRouter:
         Errors: 404 unknown policy or scenario; 422 invalid parameters or states (names the field), or a
         policy that cannot serve the scenario (a registered network trained for another horizon).
         """
-        states = [state.model_dump() for state in request.states]
         body = await serve_request(
-            lambda: act(SPEC, request.scenario, request.overrides(), request.policy, states, policies, device),
-            len(states))
+            lambda: act(SPEC, request.scenario, request.overrides(), request.policy, request.states, policies,
+                        device), len(request.states))
         return NextTradeResponse(
             **answered(body),
             trades=[a["trade"] for a in body["actions"]],

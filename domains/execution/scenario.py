@@ -25,7 +25,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from decisionlab.core.scenario import Scenario
+from decisionlab.core import Scenario
 
 
 class ExecutionScenario(Scenario):

@@ -17,9 +17,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from decisionlab.core.errors import StateError, problem
-from decisionlab.core.policy import Policy
-from decisionlab.core.serving import ServingSpec, WholeNumber
+from decisionlab.core import Policy, ServingSpec, StateError, WholeNumber, problem
 from decisionlab.domains.execution.scenario import ExecutionScenario
 from decisionlab.domains.execution.sim import ExecutionSim
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-from decisionlab.core.sim import StepResult
+from decisionlab.core import Box, Spaces, StepResult
 from decisionlab.domains.execution.scenario import ExecutionScenario
 
 OBSERVATION_FIELDS = (
@@ -66,9 +66,6 @@ class ExecutionSim:
     """The discrete Almgren–Chriss market for one parent order, ``B`` paths at once."""
 
     differentiable = True
-    action_size = 1
-    action_low = 0.0
-    observation_size = OBSERVATION_SIZE
 
     def __init__(
         self,
@@ -88,7 +85,11 @@ class ExecutionSim:
         self.sigma, self.eta, self.gamma, self.epsilon = float(s.sigma), float(s.eta), float(s.gamma), float(s.epsilon)
         self.risk_aversion = float(s.risk_aversion)
         self.reward_scale = 1e4 / s.notional  # currency -> bps of arrival notional
-        self.action_high = self.shares  # the gymnasium adapter's box: 0..X shares
+        self.spaces = Spaces(
+            observation=Box((OBSERVATION_SIZE,), description=", ".join(OBSERVATION_FIELDS)),
+            action=Box((), 0.0, unit="shares", span=(0.0, self.shares),
+                       description="shares to trade now (at most the remaining ones are traded)"),
+        )
         # p_k per step, padded with the last value for steps past the horizon (nothing left to trade there)
         self.profile = torch.tensor(s.profile_multipliers(), dtype=dtype, device=self.device)
         self._profile_padded = torch.cat([self.profile, self.profile[-1:]])

@@ -12,7 +12,7 @@ replay buffer on the simulator's device, target network, n-step returns, optiona
 
 1. ``sim = GridActionSim(ExecutionSim(scenario, device), ActionGrid("fraction", 21), mark_to_market=True)``
    (``discrete.py``): integer actions = fractions 0, 0.05, …, 1 of the remaining shares, rewards in bps with
-   the λσ²x² risk term (additive form of E + λV), ``info['done']`` on the step that completes the order;
+   the λσ²x² risk term (additive form of E + λV), ``terminated`` on the step that completes the order;
    the mark-to-market shaping leaves every episode's summed reward unchanged (see ``GridActionSim``);
 2. rewards divided by the analytic best-static objective in bps (:func:`objective_scale`), so returns are
    O(1) whatever the order size and the hyper-parameters are scenario-free; γ = 1 (finite horizon);
@@ -26,14 +26,22 @@ from __future__ import annotations
 import torch
 from pydantic import BaseModel, Field, ValidationError
 
-from decisionlab.core.algos.dqn import DQNConfig, QNetworkConfig, train_dqn
-from decisionlab.core.algos.pathwise import PathwiseConfig, train_pathwise
-from decisionlab.core.errors import ScenarioError
-from decisionlab.core.options import TrainContext, apply_options, optional_field, options_model
-from decisionlab.core.policy import Policy
-from decisionlab.core.rollout import rollout
-from decisionlab.core.scenario import format_validation_error
-from decisionlab.core.spec import TrainOutcome
+from decisionlab.core import (
+    DQNConfig,
+    PathwiseConfig,
+    Policy,
+    QNetworkConfig,
+    ScenarioError,
+    TrainContext,
+    TrainOutcome,
+    apply_options,
+    format_validation_error,
+    optional_field,
+    options_model,
+    rollout,
+    train_dqn,
+    train_pathwise,
+)
 from decisionlab.domains.execution import oracles
 from decisionlab.domains.execution.discrete import GridActionSim
 from decisionlab.domains.execution.policies import ActionGrid, ExecutionMLP, QGridPolicy, static_expected_policy
@@ -232,7 +240,7 @@ def train_ddqn_policy(
                         price_noise=settings.price_noise)
     ctx = TrainContext(seed, torch.device(device), progress)
     ctx.seed_init()
-    q_net = settings.network.build(sim.observation_size, grid.levels)
+    q_net = settings.network.build(sim.spaces.features.shape[0], grid.levels)
     policy = QGridPolicy(n, scenario.shares, grid.config(), q_net=q_net.config())
     policy.q.load_state_dict(q_net.state_dict())
     policy = policy.to(device)
@@ -253,8 +261,7 @@ def train_ddqn_policy(
          "reward_scale": 1.0 / objective_scale_bps(scenario)}
     )
     result = train_dqn(
-        sim, policy.q, trainer, horizon=n, to_env_action=lambda obs, index: index,  # the sim takes indices
-        evaluate=evaluate, generator=ctx.generator("train"), progress=progress,
+        sim, policy.q, trainer, horizon=n, evaluate=evaluate, generator=ctx.generator("train"), progress=progress,
         description=f"DDQN N={n} {scenario.liquidity_model}",
     )
     policy.eval()

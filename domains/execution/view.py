@@ -16,8 +16,7 @@ import numpy as np
 import polars as pl
 import torch
 
-from decisionlab.core import ui
-from decisionlab.core.policy import Policy
+from decisionlab.core import Policy, palette
 from decisionlab.domains.execution import oracles
 from decisionlab.domains.execution.metrics import simulate, summarize
 from decisionlab.domains.execution.scenario import ExecutionScenario
@@ -25,7 +24,7 @@ from decisionlab.domains.execution.scenario import ExecutionScenario
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
-    from decisionlab.core.dashboard.compare import ViewContext
+    from decisionlab.core import ViewContext
 
 MAX_SHOWN_SAMPLES = 4000  # shortfalls per policy kept for the histogram
 MAX_PATH_EPISODES = 4000  # episodes simulated for the path views
@@ -134,7 +133,7 @@ def frontier_figure(frontier: pl.DataFrame, points: pl.DataFrame | None = None,
                                  mode="markers", name=f"static optimum at λ={risk_aversion:g}",
                                  marker={"symbol": "star", "size": 14, "color": "#222"}))
     if points is not None:
-        colors = ui.palette()
+        colors = palette()
         for i, row in enumerate(points.iter_rows(named=True)):
             fig.add_trace(go.Scatter(x=[row["std_shortfall"]], y=[row["mean_shortfall"]], mode="markers",
                                      name=row["policy"], marker={"size": 11, "color": colors[i % len(colors)]}))
@@ -149,7 +148,7 @@ def trajectory_figure(trajectories: pl.DataFrame) -> go.Figure:
     import plotly.graph_objects as go
 
     fig = go.Figure()
-    colors = ui.palette()
+    colors = palette()
     for i, label in enumerate(trajectories["policy"].unique(maintain_order=True).to_list()):
         part = trajectories.filter(pl.col("policy") == label)
         color = colors[i % len(colors)]
@@ -169,7 +168,7 @@ def shortfall_figure(shortfalls: pl.DataFrame) -> go.Figure:
     import plotly.graph_objects as go
 
     fig = go.Figure()
-    colors = ui.palette()
+    colors = palette()
     for i, label in enumerate(shortfalls["policy"].unique(maintain_order=True).to_list()):
         values = shortfalls.filter(pl.col("policy") == label)["shortfall"].to_list()
         fig.add_trace(go.Histogram(x=values, name=label, opacity=0.5, nbinsx=80,
@@ -197,7 +196,7 @@ def liquidity_figure(liquidity: pl.DataFrame, path: int = 0) -> go.Figure:
         fig.add_trace(go.Scatter(x=stressed["step"].to_list(), y=stressed["impact"].to_list(), mode="markers",
                                  name="stressed", marker={"symbol": "x", "size": 11, "color": "#E45756"}),
                       row=1, col=1)
-    colors = ui.palette()
+    colors = palette()
     for i, column in enumerate(c for c in part.columns if c.startswith("trade:")):
         fig.add_trace(go.Bar(x=steps, y=part[column].to_list(), name=column.removeprefix("trade:"),
                              marker_color=colors[i % len(colors)]), row=2, col=1)

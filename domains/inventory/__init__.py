@@ -13,7 +13,7 @@ breakdown tab (:mod:`.views`) and the named HTTP routes (:mod:`.routes`).
 
 from __future__ import annotations
 
-from decisionlab.core.spec import DomainSpec, register_domain
+from decisionlab.core import DomainSpec, register_domain
 from decisionlab.domains.inventory.network import SETTING as NETWORK
 from decisionlab.domains.inventory.series import SETTING as SERIES
 from decisionlab.domains.inventory.single_store import SETTING as SINGLE_STORE

@@ -1,7 +1,7 @@
 """The inventory KPIs every setting reports, from sums of per-period quantities.
 
-Each setting's ``metrics.py`` runs the core rollout (:func:`~decisionlab.core.rollout.period_sums`
-or :func:`~decisionlab.core.rollout.accumulate`) over its simulator, summing the step diagnostics
+Each setting's ``metrics.py`` runs the core rollout (:func:`~decisionlab.core.engine.period_sums`
+or :func:`~decisionlab.core.engine.accumulate`) over its simulator, summing the step diagnostics
 named in :data:`SUMMED`, and :func:`per_period` turns the sums into the same metrics everywhere:
 costs per period, fill rate and mean stock on hand.
 """
@@ -13,7 +13,7 @@ from collections.abc import Iterable
 import numpy as np
 import torch
 
-from decisionlab.core.spec import MetricSpec
+from decisionlab.core import MetricSpec
 
 SUMMED = ("cost", "holding_cost", "shortage_cost", "sales", "demand", "on_hand")
 

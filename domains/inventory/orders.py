@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from pydantic import BaseModel, Field
 
-from decisionlab.core.serving import PolicyOutputError
+from decisionlab.core import PolicyOutputError
 
 
 class StoreOrder(BaseModel):

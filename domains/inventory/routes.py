@@ -17,14 +17,17 @@ import torch
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
-from decisionlab.core.errors import FieldProblem, ScenarioError, StateError
-from decisionlab.core.policy_cache import PolicyCache
-from decisionlab.core.serving import (
+from decisionlab.core import (
     MAX_BATCH,
     Answered,
+    FieldProblem,
+    PolicyCache,
+    ScenarioError,
+    StateError,
     act,
     answered,
     device_of,
+    envelope,
     policies_of,
     prepared,
     query_parameters,
@@ -75,7 +78,7 @@ StoreStateJSON = Annotated[
 ]
 
 
-class OrdersRequest(BaseModel):
+class OrdersRequest(envelope(SPEC, policy="optimal", scenario="lost_sales")):  # type: ignore[misc, valid-type]
     """A batch of states to decide orders for, under one policy and one scenario.
 
     ``states`` serves the single-store scenarios (``lost_sales``: ``InventoryState``;
@@ -89,17 +92,6 @@ class OrdersRequest(BaseModel):
         json_schema_extra={"examples": [LOST_SALES_EXAMPLE, NETWORK_EXAMPLE, SERIES_EXAMPLE]},
     )
 
-    policy: str = Field(
-        "optimal",
-        min_length=1,
-        max_length=200,
-        description="a baseline (see GET /v1/inventory/policies) or a registry reference: inventory/name@version, "
-        "name@version or name (latest version)",
-    )
-    scenario: str = Field("lost_sales", min_length=1, max_length=100, description="scenario preset name")
-    parameters: dict[str, Any] = Field(
-        default_factory=dict, description="scenario parameter overrides, e.g. {\"lead_time\": 2}"
-    )
     states: list[StoreStateJSON] | None = Field(
         None, min_length=1, max_length=MAX_BATCH,
         description=f"lost_sales and real_series: 1 to {MAX_BATCH:,} store states",
@@ -145,8 +137,7 @@ def orders(request: OrdersRequest, policies: PolicyCache, device: torch.device) 
         what = ("the network states to decide orders for (see GET /v1/inventory/network)" if network else
                 "the store states to decide orders for")
         raise StateError([FieldProblem((field,), "missing", f"Field required: {what}")])
-    states = [state.model_dump() if isinstance(state, BaseModel) else state for state in raw]
-    body = act(SPEC, request.scenario, request.parameters, request.policy, states, policies, device, field=field)
+    body = act(SPEC, request.scenario, request.parameters, request.policy, raw, policies, device, field=field)
     head = answered(body)
     if network:
         return NetworkOrdersResponse(**head, networks=body["actions"])

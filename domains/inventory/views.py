@@ -13,7 +13,7 @@ import polars as pl
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
-    from decisionlab.core.dashboard.compare import ViewContext
+    from decisionlab.core import ViewContext
 
 PARTS = (("holding", "holding_cost_per_period", "#72B7B2"),
          ("lost sales", "shortage_cost_per_period", "#E45756"),

@@ -17,7 +17,7 @@ families (``train.py``) and, on the model, pathwise gradients through straight-t
 
 from __future__ import annotations
 
-from decisionlab.core.spec import AlgoSpec, DomainSpec, PolicySpec, SettingSpec, ViewSpec, register_domain
+from decisionlab.core import AlgoSpec, DomainSpec, PolicySpec, SettingSpec, ViewSpec, register_domain
 from decisionlab.domains.market_making.baselines import (
     AvellanedaStoikov,
     GLFTApprox,

@@ -26,7 +26,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from decisionlab.core.errors import NotTractableError, ScenarioError
+from decisionlab.core import NotTractableError, ScenarioError
 from decisionlab.domains.market_making.params import QuotingScenario
 from decisionlab.domains.market_making.quotes import OBS_INVENTORY, OBS_TIME_LEFT, depth_bounds, observation, time_left
 

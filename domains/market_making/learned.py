@@ -19,8 +19,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from decisionlab.core.nets.actor_critic import ActorCritic, orthogonal_init
-from decisionlab.core.nets.mlp import mlp
+from decisionlab.core import ActorCritic, mlp, orthogonal_init
 from decisionlab.domains.market_making.params import QuotingScenario
 from decisionlab.domains.market_making.quotes import ACTION_SIZE, OBSERVATION_SIZE, depth_bounds
 

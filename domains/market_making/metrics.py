@@ -31,9 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from decisionlab.core.policy import Policy
-from decisionlab.core.seeding import make_generator
-from decisionlab.core.spec import MetricSpec
+from decisionlab.core import MetricSpec, Policy, Step, make_generator, run
 from decisionlab.domains.market_making.params import QuotingScenario
 from decisionlab.domains.market_making.quotes import OBS_INVENTORY
 
@@ -78,7 +76,59 @@ the sum of spreads over the steps where both sides quote and their number, the t
 max |q|, the maximum drawdown and the sum over fills of their signed markouts."""
 
 
-@torch.no_grad()
+class QuotingTally:
+    """A hook of the rollout engine that keeps the running per-episode sums of :data:`EPISODE_VALUES`
+    (module docstring); ``values(periods)`` reads them out. Memory: O(episodes · markout_steps)."""
+
+    def __init__(self, episodes: int, device: torch.device, markout_steps: int = MARKOUT_STEPS) -> None:
+        def zeros() -> torch.Tensor:
+            return torch.zeros(episodes, dtype=torch.float64, device=device)
+
+        self.score, self.fills, self.quotes = zeros(), zeros(), zeros()
+        self.spread_sum, self.spread_steps, self.abs_sum = zeros(), zeros(), zeros()
+        self.peak, self.drawdown, self.markout, self.inventory = zeros(), zeros(), zeros(), zeros()
+        self.markout_steps = markout_steps
+        # net fills (bid − ask) by step mod h
+        self.recent = torch.zeros(markout_steps, episodes, dtype=torch.float64, device=device)
+        self.recent_sum = zeros()  # net fills of the last h steps, this one included
+        self.max_abs: torch.Tensor | None = None
+
+    def __call__(self, step: Step) -> None:
+        f64, info = torch.float64, step.info
+        if self.max_abs is None:
+            self.max_abs = step.obs[:, OBS_INVENTORY].abs().to(f64)
+        self.score += step.reward
+        bid, ask = info["bid_fill"].to(f64), info["ask_fill"].to(f64)
+        self.fills += bid + ask
+        self.quotes += info["bid_quoted"].to(f64) + info["ask_quoted"]
+        both = info["bid_quoted"] & info["ask_quoted"]
+        self.spread_sum += torch.where(both, info["spread"].to(f64), 0.0)
+        self.spread_steps += both
+        self.inventory = info["inventory"].to(f64)
+        absolute = self.inventory.abs()
+        self.abs_sum += absolute
+        self.max_abs = torch.maximum(self.max_abs, absolute)
+        torch.maximum(self.peak, self.score, out=self.peak)
+        torch.maximum(self.drawdown, self.peak - self.score, out=self.drawdown)
+        # the markout of a fill at step j is Σ of the mid moves of steps j..j+h−1, so the move of this
+        # step counts for the fills of the last h steps
+        slot = step.t % self.markout_steps
+        net = bid - ask
+        self.recent_sum += net - self.recent[slot]
+        self.recent[slot] = net
+        self.markout += self.recent_sum * info["mid_change"]
+
+    def values(self, periods: int) -> dict[str, np.ndarray]:
+        out = {
+            "score": self.score, "terminal_inventory": self.inventory, "fills": self.fills, "quotes": self.quotes,
+            "spread_sum": self.spread_sum, "spread_steps": self.spread_steps,
+            "abs_inventory": self.abs_sum / max(periods, 1),
+            "max_abs_inventory": self.max_abs if self.max_abs is not None else torch.zeros_like(self.score),
+            "max_drawdown": self.drawdown, "markout_sum": self.markout,
+        }
+        return {name: value.cpu().numpy() for name, value in out.items()}
+
+
 def episode_values(
     sim: Any,
     policy: Policy,
@@ -91,60 +141,12 @@ def episode_values(
 ) -> dict[str, np.ndarray]:
     """Per-episode values :data:`EPISODE_VALUES` ``{name: [episodes]}`` (float64) of ``policy`` over
     ``periods`` steps (default ``sim.horizon``) from ``sim.reset``, exogenous paths drawn from
-    ``generator`` chunk by chunk (as :func:`decisionlab.core.rollout.period_sums` draws them, so the
+    ``generator`` chunk by chunk (as :func:`decisionlab.core.engine.period_sums` draws them, so the
     same seed gives the same paths). Memory: O(episodes · (channels · chunk_periods + markout_steps))."""
     periods = int(sim.horizon if periods is None else periods)
-    f64, dev = torch.float64, sim.device
-
-    def zeros() -> torch.Tensor:
-        return torch.zeros(episodes, dtype=f64, device=dev)
-
-    score, fills, quotes, spread_sum, spread_steps = zeros(), zeros(), zeros(), zeros(), zeros()
-    abs_sum, peak, drawdown, markout = zeros(), zeros(), zeros(), zeros()
-    recent = torch.zeros(markout_steps, episodes, dtype=f64, device=dev)  # net fills (bid − ask) by step mod h
-    recent_sum = zeros()  # net fills of the last h steps, this one included
-    state = sim.reset(episodes, generator)
-    max_abs: torch.Tensor | None = None
-    inventory = zeros()
-    done = 0
-    while done < periods:
-        length = min(chunk_periods, periods - done)
-        paths = sim.sample_exogenous(episodes, length, generator)
-        for t in range(length):
-            obs = sim.observe(state)
-            if max_abs is None:
-                max_abs = sim.flat_observation(obs)[:, OBS_INVENTORY].abs().to(f64)
-            result = sim.step(state, policy.act(obs), paths[:, t])
-            state, info = result.state, result.info
-            score += result.reward
-            bid, ask = info["bid_fill"].to(f64), info["ask_fill"].to(f64)
-            fills += bid + ask
-            quotes += info["bid_quoted"].to(f64) + info["ask_quoted"]
-            both = info["bid_quoted"] & info["ask_quoted"]
-            spread_sum += torch.where(both, info["spread"].to(f64), 0.0)
-            spread_steps += both
-            inventory = info["inventory"].to(f64)
-            absolute = inventory.abs()
-            abs_sum += absolute
-            max_abs = torch.maximum(max_abs, absolute)
-            torch.maximum(peak, score, out=peak)
-            torch.maximum(drawdown, peak - score, out=drawdown)
-            # the markout of a fill at step j is Σ of the mid moves of steps j..j+h−1, so the move of this
-            # step counts for the fills of the last h steps
-            slot = (done + t) % markout_steps
-            net = bid - ask
-            recent_sum += net - recent[slot]
-            recent[slot] = net
-            markout += recent_sum * info["mid_change"]
-        done += length
-    if max_abs is None:
-        max_abs = zeros()
-    out = {
-        "score": score, "terminal_inventory": inventory, "fills": fills, "quotes": quotes,
-        "spread_sum": spread_sum, "spread_steps": spread_steps, "abs_inventory": abs_sum / max(periods, 1),
-        "max_abs_inventory": max_abs, "max_drawdown": drawdown, "markout_sum": markout,
-    }
-    return {name: value.cpu().numpy() for name, value in out.items()}
+    tally = QuotingTally(episodes, sim.device, markout_steps)
+    run(sim, policy, batch=episodes, generator=generator, steps=periods, chunk=chunk_periods, hooks=[tally])
+    return tally.values(periods)
 
 
 def episode_metrics(

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from decisionlab.core.scenario import Scenario
+from decisionlab.core import Scenario
 
 MAX_STEPS = 100_000
 STEPS_TOLERANCE = 1e-9  # relative: horizon/dt may differ from a whole number by float rounding only

@@ -24,6 +24,7 @@ import math
 
 import torch
 
+from decisionlab.core import Box, Spaces
 from decisionlab.domains.market_making.params import QuotingScenario
 
 OBSERVATION_FIELDS = ("time_left", "inventory", "mid_offset", "last_return", "flow_imbalance", "market_spread")
@@ -86,3 +87,15 @@ def depth_bounds(scenario: QuotingScenario) -> tuple[float, float]:
     log_adt = math.log(scenario.fill_intensity_a * scenario.dt)
     k = scenario.fill_decay_k
     return (min(log_adt, 0.0) - 2.0) / k, (max(log_adt, 0.0) + 6.0) / k
+
+
+def quoting_spaces(depth_low: float, depth_high: float) -> Spaces:
+    """The spaces of every quoting simulator: the observation ``[6]`` and the depths ``[2]``, which
+    the simulators take at any value; ``[depth_low, depth_high]`` is where learners and adapters
+    squash their actions (:func:`depth_bounds`)."""
+    return Spaces(
+        observation=Box((OBSERVATION_SIZE,), description="time left, inventory, mid offset, last return, flow "
+                        "imbalance, market spread"),
+        action=Box((ACTION_SIZE,), unit="price units", span=(depth_low, depth_high),
+                   description="bid depth s − bid, ask depth ask − s"),
+    )

@@ -12,21 +12,18 @@ without ``max_inventory`` is a 422 that says to set it.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
-from decisionlab.core.policy_cache import PolicyCache
-from decisionlab.core.serving import Answered, act, answered, device_of, policies_of, serve_request
+from decisionlab.core import Answered, PolicyCache, act, answered, device_of, envelope, policies_of, serve_request
 from decisionlab.domains.market_making import SPEC
 from decisionlab.domains.market_making.serve import QuoteState
 
 MAX_BATCH = 10_000
 
 
-class QuotesRequest(BaseModel):
+class QuotesRequest(envelope(SPEC, policy="avellaneda_stoikov", scenario="avellaneda_stoikov")):  # type: ignore[misc]
     model_config = ConfigDict(
         extra="forbid",
         strict=True,
@@ -36,15 +33,6 @@ class QuotesRequest(BaseModel):
         }]},
     )
 
-    scenario: str = Field("avellaneda_stoikov", min_length=1, max_length=100, description="scenario preset name")
-    parameters: dict[str, Any] = Field(
-        default_factory=dict, description="scenario parameter overrides, e.g. {\"sigma\": 2, \"max_inventory\": 10}",
-    )
-    policy: str = Field(
-        "avellaneda_stoikov", min_length=1, max_length=200,
-        description="a baseline (see GET /v1/market-making/policies) or a registry reference: "
-        "market_making/name@version, name@version or name",
-    )
     states: list[QuoteState] = Field(min_length=1, max_length=MAX_BATCH, description=f"1 to {MAX_BATCH:,} states")
 
 
@@ -72,10 +60,9 @@ def build_router() -> APIRouter:
         Errors: 404 unknown policy or scenario; 422 invalid parameters or states (names the field), or a
         policy that cannot serve the scenario (GLFT without max_inventory).
         """
-        states = [state.model_dump() for state in request.states]
         body = await serve_request(
-            lambda: act(SPEC, request.scenario, request.parameters, request.policy, states, policies, device),
-            len(states))
+            lambda: act(SPEC, request.scenario, request.parameters, request.policy, request.states, policies,
+                        device), len(request.states))
         actions = body["actions"]
         return QuotesResponse(
             **answered(body),

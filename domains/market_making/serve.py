@@ -19,9 +19,7 @@ from typing import Annotated, Any
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from decisionlab.core.errors import ScenarioError, StateError, problem
-from decisionlab.core.policy import Policy
-from decisionlab.core.serving import ServingSpec, WholeNumber
+from decisionlab.core import Policy, ScenarioError, ServingSpec, StateError, WholeNumber, problem
 from decisionlab.domains.market_making.params import QuotingScenario
 from decisionlab.domains.market_making.quotes import OBSERVATION_FIELDS, depth_bounds, observation
 

@@ -33,13 +33,23 @@ from typing import Any, Literal
 import torch
 from pydantic import BaseModel, Field
 
-from decisionlab.core.algos.pathwise import PathwiseConfig, train_pathwise
-from decisionlab.core.algos.ppo import NETWORK_FIELDS, PPOConfig, train_ppo
-from decisionlab.core.options import TrainContext, apply_options, options_model
-from decisionlab.core.policy import Policy
-from decisionlab.core.rollout import rollout
-from decisionlab.core.sim import BatchedSimulator, StepResult
-from decisionlab.core.spec import TrainOutcome
+from decisionlab.core import (
+    NETWORK_FIELDS,
+    SINGLE,
+    BatchedSimulator,
+    PathwiseConfig,
+    Policy,
+    PPOConfig,
+    Reshaped,
+    StepResult,
+    TrainContext,
+    TrainOutcome,
+    apply_options,
+    options_model,
+    rollout,
+    train_pathwise,
+    train_ppo,
+)
 from decisionlab.domains.market_making.baselines import Symmetric
 from decisionlab.domains.market_making.learned import QuoteNet
 from decisionlab.domains.market_making.params import QuotingScenario
@@ -81,21 +91,28 @@ def held_out_episodes(scenario: QuotingScenario, episodes: int, ctx: TrainContex
 
 
 def reward_function(reward: Reward, scenario: QuotingScenario, damping: float):  # noqa: ANN201
-    """The PPO reward of a family (module docstring), from a step's result: ``(result, state, action) -> [B]``."""
+    """The PPO reward of a family (module docstring), from a step's result: ``result -> [B]`` (None: the
+    simulator's own reward)."""
     if reward == "pnl":
-        return None  # the simulator's own reward
+        return None
     if reward == "dampened":
-        def dampened(result: StepResult[Any], state: Any, action: torch.Tensor) -> torch.Tensor:
+        def dampened(result: StepResult[Any]) -> torch.Tensor:
             inventory_gain = result.info["inventory"] * result.info["mid_change"]
             return result.reward - damping * inventory_gain.clamp_min(0.0)
 
         return dampened
     variance_weight = 0.5 * scenario.risk_aversion * scenario.sigma**2 * scenario.dt
 
-    def mean_variance(result: StepResult[Any], state: Any, action: torch.Tensor) -> torch.Tensor:
+    def mean_variance(result: StepResult[Any]) -> torch.Tensor:
         return result.reward - variance_weight * result.info["inventory"].square()
 
     return mean_variance
+
+
+def learning_sim(sim: BatchedSimulator[Any], reward: Reward, scenario: QuotingScenario, damping: float) -> Any:
+    """``sim`` as PPO learns from it: its reward replaced by the family's (:class:`Reshaped`)."""
+    shaping = reward_function(reward, scenario, damping)
+    return sim if shaping is None else Reshaped(sim, shaping)
 
 
 # --- PPO ------------------------------------------------------------------------------------
@@ -150,14 +167,15 @@ def train_ppo_quoter(scenario: QuotingScenario, settings: QuotingPPOSettings, ct
     sim = make_sim(scenario, device, "train")
     score = held_out_episodes(scenario, settings.eval_paths, ctx, make_sim)
     quoter = QuoteNet.initial(scenario, device, settings.hidden, settings.activation, name="ppo")
-    net = settings.build_network(6, 2, discrete=False, action_low=quoter.depth_low, action_high=quoter.depth_high)
+    # the network reads the observation in the QuoteNet's units (its scales) and squashes into its bounds
+    net = settings.build_network(sim.spaces.groups()[SINGLE], obs_scale=quoter.scales_list,
+                                 action_low=quoter.depth_low, action_high=quoter.depth_high)
     scale = settings.reward_scale or reward_scale_of(sim, scenario, ctx.generator("scale"))
     # the network is built here (its widths and bounds match the QuoteNet): pass only the trainer's fields
     ppo_config = PPOConfig(**{**settings.model_dump(include=set(PPOConfig.model_fields) - NETWORK_FIELDS),
                               "reward_scale": scale})
     result = train_ppo(
-        sim, net, ppo_config, horizon=sim.horizon, featurize=quoter.features,
-        reward_fn=reward_function(settings.reward, scenario, settings.damping),
+        learning_sim(sim, settings.reward, scenario, settings.damping), net, ppo_config,
         evaluate=lambda policy: score(quoter.copy_actor(policy.net)),
         generator=ctx.generator("train"), progress=ctx.progress, description=f"PPO ({settings.reward})",
     )

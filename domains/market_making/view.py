@@ -17,10 +17,7 @@ import numpy as np
 import polars as pl
 import torch
 
-from decisionlab.core import ui
-from decisionlab.core.policy import Policy
-from decisionlab.core.rollout import rollout
-from decisionlab.core.seeding import make_generator
+from decisionlab.core import Policy, make_generator, palette, rollout
 from decisionlab.domains.market_making.baselines import GLFTExact
 from decisionlab.domains.market_making.params import QuotingScenario
 from decisionlab.domains.market_making.quotes import (
@@ -34,9 +31,7 @@ from decisionlab.domains.market_making.quotes import (
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
-    from decisionlab.core.dashboard.compare import ViewContext
-    from decisionlab.core.spec import SettingSpec
-    from decisionlab.core.store.registry import PolicyRegistry
+    from decisionlab.core import PolicyRegistry, SettingSpec, ViewContext
 
 MAX_PATH_EPISODES = 2000  # episodes simulated for the path views
 RECORDED = ("pnl", "inventory", "bid_fill", "ask_fill", "mid")
@@ -184,7 +179,7 @@ def bands_figure(bands: pl.DataFrame, column: str, title: str, axis: str) -> go.
     import plotly.graph_objects as go
 
     fig = go.Figure()
-    colors = ui.palette()
+    colors = palette()
     for i, label in enumerate(bands["policy"].unique(maintain_order=True).to_list()):
         part = bands.filter(pl.col("policy") == label)
         color = colors[i % len(colors)]
@@ -258,7 +253,7 @@ def depth_figure(depths: pl.DataFrame, time_left: float) -> go.Figure:
     import plotly.graph_objects as go
 
     fig = go.Figure()
-    colors = ui.palette()
+    colors = palette()
     for i, label in enumerate(depths["policy"].unique(maintain_order=True).to_list()):
         for side, dash in (("bid", "solid"), ("ask", "dash")):
             part = depths.filter((pl.col("policy") == label) & (pl.col("side") == side))
@@ -275,7 +270,7 @@ def reward_figure(rewards: pl.DataFrame) -> go.Figure:
     import plotly.graph_objects as go
 
     fig = go.Figure()
-    colors = ui.palette()
+    colors = palette()
     for i, family in enumerate(rewards["reward"].unique(maintain_order=True).to_list()):
         part = rewards.filter(pl.col("reward") == family)
         fig.add_trace(go.Bar(x=part["policy"].to_list(), y=part["certainty_equivalent"].to_list(),

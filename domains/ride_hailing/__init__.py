@@ -11,7 +11,7 @@ ensemble (V1D3, Tang et al. 2021).
 
 from __future__ import annotations
 
-from decisionlab.core.spec import AlgoSpec, DomainSpec, SettingSpec, ViewSpec, register_domain
+from decisionlab.core import AlgoSpec, DomainSpec, SettingSpec, ViewSpec, register_domain
 from decisionlab.domains.ride_hailing.baselines import policy_specs
 from decisionlab.domains.ride_hailing.metrics import METRICS, episode_metrics
 from decisionlab.domains.ride_hailing.scenario import PRESETS, CityScenario

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from decisionlab.core.errors import UnknownNameError
-from decisionlab.core.spec import PolicySpec
+from decisionlab.core import PolicySpec, UnknownNameError
 from decisionlab.domains.ride_hailing.policies import CityPolicy
 from decisionlab.domains.ride_hailing.scenario import CityScenario
 

@@ -14,9 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from decisionlab.core.policy import Policy
-from decisionlab.core.seeding import make_generator
-from decisionlab.core.spec import MetricSpec
+from decisionlab.core import Hook, MetricSpec, Policy, Sum, make_generator, run
 from decisionlab.domains.ride_hailing.scenario import CityScenario
 from decisionlab.domains.ride_hailing.sim import CitySim, CityState
 
@@ -52,32 +50,23 @@ class EpisodeTotals:
     finish: dict[str, torch.Tensor]
 
 
-@torch.no_grad()
 def run_episodes(sim: CitySim, policy: Policy, episodes: int, generator: torch.Generator,
                  on_step: StepHook | None = None, progress: str | None = None) -> EpisodeTotals:
     """``policy`` over the scenario's horizon in ``episodes`` cities at once; ``on_step(state, info)``
     sees every window (trip logs, TD updates); ``progress`` (a description) shows a bar of simulated minutes."""
     from tqdm.auto import tqdm
 
-    state = sim.reset(episodes, generator)
-    sums = {name: torch.zeros(episodes, dtype=torch.float64, device=sim.device) for name in COUNTS}
     windows = sim.scenario.windows
-    bar = tqdm(total=round(windows * sim.window_s / 60.0), desc=progress, unit="sim min", disable=progress is None,
-               leave=False)
-    done = 0
-    while done < windows:
-        length = min(CHUNK_WINDOWS, windows - done)
-        noise = sim.sample_exogenous(episodes, length, generator)
-        for t in range(length):
-            result = sim.step(state, policy.act(sim.observe(state)), noise[:, t])
-            for name in COUNTS:
-                sums[name] += result.info[name]
-            if on_step is not None:
-                on_step(state, result.info)
-            state = result.state
-        done += length
-        bar.update(min(bar.total - bar.n, round(length * sim.window_s / 60.0)))
-    bar.close()
+    hooks: list[Hook] = []
+    if on_step is not None:
+        hooks.append(lambda step: on_step(step.state, step.info))
+    with tqdm(total=round(windows * sim.window_s / 60.0), desc=progress, unit="sim min", disable=progress is None,
+              leave=False) as bar:
+        if progress is not None:
+            hooks.append(lambda step: bar.update(round((step.t + 1) * sim.window_s / 60.0) - bar.n))
+        done = run(sim, policy, batch=episodes, generator=generator, steps=windows, chunk=CHUNK_WINDOWS,
+                   reducers={name: Sum(name) for name in COUNTS}, hooks=hooks)
+    sums, state = done.totals, done.final_state
     finish = sim.finish(state)
     sums["expired"] = sums["expired"] + finish["expired"]
     return EpisodeTotals(sums, state, finish)

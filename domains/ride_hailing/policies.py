@@ -31,12 +31,11 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from decisionlab.core.errors import PolicyMismatchError
-from decisionlab.core.nets.value import TabularValue, value_from_config
+from decisionlab.core import PolicyMismatchError, TabularValue, value_from_config
 from decisionlab.domains.ride_hailing.city import City, cancel_probability, city_of
 from decisionlab.domains.ride_hailing.matching import Candidates, candidates, greedy_matching, max_weight_matching
 from decisionlab.domains.ride_hailing.scenario import SECONDS_PER_DAY, CityScenario
-from decisionlab.domains.ride_hailing.sim import CityObservation
+from decisionlab.domains.ride_hailing.sim import CityAction, CityObservation, city_action
 
 DISPATCHERS = ("nearest", "max_fare", "fare_matching", "value")
 REPOSITIONERS = ("stay", "random_walk", "demand", "value")
@@ -219,10 +218,10 @@ class CityPolicy:
         chosen = torch.where(picked & better & (target != here), target, -1)
         return none.scatter_(1, who, chosen) if who.shape[1] else none
 
-    def act(self, obs: CityObservation) -> torch.Tensor:
-        """``[B, Q + N]`` float: the driver of each order slot, then the target cell of each driver."""
+    def act(self, obs: CityObservation) -> CityAction:
+        """The driver of each order slot and the target cell of each driver (int64, −1: none)."""
         assigned = self.assign(obs)
-        return torch.cat((assigned, self.targets(obs, assigned)), dim=1).float()
+        return city_action(assigned, self.targets(obs, assigned))
 
 
 class ValuePolicy(nn.Module):

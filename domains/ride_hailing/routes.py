@@ -16,47 +16,43 @@ from typing import Any
 
 import torch
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
-from decisionlab.core.errors import StateError
-from decisionlab.core.policy_cache import PolicyCache
-from decisionlab.core.serving import Answered, act, answered, device_of, policies_of, serve_request
+from decisionlab.core import Answered, PolicyCache, act_one, device_of, envelope, policies_of, serve_request
 from decisionlab.domains.ride_hailing import SPEC
 from decisionlab.domains.ride_hailing.serve import (
     MAX_DRIVERS,
     MAX_ORDERS,
     Assignment,
+    DispatchWindow,
     FreeDriver,
     OpenOrder,
     Reposition,
 )
 
-
-class WindowRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    scenario: str = Field("city_small", min_length=1, max_length=100, description="scenario preset name")
-    parameters: dict[str, Any] = Field(default_factory=dict, description="scenario parameter overrides")
-    policy: str = Field("fare_matching+reposition", min_length=1, max_length=200,
-                        description="a baseline (GET /v1/ride-hailing/policies) or ride_hailing/name@version")
-    time_of_day_s: float = Field(ge=0, lt=86_400, allow_inf_nan=False, strict=True,
-                                 description="seconds since midnight")
-    drivers: list[FreeDriver] = Field(min_length=1, max_length=MAX_DRIVERS, description="free drivers")
+RideEnvelope = envelope(SPEC, policy="fare_matching+reposition", scenario="city_small")
 
 
-class DispatchRequest(WindowRequest):
+class DispatchRequest(RideEnvelope, DispatchWindow):  # type: ignore[misc, valid-type]
+    """The envelope and one dispatch window: the request *is* the state the policy answers."""
+
     model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [{
         "scenario": "city_small", "policy": "fare_matching", "time_of_day_s": 30600.0,
         "drivers": [{"id": 7, "cell": 27, "idle_seconds": 40.0}, {"id": 9, "cell": 35}],
         "orders": [{"id": 1001, "origin_cell": 28, "dest_cell": 3, "wait_seconds": 2.0}]}]})
 
+    drivers: list[FreeDriver] = Field(min_length=1, max_length=MAX_DRIVERS, description="free drivers")
     orders: list[OpenOrder] = Field(max_length=MAX_ORDERS, description="open orders")
 
 
-class RepositionRequest(WindowRequest):
+class RepositionRequest(RideEnvelope):  # type: ignore[misc, valid-type]
     model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [{
         "scenario": "city_small", "policy": "nearest+reposition", "time_of_day_s": 30600.0,
         "drivers": [{"id": 7, "cell": 27, "idle_seconds": 400.0}]}]})
+
+    time_of_day_s: float = Field(ge=0, lt=86_400, allow_inf_nan=False, strict=True,
+                                 description="seconds since midnight")
+    drivers: list[FreeDriver] = Field(min_length=1, max_length=MAX_DRIVERS, description="free drivers")
 
 
 class DispatchResponse(Answered):
@@ -68,19 +64,10 @@ class RepositionResponse(Answered):
     repositions: list[Reposition] = Field(description="driver → target cell; drivers not listed stay")
 
 
-async def _window(request: WindowRequest, orders: list[dict[str, Any]], policies: PolicyCache,
-                  device: torch.device) -> dict[str, Any]:
-    state = {"time_of_day_s": request.time_of_day_s, "drivers": [d.model_dump() for d in request.drivers],
-             "orders": orders}
-
-    def run() -> dict[str, Any]:
-        try:
-            return act(SPEC, request.scenario, request.parameters, request.policy, [state], policies, device)
-        except StateError as err:  # locations are states[0].<field>; here the fields are top-level
-            raise StateError([type(p)(p.loc[2:] if p.loc[:2] == ("states", 0) else p.loc, p.kind, p.message, p.value)
-                              for p in err.problems]) from None
-
-    return await serve_request(run, len(state["drivers"]) + len(orders))
+async def _window(request: Any, window: DispatchWindow, policies: PolicyCache,
+                  device: torch.device) -> tuple[dict[str, Any], dict[str, Any]]:
+    return await serve_request(lambda: act_one(SPEC, request, window, policies, device),
+                               len(window.drivers) + len(window.orders))
 
 
 def build_router() -> APIRouter:
@@ -92,10 +79,8 @@ def build_router() -> APIRouter:
         """Assign one window's open orders to free drivers.
 
         Errors: 404 unknown policy or scenario; 422 invalid parameters or states (names the field)."""
-        body = await _window(request, [o.model_dump() for o in request.orders], policies, device)
-        decision = body["actions"][0]
-        return DispatchResponse(**answered(body), assignments=decision["assignments"],
-                                repositions=decision["repositions"])
+        head, decision = await _window(request, request, policies, device)
+        return DispatchResponse(**head, **decision)
 
     @router.post("/reposition", response_model=RepositionResponse)
     async def reposition_route(request: RepositionRequest, policies: PolicyCache = Depends(policies_of),
@@ -103,7 +88,9 @@ def build_router() -> APIRouter:
         """Target cells for idle drivers (a policy that does not reposition leaves them all where they are).
 
         Errors: 404 unknown policy or scenario; 422 invalid parameters or states (names the field)."""
-        body = await _window(request, [], policies, device)
-        return RepositionResponse(**answered(body), repositions=body["actions"][0]["repositions"])
+        window = DispatchWindow.model_construct(time_of_day_s=request.time_of_day_s, drivers=request.drivers,
+                                                orders=[])
+        head, decision = await _window(request, window, policies, device)
+        return RepositionResponse(**head, repositions=decision["repositions"])
 
     return router

@@ -16,7 +16,7 @@ import math
 
 from pydantic import Field, model_validator
 
-from decisionlab.core.scenario import Scenario
+from decisionlab.core import Scenario
 
 SECONDS_PER_DAY = 86_400.0
 MAX_WINDOWS = 5_000_000  # one scenario simulates at most this many dispatch windows

@@ -18,12 +18,10 @@ from typing import Annotated, Any
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from decisionlab.core.errors import StateError, problem
-from decisionlab.core.policy import Policy
-from decisionlab.core.serving import ServingSpec, WholeNumber
+from decisionlab.core import EntityId, Policy, ServingSpec, StateError, WholeNumber, problem
 from decisionlab.domains.ride_hailing.city import City, city_of, fare
 from decisionlab.domains.ride_hailing.scenario import SECONDS_PER_DAY, CityScenario
-from decisionlab.domains.ride_hailing.sim import CityObservation, split_action
+from decisionlab.domains.ride_hailing.sim import DISPATCH, REPOSITION, CityAction, CityObservation
 
 MAX_DRIVERS, MAX_ORDERS = 20_000, 10_000  # per window
 MAX_REQUEST_DRIVERS, MAX_REQUEST_ORDERS = 40_000, 20_000  # per request, over its windows
@@ -35,7 +33,7 @@ Seconds = Annotated[float, Field(ge=0, le=1e7, allow_inf_nan=False, strict=True)
 class FreeDriver(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    id: WholeNumber = Field(ge=0, le=2**53, description="the client's driver id (unique in the window)")
+    id: EntityId = Field(description="the client's driver id (unique in the window)")
     cell: WholeNumber = Field(ge=0, le=1_000_000, description="cell the driver is in (row · grid_size + col)")
     idle_seconds: Seconds = Field(0.0, description="seconds since the driver's last trip ended")
 
@@ -43,7 +41,7 @@ class FreeDriver(BaseModel):
 class OpenOrder(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    id: WholeNumber = Field(ge=0, le=2**53, description="the client's order id (unique in the window)")
+    id: EntityId = Field(description="the client's order id (unique in the window)")
     origin_cell: WholeNumber = Field(ge=0, le=1_000_000, description="pick-up cell")
     dest_cell: WholeNumber = Field(ge=0, le=1_000_000, description="drop-off cell")
     fare: float | None = Field(None, ge=0, le=1e6, allow_inf_nan=False, strict=True,
@@ -157,10 +155,9 @@ def observe(context: DispatchContext, states: Sequence[DispatchWindow], policy: 
     )
 
 
-def respond(context: DispatchContext, actions: torch.Tensor, states: Sequence[DispatchWindow]) -> list[dict[str, Any]]:
-    q = max(1, max(len(w.orders) for w in states))
-    assign, target = split_action(actions, q)
-    assign, target = assign.cpu().tolist(), target.cpu().tolist()
+def respond(context: DispatchContext, actions: CityAction, states: Sequence[DispatchWindow]) -> list[dict[str, Any]]:
+    """The clients' own ids of the drivers the policy chose (indices into each window's lists)."""
+    assign, target = actions[DISPATCH].cpu().tolist(), actions[REPOSITION].cpu().tolist()
     out = []
     for i, window in enumerate(states):
         pairs = [{"order_id": order.id, "driver_id": window.drivers[d].id}

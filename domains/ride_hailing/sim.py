@@ -2,14 +2,14 @@
 
 Order of events in :meth:`CitySim.step` (window ``(t, t + w]``, ``w = window_seconds``):
 
-1. **Dispatch** (the action's first ``Q`` entries: a driver index per pending-order slot, −1 none).
+1. **Dispatch** (the action's ``dispatch [B, Q]``: a driver index per pending-order slot, −1 none).
    An assignment holds if the order is pending, the driver is idle and online and within
    ``max_pickup_km``; a driver named twice keeps the lowest slot. The passenger then cancels with
    probability ``cancel_max·(1 − exp(−d/scale))`` of the pickup distance ``d`` (200 m buckets;
    the order's own uniform); otherwise the order is *served*: the fare is paid to the driver at
    once, the driver is on the trip until ``t + pickup + trip`` and will then be idle at the
    destination. A cancelled order's driver stays idle.
-2. **Repositioning** (the action's last ``N`` entries: a target cell per driver, −1 none): an idle
+2. **Repositioning** (the action's ``reposition [B, N]``: a target cell per driver, −1 none): an idle
    driver not dispatched in this window drives to a cell within ``reposition_max_km`` and is busy
    until it gets there.
 3. Time advances to ``t + w``. Pending orders that have waited longer than
@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from decisionlab.core.sim import StepResult
+from decisionlab.core import Box, Composite, Discrete, Spaces, StepResult
 from decisionlab.domains.ride_hailing.city import (
     City,
     cancel_probability,
@@ -120,10 +120,35 @@ class CityObservation:
         return self.driver_cell.shape[1]
 
 
-def split_action(action: torch.Tensor, n_orders: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``[B, Q + N]`` → (driver per order ``[B, Q]``, target cell per driver ``[B, N]``), long, −1 = none."""
-    whole = torch.round(action.detach()).clamp(-1, 2**31 - 1).long()
-    return whole[:, :n_orders], whole[:, n_orders:]
+DISPATCH, REPOSITION = "dispatch", "reposition"
+CityAction = dict[str, torch.Tensor]
+"""``{"dispatch": [B, Q], "reposition": [B, N]}`` int64: the driver (index) given each order slot and the
+target cell of each driver, −1 for none."""
+
+
+def city_action(dispatch: torch.Tensor, reposition: torch.Tensor) -> CityAction:
+    return {DISPATCH: dispatch, REPOSITION: reposition}
+
+
+def city_spaces(n_drivers: int, n_cells: int, queue: int, features: int) -> Spaces:
+    """The ride-hailing spaces: what a dispatcher sees at a window's end (:class:`CityObservation`) and
+    the integer action (a driver per order slot, a cell per driver; −1: none)."""
+    cell, per_driver, per_order = Discrete(n_cells), (n_drivers,), (queue,)
+    return Spaces(
+        observation=Composite({
+            "time_s": Box((), 0.0, dtype="float64", unit="s"),
+            "driver_cell": Discrete(n_cells, per_driver), "driver_free": Box(per_driver, dtype="bool"),
+            "driver_idle_s": Box(per_driver, 0.0, unit="s"),
+            "order_valid": Box(per_order, dtype="bool"), "order_origin": Discrete(cell.n, per_order),
+            "order_dest": Discrete(cell.n, per_order), "order_fare": Box(per_order, 0.0, unit="currency"),
+            "order_trip_s": Box(per_order, 0.0, unit="s"), "order_wait_s": Box(per_order, 0.0, unit="s"),
+        }),
+        features=Box((features,), description="CitySim.flat_observation"),
+        action=Composite({
+            DISPATCH: Discrete(n_drivers + 1, per_order, start=-1, description="driver index per order slot"),
+            REPOSITION: Discrete(n_cells + 1, per_driver, start=-1, description="target cell per driver"),
+        }),
+    )
 
 
 def in_shift(time_s: float, shift_start_s: torch.Tensor, shift_hours: float) -> torch.Tensor:
@@ -134,7 +159,6 @@ class CitySim:
     """The batched city simulator of a :class:`CityScenario` (order of events: module docstring)."""
 
     differentiable = False
-    action_low = -1.0
 
     def __init__(self, scenario: CityScenario, device: torch.device | str = "cpu", city: City | None = None,
                  records: TripRecords | None = None) -> None:
@@ -153,9 +177,8 @@ class CitySim:
         else:
             self.max_new = max_arrivals(self.city, s.window_seconds)
         self.queue = self.max_new * (int(s.order_patience_seconds // s.window_seconds) + 2)
-        self.observation_size = 1 + 3 * self.n_drivers + 6 * self.queue
-        self.action_size = self.queue + self.n_drivers
-        self.action_high = float(max(self.n_drivers, self.grid.n_cells) - 1)
+        features = 1 + 3 * self.n_drivers + 6 * self.queue
+        self.spaces = city_spaces(self.n_drivers, self.grid.n_cells, self.queue, features)
         self._count_cdf = self._poisson_tables()
         self.move_probability = 1.0 - (1.0 - s.drift_per_minute) ** (s.window_seconds / 60.0)
 
@@ -235,12 +258,13 @@ class CitySim:
 
     # --- step ------------------------------------------------------------------------------------
 
-    def step(self, state: CityState, action: torch.Tensor, exogenous: torch.Tensor) -> StepResult[CityState]:
-        """One window (order of events: module docstring). ``action [B, Q + N]``, ``exogenous [B, 1 + 3M + N]``."""
+    def step(self, state: CityState, action: CityAction, exogenous: torch.Tensor) -> StepResult[CityState]:
+        """One window (order of events: module docstring). ``action``: :data:`CityAction`, ``exogenous
+        [B, 1 + 3M + N]``."""
         s, grid = self.scenario, self.grid
         batch, n, q, m = state.driver_cell.shape[0], self.n_drivers, self.queue, self.max_new
         t, t_next = state.time_s, state.time_s + self.window_s
-        assign, target = split_action(action, q)
+        assign, target = action[DISPATCH].long(), action[REPOSITION].long()
 
         # 1. Dispatch.
         mode, cell = state.driver_mode, state.driver_cell

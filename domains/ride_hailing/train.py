@@ -24,10 +24,21 @@ from typing import Literal
 import torch
 from pydantic import BaseModel, Field
 
-from decisionlab.core.algos.td import FittedTDConfig, Transitions, blend, discount_for, fitted_td, td0_update
-from decisionlab.core.nets.value import NeuralValue, TabularValue, value_table
-from decisionlab.core.options import TrainContext, apply_options, options_model
-from decisionlab.core.spec import TrainOutcome
+from decisionlab.core import (
+    FittedTDConfig,
+    NeuralValue,
+    TabularValue,
+    TrainContext,
+    TrainOutcome,
+    Transitions,
+    apply_options,
+    blend,
+    discount_for,
+    fitted_td,
+    options_model,
+    td0_update,
+    value_table,
+)
 from decisionlab.domains.ride_hailing.metrics import episode_metrics, run_days
 from decisionlab.domains.ride_hailing.policies import (
     DEFAULT_GAMMA,

@@ -24,8 +24,7 @@ import numpy as np
 import polars as pl
 import torch
 
-from decisionlab.core.algos.td import Transitions, discount_for
-from decisionlab.core.store.atomic import atomic_write_with
+from decisionlab.core import Transitions, atomic_write_with, discount_for
 from decisionlab.domains.ride_hailing.sim import CANCELLED, EXPIRED, IDLE_MOVE, NO_EVENT, SERVED, TERMINAL, TRIP
 from decisionlab.domains.ride_hailing.trips import TripDataError
 
@@ -141,9 +140,7 @@ def record_transitions(frame: pl.DataFrame, gamma: float, gamma_period_s: float)
 def simulate_log(scenario_name: str, overrides: dict, policy_name: str, days: int, cities: int, seed: int,
                  folder: Path, progress: bool = True) -> tuple[Path, Path]:
     """Simulate ``days`` horizons (``cities`` at a time) under a baseline or registered policy and write their log."""
-    from decisionlab.core.resolve import build_policy
-    from decisionlab.core.seeding import make_generator
-    from decisionlab.core.spec import get_domain
+    from decisionlab.core import build_policy, get_domain, make_generator
     from decisionlab.domains.ride_hailing.metrics import run_days
     from decisionlab.domains.ride_hailing.sim import CitySim
 
@@ -161,7 +158,7 @@ def main(argv: list[str] | None = None) -> None:
     """``python -m decisionlab.domains.ride_hailing.triplog --out logs/ [--policy nearest+reposition] ...``"""
     import argparse
 
-    from decisionlab.core.scenario import parse_overrides
+    from decisionlab.core import parse_overrides
 
     parser = argparse.ArgumentParser(description="Simulate days of a city and write their trip log (parquet).")
     parser.add_argument("--out", type=Path, required=True, help="folder for orders.parquet and transitions.parquet")

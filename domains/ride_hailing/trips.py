@@ -65,7 +65,7 @@ import numpy as np
 import polars as pl
 import torch
 
-from decisionlab.core.errors import ScenarioError
+from decisionlab.core import ScenarioError
 from decisionlab.domains.ride_hailing.grid import HexGrid
 
 KM_PER_MILE = 1.609344

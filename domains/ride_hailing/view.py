@@ -32,23 +32,26 @@ import numpy as np
 import polars as pl
 import torch
 
-from decisionlab.core import ui
-from decisionlab.core.nets.value import value_table
-from decisionlab.core.policy import Policy
-from decisionlab.core.seeding import make_generator
+from decisionlab.core import Policy, make_generator, palette, value_table
 from decisionlab.domains.ride_hailing.city import City
 from decisionlab.domains.ride_hailing.grid import HexGrid
 from decisionlab.domains.ride_hailing.metrics import EpisodeTotals, gini, run_episodes
 from decisionlab.domains.ride_hailing.scenario import SECONDS_PER_DAY, CityScenario
-from decisionlab.domains.ride_hailing.sim import IDLE, CityObservation, CitySim, CityState
+from decisionlab.domains.ride_hailing.sim import (
+    DISPATCH,
+    IDLE,
+    REPOSITION,
+    CityObservation,
+    CitySim,
+    CityState,
+    city_action,
+)
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
     from torch import nn
 
-    from decisionlab.core.dashboard.compare import ViewContext
-    from decisionlab.core.evaluation import EvaluationReport
-    from decisionlab.core.store.registry import PolicyRegistry
+    from decisionlab.core import EvaluationReport, PolicyRegistry, ViewContext
 
 HOURS = 24
 VALUE_KIND = "ride_value"
@@ -117,7 +120,7 @@ def value_policies(policies: Sequence[tuple[str, Policy]]) -> list[tuple[str, Po
 
 def registered_values(registry: PolicyRegistry, domain: str) -> list[str]:
     """References of the registered ``ride_value`` policies of ``domain`` (oldest first)."""
-    from decisionlab.core.resolve import record_kind
+    from decisionlab.core import record_kind
 
     return [str(r.ref) for r in registry.list(domain) if record_kind(r) == VALUE_KIND]
 
@@ -126,7 +129,7 @@ def load_value(registry: PolicyRegistry, ref: str, domain: str,
                scenario: CityScenario | None = None) -> tuple[nn.Module, HexGrid]:
     """The value function of a registered ``ride_value`` policy and the grid it was learned on (the
     map needs no scenario it can serve, so no ``for_scenario``)."""
-    from decisionlab.core.policy import policy_class
+    from decisionlab.core import policy_class
 
     record = registry.find(ref, domain)
     config = dict(record.card.get("policy_config") or {})
@@ -185,7 +188,8 @@ class _RowPolicies:
                                                           for f in fields(first)})
                 self._best[interval] = (pending, self.step)
         self.step += 1
-        return torch.cat([p.act(observation_rows(obs, i, i + 1)) for i, p in enumerate(self.policies)])
+        parts = [p.act(observation_rows(obs, i, i + 1)) for i, p in enumerate(self.policies)]
+        return city_action(torch.cat([a[DISPATCH] for a in parts]), torch.cat([a[REPOSITION] for a in parts]))
 
 
 def nice_minutes(minutes: float, most: int) -> int:
@@ -390,10 +394,10 @@ def window_replay(obs: CityObservation, policies: Sequence[tuple[str, Policy]], 
         for _ in range(max(1, repeats)):
             began = time.perf_counter()
             action = policy.act(obs)
-            if action.is_cuda:  # kernels run asynchronously: the dispatch is done when they are
-                torch.cuda.synchronize(action.device)
+            if action[DISPATCH].is_cuda:  # kernels run asynchronously: the dispatch is done when they are
+                torch.cuda.synchronize(action[DISPATCH].device)
             times.append((time.perf_counter() - began) * 1000.0)
-        assigned = torch.round(action[0, :obs.n_orders]).long().cpu().numpy()
+        assigned = action[DISPATCH][0].cpu().numpy()
         chosen = np.flatnonzero(assigned >= 0)
         who = assigned[chosen]
         pickup = grid.distance_km(torch.as_tensor(cell[who], device=grid.device),
@@ -489,10 +493,10 @@ def value_day_figure(values: pl.DataFrame, hour: int, label: str) -> go.Figure:
     hours = (daily["hour"] + 0.5).to_list()
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=hours + hours[::-1], y=daily["high"].to_list() + daily["low"].to_list()[::-1],
-                             fill="toself", line={"width": 0}, fillcolor=ui.palette()[0], opacity=0.2,
+                             fill="toself", line={"width": 0}, fillcolor=palette()[0], opacity=0.2,
                              name="10–90% of cells", hoverinfo="skip"))
     fig.add_trace(go.Scatter(x=hours, y=daily["mean"].to_list(), mode="lines+markers", name="mean over cells",
-                             line={"color": ui.palette()[0]}))
+                             line={"color": palette()[0]}))
     fig.add_vrect(x0=hour, x1=hour + 1, fillcolor="#888", opacity=0.15, line_width=0)
     fig.update_layout(title=f"{label}: value over the day", xaxis_title="hour of the day", yaxis_title="V",
                       xaxis={"range": [0, 24], "dtick": 3}, height=320, margin={"t": 50, "b": 40})
@@ -507,7 +511,7 @@ def timeline_figure(timeline: pl.DataFrame, label: str, start_hour: float, expec
 
     part = timeline.filter(pl.col("policy") == label)
     clock = ((start_hour + part["minutes"] / 60.0) % 24).to_list()
-    colors = ui.palette()
+    colors = palette()
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     fig.add_trace(go.Scatter(x=clock, y=part["online"].to_list(), name="drivers online", line={"color": colors[0]}))
     fig.add_trace(go.Scatter(x=clock, y=part["idle"].to_list(), name="drivers idle", line={"color": colors[2]}))
@@ -530,7 +534,7 @@ def income_figure(day: DayRecord) -> go.Figure:
     import plotly.graph_objects as go
 
     summary = {row["policy"]: row for row in income_frame(day).iter_rows(named=True)}
-    colors = ui.palette()
+    colors = palette()
     fig = go.Figure()
     for i, label in enumerate(day.labels):
         part = day.income.filter((pl.col("policy") == label) & pl.col("worked"))
@@ -548,7 +552,7 @@ def kpi_figure(report: EvaluationReport, metric: str, unit: str = "") -> go.Figu
     import plotly.graph_objects as go
 
     frame = kpi_frame(report, metric)
-    colors = ui.palette()
+    colors = palette()
     fig = go.Figure(go.Bar(
         x=frame["policy"].to_list(), y=frame["mean"].to_list(),
         marker_color=[colors[i % len(colors)] for i in range(frame.height)],
@@ -575,7 +579,7 @@ def window_figure(replay: WindowReplay, grid: HexGrid, shown: Sequence[str]) -> 
                              marker={"symbol": "hexagon", "size": frame.hexagon_px, "color": "#eef0f3",
                                      "line": {"width": 1, "color": "white"}},
                              hoverinfo="skip", showlegend=False))
-    colors = ui.palette()
+    colors = palette()
     labels = replay.summary["policy"].to_list()
     for k, label in enumerate(shown):
         part = replay.assignments.filter(pl.col("policy") == label)

@@ -10,8 +10,10 @@ baselines and their ``check``, algorithms and their ``smoke_options``, policy ki
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import math
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,18 +25,25 @@ from typer.testing import CliRunner
 
 from decisionlab.apps.cli import app as cli_app
 from decisionlab.core import ui
+from decisionlab.core.engine import Step, run
 from decisionlab.core.evaluation import evaluate_policies
-from decisionlab.core.gym_adapter import SimulatorEnv
+from decisionlab.core.gym import SimulatorEnv
 from decisionlab.core.policy import policy_class
 from decisionlab.core.resolve import build_policy
 from decisionlab.core.scenario import Scenario, parse_overrides
-from decisionlab.core.serving import schema
+from decisionlab.core.serving import act, schema
+from decisionlab.core.serving_spec import ID_MARK
+from decisionlab.core.sim import action_mask
+from decisionlab.core.spaces import RandomPolicy, action_problems
 from decisionlab.core.spec import DomainSpec, SettingSpec
 from decisionlab.core.store.registry import PolicyRegistry
 from decisionlab.core.training import train_and_register
 
 CPU = torch.device("cpu")
 EPISODES = 4
+ACTION_ROWS, ACTION_STEPS = 64, 64  # every baseline and a random masked policy: 4,096 decisions each
+ADAPTER_STEPS = 6
+BIG_ID = 2**24 + 1  # the first integer float32 cannot hold
 
 
 # --- scenarios ------------------------------------------------------------------------------------
@@ -172,11 +181,95 @@ def check_baselines_in_the_dashboard(domain: DomainSpec, setting: SettingSpec, p
 # --- simulators -----------------------------------------------------------------------------------
 
 
-def check_gymnasium(domain: DomainSpec, setting: SettingSpec) -> None:
-    """Every preset's simulator passes gymnasium's ``check_env`` through the core adapter."""
+class ActionInspector:
+    """A hook of the engine: the first problems of any step's action with the declared spaces and masks."""
+
+    def __init__(self, sim: Any) -> None:
+        self.sim, self.problems = sim, []
+
+    def __call__(self, step: Step) -> None:
+        if not self.problems:
+            self.problems = action_problems(self.sim.spaces, step.action, action_mask(self.sim, step.obs))
+
+
+def check_actions_inside_the_spaces(domain: DomainSpec, setting: SettingSpec) -> None:
+    """Over thousands of decisions, every admissible baseline's actions and a random masked policy's lie
+    inside the simulator's declared action space and never take a masked choice."""
+    cases = [(preset, names) for preset, names in by_preset(domain, setting).items()]
+    first = next(iter(setting.presets))
+    for preset, names in [*cases, (first, ["random (masked)"])]:
+        scenario = small_scenario(domain, setting, preset)
+        sim = setting.make_simulator(scenario, CPU)
+        steps = min(ACTION_STEPS, getattr(sim, "horizon", None) or ACTION_STEPS)
+        for name in names:
+            generator = torch.Generator().manual_seed(3)
+            policy = RandomPolicy(sim, generator) if name.startswith("random (") else \
+                domain.policy(name).build(scenario, CPU)
+            inspector = ActionInspector(sim)
+            run(sim, policy, batch=ACTION_ROWS, generator=generator, steps=steps, hooks=[inspector], until_done=False)
+            assert not inspector.problems, f"{name} on {preset}: {inspector.problems[0]}"
+
+
+class Recorder:
+    """A simulator that remembers its last step's ``terminated`` and ``truncated`` (to check the adapters)."""
+
+    def __init__(self, sim: Any) -> None:
+        self.sim, self.ended = sim, (None, None)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sim, name)
+
+    def step(self, state: Any, action: Any, exogenous: torch.Tensor) -> Any:
+        result = self.sim.step(state, action, exogenous)
+        self.ended = (result.terminated, result.truncated)
+        return result
+
+
+def legal_action(env: Any, rng: np.random.Generator) -> Any:
+    """A random action of a gymnasium env that respects its ``action_masks``."""
+    space = env.action_space
+    if hasattr(space, "nvec"):
+        masks, at, out = env.action_masks(), 0, []
+        for n in space.nvec.tolist():
+            legal = np.flatnonzero(masks[at:at + n])
+            out.append(rng.choice(legal))
+            at += n
+        return np.asarray(out, dtype=np.int64) + space.start
+    if hasattr(space, "n"):
+        return int(rng.choice(np.flatnonzero(env.action_masks()))) + int(space.start)
+    return space.sample()
+
+
+def check_adapters(domain: DomainSpec, setting: SettingSpec) -> None:
+    """Every preset passes gymnasium's and SB3's ``check_env`` through ``make_env``, settings with agent groups
+    PettingZoo's ``parallel_api_test`` through ``make_parallel_env``; along random legal episodes the
+    adapter reports the simulator's ``terminated`` as a termination and cuts the rest at the horizon."""
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
     for preset in setting.presets:
         sim = setting.make_simulator(small_scenario(domain, setting, preset), CPU)
-        check_env(SimulatorEnv(sim, horizon=6), skip_render_check=True)
+        check_env(SimulatorEnv(sim, ADAPTER_STEPS), skip_render_check=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # SB3's advice (normalise, symmetric boxes) is not a failure
+            sb3_check_env(SimulatorEnv(sim, ADAPTER_STEPS), warn=False)
+        if sim.spaces.multi_agent:
+            from pettingzoo.test import parallel_api_test
+
+            from decisionlab.core.parallel_env import SimulatorParallelEnv
+
+            parallel_api_test(SimulatorParallelEnv(sim, ADAPTER_STEPS), num_cycles=2 * ADAPTER_STEPS)
+        recorder = Recorder(sim)
+        env, rng = SimulatorEnv(recorder, ADAPTER_STEPS), np.random.default_rng(0)
+        for episode in range(3):
+            env.reset(seed=episode)
+            for t in range(1, ADAPTER_STEPS + 1):
+                _, _, terminated, truncated, _ = env.step(legal_action(env, rng))
+                ended, cut = recorder.ended
+                assert terminated == bool(ended is not None and ended[0]), f"{preset}: step {t} terminated"
+                own = bool(cut is not None and cut[0])
+                assert truncated == ((t == ADAPTER_STEPS or own) and not terminated), f"{preset}: step {t} truncated"
+                if terminated or truncated:
+                    break
 
 
 # --- serving --------------------------------------------------------------------------------------
@@ -209,6 +302,66 @@ def field_name(path: tuple[Any, ...]) -> str:
     return "states[0]" + text
 
 
+def id_paths(schema: dict[str, Any], example: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    """Paths in ``example`` of the fields the state schema marks as client ids (:data:`EntityId`)."""
+    defs = schema.get("$defs", {})
+
+    def resolve(node: dict[str, Any]) -> dict[str, Any]:
+        while "$ref" in node:
+            node = defs[node["$ref"].split("/")[-1]]
+        for option in node.get("anyOf", []):
+            if "$ref" in option or "properties" in option or "items" in option:
+                return resolve(option)
+        return node
+
+    node = resolve(schema)
+    if node.get(ID_MARK):
+        yield path
+    elif isinstance(example, dict):
+        for key, value in example.items():
+            if key in node.get("properties", {}):
+                yield from id_paths({**node["properties"][key], "$defs": defs}, value, (*path, key))
+    elif isinstance(example, list) and "items" in node:
+        for i, value in enumerate(example):
+            yield from id_paths({**node["items"], "$defs": defs}, value, (*path, i))
+
+
+def renamed(value: Any, names: dict[int, int]) -> Any:
+    """``value`` with every integer in ``names`` replaced (booleans left alone)."""
+    if isinstance(value, dict):
+        return {k: renamed(v, names) for k, v in value.items()}
+    if isinstance(value, list):
+        return [renamed(v, names) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool):
+        return names.get(value, value)
+    return value
+
+
+def check_ids_round_trip(domain: DomainSpec, setting: SettingSpec, client: TestClient, cache: Any) -> None:
+    """Client ids above 2^24 (where float32 rounds) come back exactly, through ``act`` and the HTTP route:
+    the answer to the example state with its ids renamed is the answer to the example, renamed."""
+    preset = next(iter(setting.presets))
+    parameters = small(setting, preset)
+    example = schema(domain, preset, parameters, CPU)["example_state"]
+    paths = list(id_paths(setting.serving.state_model.model_json_schema(), example))
+    if not paths:
+        return  # the setting's states carry no ids
+    originals = sorted({functools.reduce(lambda node, key: node[key], path, example) for path in paths})
+    names = {old: BIG_ID + 7 * k for k, old in enumerate(originals)}
+    big = renamed(example, names)
+    policy = next(name for name, spec in setting.policies.items() if spec.admissible
+                  and spec.problem(small_scenario(domain, setting, preset)) is None)
+    want = act(domain, preset, parameters, policy, [example], cache, CPU)["actions"]
+    got = act(domain, preset, parameters, policy, [big], cache, CPU)["actions"]
+    assert got == renamed(want, names), f"ids through act: {got} != {renamed(want, names)}"
+    assert any(v in json.dumps(got) for v in map(str, names.values())), f"{setting.name}: no id in the answer {got}"
+    response = client.post(f"{domain.url_path}/act", content=json.dumps(
+        {"scenario": preset, "parameters": parameters, "policy": policy, "states": [big]}, default=str),
+        headers={"content-type": "application/json"})
+    assert response.status_code == 200, response.text
+    assert response.json()["actions"] == got, f"ids through HTTP: {response.json()['actions']} != {got}"
+
+
 def check_states_reject_bad_values(domain: DomainSpec, setting: SettingSpec, client: TestClient) -> None:
     """NaN, infinities, strings and booleans where a state has numbers, and one state too many, are a
     422 naming the field."""
@@ -236,6 +389,18 @@ def check_states_reject_bad_values(domain: DomainSpec, setting: SettingSpec, cli
 
 
 # --- learned policies -----------------------------------------------------------------------------
+
+
+def tensors(actions: Any) -> list[torch.Tensor]:
+    """The tensors of an action batch (a tensor, or a mapping of them)."""
+    return list(actions.values()) if isinstance(actions, dict) else [actions]
+
+
+def same_actions(a: Any, b: Any) -> bool:
+    if isinstance(a, dict) or isinstance(b, dict):
+        return isinstance(a, dict) and isinstance(b, dict) and a.keys() == b.keys() \
+            and all(torch.equal(a[k], b[k]) for k in a)
+    return torch.equal(a, b)
 
 
 def perturbed(module: torch.nn.Module) -> torch.nn.Module:
@@ -278,7 +443,7 @@ def check_policy_kinds_round_trip(domain: DomainSpec, setting: SettingSpec, regi
         original = net.for_scenario(scenario)
         for obs in observations(setting, scenario, original):
             with torch.no_grad():
-                assert torch.equal(loaded.act(obs), original.act(obs)), f"{kind}: actions differ after the round trip"
+                assert same_actions(loaded.act(obs), original.act(obs)), f"{kind}: actions differ after the round trip"
 
 
 def check_algorithms_train_and_register(domain: DomainSpec, setting: SettingSpec, registry: PolicyRegistry) -> None:
@@ -294,4 +459,4 @@ def check_algorithms_train_and_register(domain: DomainSpec, setting: SettingSpec
         for obs in observations(setting, scenario, policy, steps=1):
             with torch.no_grad():
                 actions = policy.act(obs)
-            assert torch.isfinite(actions.float()).all(), f"{name}: non-finite actions"
+            assert all(torch.isfinite(part.float()).all() for part in tensors(actions)), f"{name}: non-finite actions"

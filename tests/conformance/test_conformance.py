@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from decisionlab.apps.api import create_app
+from decisionlab.core.policy_cache import PolicyCache
 from decisionlab.core.spec import DomainSpec, SettingSpec, get_domain
 from decisionlab.core.store.registry import PolicyRegistry
 
@@ -38,8 +39,16 @@ def test_same_seed_same_metrics_and_zero_self_difference(case) -> None:
     checks.check_same_seed_same_metrics(*case)
 
 
-def test_every_preset_passes_the_gymnasium_checker(case) -> None:
-    checks.check_gymnasium(*case)
+def test_adapters_pass_gymnasium_sb3_and_pettingzoo_checks(case) -> None:
+    checks.check_adapters(*case)
+
+
+def test_actions_stay_inside_the_declared_spaces(case) -> None:
+    checks.check_actions_inside_the_spaces(*case)
+
+
+def test_client_ids_round_trip_exactly(case, client: TestClient, home: Path) -> None:
+    checks.check_ids_round_trip(*case, client, PolicyCache(PolicyRegistry(home)))
 
 
 def test_every_baseline_runs_through_the_cli(case, home: Path) -> None:

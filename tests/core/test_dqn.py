@@ -22,9 +22,10 @@ from decisionlab.core.algos.dqn import (
     train_dqn,
 )
 from decisionlab.core.algos.replay import ReplayBuffer, ReplaySample, n_step_returns
+from decisionlab.core.engine import Sum, run
 from decisionlab.core.nets.heads import DuelingHead, HLGaussSupport, QNetwork
-from decisionlab.core.rollout import rollout
 from decisionlab.core.sim import BatchedSimulator, StepResult
+from decisionlab.core.spaces import Box, Discrete, Spaces
 
 SEED = 0  # of the learning tests (checked to pass on seeds 0-7)
 
@@ -51,9 +52,9 @@ class SellState:
 class SellOnceSim:
     """Sell one unit over 6 periods; the price ``PRICES[t] + noise`` peaks at t = 3 (noise mean 0).
 
-    Action: the fraction of the remaining inventory to sell. The last period forces completion and
-    is terminal; selling everything earlier is terminal too (``info['done']``). Optimal: hold, hold,
-    hold, sell all — expected return 2.0.
+    Action: an index into ``FRACTIONS``, the fraction of the remaining inventory to sell (``no_half``:
+    selling half is masked). The last period forces completion and is terminal; selling everything
+    earlier is terminal too (``terminated``). Optimal: hold, hold, hold, sell all — expected return 2.0.
 
     The batch keeps stepping in lock-step after an env's terminal step, and such a *dead* env earns
     a bogus ``GHOST`` reward per step: by the contract, a learner must ignore what happens after
@@ -65,15 +66,16 @@ class SellOnceSim:
     GHOST = 0.5
     device = torch.device("cpu")
     differentiable = False
-    observation_size = 2
-    action_size = 1
-    action_low = 0.0
-    action_high = 1.0
 
-    def __init__(self, noise: float = 0.1) -> None:
+    def __init__(self, noise: float = 0.1, no_half: bool = False) -> None:
         self.prices = torch.tensor(self.PRICES)
-        self.periods = len(self.PRICES)
+        self.periods = self.horizon = len(self.PRICES)
         self.noise = noise
+        self.no_half = no_half
+        self.spaces = Spaces(observation=Box((2,), 0.0, 1.0), action=Discrete(3, masked=no_half))
+
+    def action_mask(self, obs: torch.Tensor) -> torch.Tensor:
+        return torch.tensor([True, not self.no_half, True]).expand(obs.shape[0], 3)
 
     def sample_exogenous(self, batch: int, periods: int, generator: torch.Generator | None = None) -> torch.Tensor:
         return self.noise * torch.randn(batch, periods, generator=generator)
@@ -89,12 +91,13 @@ class SellOnceSim:
 
     def step(self, state: SellState, action: torch.Tensor, noise: torch.Tensor) -> StepResult[SellState]:
         last = state.t >= self.periods - 1
-        sold = torch.where(last, state.inventory, action.clamp(0, 1) * state.inventory)
+        fraction = FRACTIONS[action.long()] if not action.is_floating_point() else action.clamp(0, 1)
+        sold = torch.where(last, state.inventory, fraction * state.inventory)
         price = self.prices[state.t.clamp_max(self.periods - 1)] + noise
         left = state.inventory - sold
         ghost = self.GHOST * (state.inventory <= 1e-9).float()
         done = last | (left <= 1e-9)
-        return StepResult(SellState(state.t + 1, left), sold * price + ghost, {"done": done})
+        return StepResult(SellState(state.t + 1, left), sold * price + ghost, terminated=done)
 
 
 FRACTIONS = torch.tensor([0.0, 0.5, 1.0])
@@ -104,17 +107,15 @@ OPTIMAL_INDICES = [0, 0, 0, 2]  # hold x3, then sell all
 def toy_score(sim: SellOnceSim, policy: GreedyQPolicy, seed: int = 123, batch: int = 512) -> float:
     """Minus the mean return up to each env's terminal step, on fixed held-out paths (lower is better)."""
     exogenous = sim.sample_exogenous(batch, sim.periods, torch.Generator().manual_seed(seed))
-    traj = rollout(sim, policy, exogenous, record=("done",))
-    done = traj.info["done"].float()
-    alive_before = (done.cumsum(1) - done) == 0
-    return -float((traj.rewards * alive_before).sum(1).mean())
+    returns = run(sim, policy, state=sim.reset(batch), exogenous=exogenous, reducers={"return": Sum("reward")})
+    return -float(returns.totals["return"].mean())  # the engine counts each episode up to its terminal step
 
 
 class OptimalToyPolicy:
     name = "optimal"
 
     def act(self, obs: torch.Tensor) -> torch.Tensor:
-        return (obs[:, 0] * 5).round().eq(3).float()
+        return 2 * (obs[:, 0] * 5).round().eq(3).long()  # index 2: sell everything
 
 
 def greedy_path(policy: GreedyQPolicy) -> list[int]:
@@ -266,19 +267,19 @@ def test_double_dqn_target_uses_online_argmax_and_target_values() -> None:
 def test_greedy_policy_respects_mask_and_round_trips(tmp_path) -> None:  # type: ignore[no-untyped-def]
     torch.manual_seed(0)
     net = QNetwork(2, 3, hidden=(8,), head="hl_gauss", bins=9, v_min=-1, v_max=1)
-    policy = GreedyQPolicy(net, action_values=FRACTIONS)
+    policy = GreedyQPolicy(net, SellOnceSim())
     obs = torch.randn(64, 2)
-    everything_but_best = torch.ones(64, 3, dtype=torch.bool)
-    everything_but_best[torch.arange(64), policy.action_index(obs)] = False
-    masked = GreedyQPolicy(net, action_values=FRACTIONS, action_mask=lambda o: everything_but_best)
-    assert everything_but_best[torch.arange(64), masked.action_index(obs)].all()
+    best = policy.action_index(obs)
+    masked = GreedyQPolicy(net, SellOnceSim(no_half=True))
+    legal = masked.action_index(obs)
+    assert (legal != 1).all() and (legal[best != 1] == best[best != 1]).all()
     assert masked_argmax(torch.tensor([[5.0, 1.0]]), torch.tensor([[False, True]])).item() == 1
 
     save_file(policy.state_dict(), tmp_path / "w.safetensors")
-    rebuilt = GreedyQPolicy.from_config(policy.config())
+    rebuilt = GreedyQPolicy.from_config(policy.config()).bind(SellOnceSim())
     rebuilt.load_state_dict(load_file(tmp_path / "w.safetensors"))
     torch.testing.assert_close(rebuilt.act(obs), policy.act(obs))
-    assert policy.config()["action_values"] == [0.0, 0.5, 1.0]
+    assert policy.act(obs).dtype == torch.long
 
 
 def test_config_is_strict() -> None:
@@ -287,22 +288,25 @@ def test_config_is_strict() -> None:
     with pytest.raises(ValidationError):
         QNetworkConfig(v_min=1.0, v_max=0.0)
     with pytest.raises(ValueError, match="config.network"):
-        train_dqn(SellOnceSim(), QNetwork(2, 3), DQNConfig(network=QNetworkConfig()), horizon=6,
-                  action_values=FRACTIONS, progress=False)
+        train_dqn(SellOnceSim(), QNetwork(2, 3), DQNConfig(network=QNetworkConfig()), progress=False)
+    continuous = SellOnceSim()
+    continuous.spaces = Spaces(observation=Box((2,)), action=Box((), 0.0, 1.0))
+    with pytest.raises(ValueError, match="single-choice Discrete"):
+        train_dqn(continuous, None, DQNConfig(), progress=False)
 
 
 # --------------------------------------------------------------------------------------------- learning
 
 
 def train_toy(
-    config: DQNConfig, *, keep_best: bool = True, **kwargs: object
+    config: DQNConfig, *, keep_best: bool = True, no_half: bool = False
 ) -> tuple[SellOnceSim, GreedyQPolicy, DQNResult]:
     torch.manual_seed(SEED)
-    sim = SellOnceSim()
+    sim = SellOnceSim(no_half=no_half)
     assert isinstance(sim, BatchedSimulator)
     evaluate: Callable[[GreedyQPolicy], float] = lambda policy: toy_score(sim, policy)  # noqa: E731
-    result = train_dqn(sim, None, config, horizon=sim.periods, evaluate=evaluate if keep_best else None,
-                       generator=torch.Generator().manual_seed(SEED), progress=False, **kwargs)
+    result = train_dqn(sim, None, config, evaluate=evaluate if keep_best else None,
+                       generator=torch.Generator().manual_seed(SEED), progress=False)
     return sim, result.policy, result
 
 
@@ -312,7 +316,7 @@ TOY = dict(total_env_steps=6_000, num_envs=8, gamma=1.0, buffer_size=5_000, batc
 
 def test_double_dqn_learns_the_optimal_sale_time() -> None:
     config = DQNConfig(**TOY, n_step=1, network=QNetworkConfig(hidden=(32, 32)))
-    sim, policy, result = train_toy(config, action_values=FRACTIONS)
+    sim, policy, result = train_toy(config)
     assert greedy_path(policy) == OPTIMAL_INDICES
     optimal = toy_score(sim, OptimalToyPolicy())  # type: ignore[arg-type]
     assert result.best_score == pytest.approx(optimal, abs=0.01)
@@ -324,15 +328,11 @@ def test_double_dqn_learns_the_optimal_sale_time() -> None:
 
 
 def test_hl_gauss_double_dqn_learns_with_masks_and_n_step() -> None:
-    """HL-Gauss head (dueling on logits), a callable action map, a mask forbidding 'sell half', 3-step
-    returns; no held-out selection: the *final* weights must be optimal and their Q-values calibrated."""
+    """HL-Gauss head (dueling on logits), a masked action space forbidding 'sell half', 3-step returns; no
+    held-out selection: the *final* weights must be optimal and their Q-values calibrated."""
     config = DQNConfig(**TOY, n_step=3, network=QNetworkConfig(
         hidden=(32, 32), head="hl_gauss", bins=32, v_min=-0.5, v_max=2.7))
-    no_half = torch.tensor([True, False, True])
-    sim, policy, result = train_toy(
-        config, keep_best=False, to_env_action=lambda obs, index: FRACTIONS[index], n_actions=3,
-        action_mask=lambda obs: no_half.expand(obs.shape[0], 3),
-    )
+    sim, policy, result = train_toy(config, keep_best=False, no_half=True)
     assert greedy_path(policy) == OPTIMAL_INDICES
     assert toy_score(sim, policy) == pytest.approx(toy_score(sim, OptimalToyPolicy()), abs=0.01)  # type: ignore[arg-type]
     # Q(t, full inventory, sell all) = E[price at t] for t = 0..3: the expectation over bins is calibrated
@@ -343,7 +343,7 @@ def test_hl_gauss_double_dqn_learns_with_masks_and_n_step() -> None:
 
 def test_early_stop_at_target() -> None:
     config = DQNConfig(**{**TOY, "total_env_steps": 50_000}, target=-1.95, network=QNetworkConfig(hidden=(32, 32)))
-    _, _, result = train_toy(config, action_values=FRACTIONS)
+    _, _, result = train_toy(config)
     assert result.best_score <= -1.95
     assert result.env_steps < 50_000
 
@@ -351,8 +351,8 @@ def test_early_stop_at_target() -> None:
 def test_training_is_reproducible_from_the_seeds() -> None:
     config = DQNConfig(**{**TOY, "total_env_steps": 600, "learning_starts": 96}, n_step=2,
                        network=QNetworkConfig(hidden=(16,)))
-    first = train_toy(config, keep_best=False, action_values=FRACTIONS)[1].state_dict()
-    second = train_toy(config, keep_best=False, action_values=FRACTIONS)[1].state_dict()
+    first = train_toy(config, keep_best=False)[1].state_dict()
+    second = train_toy(config, keep_best=False)[1].state_dict()
     for name, value in first.items():
         torch.testing.assert_close(value, second[name], rtol=0, atol=0)
     assert any(not torch.equal(value, QNetwork(2, 3, hidden=(16,)).state_dict()[name.removeprefix("q_net.")])

@@ -22,9 +22,10 @@ from decisionlab.core.algos.ppo import (
     ppo_update,
     train_ppo,
 )
+from decisionlab.core.engine import rollout
 from decisionlab.core.nets.actor_critic import ActorCritic, MaskedCategorical, SquashedGaussian
-from decisionlab.core.rollout import rollout
-from decisionlab.core.sim import BatchedSimulator, StepResult
+from decisionlab.core.sim import BatchedSimulator, Reshaped, StepResult
+from decisionlab.core.spaces import SINGLE, AgentGroup, Box, Discrete, Spaces
 
 SEED = 0
 
@@ -48,10 +49,7 @@ class TrackSim:
     GAIN = 1.5
     device = torch.device("cpu")
     differentiable = False
-    observation_size = 1
-    action_size = 1
-    action_low = -2.0
-    action_high = 2.0
+    spaces = Spaces(observation=Box((1,)), action=Box((1,), -2.0, 2.0))
 
     def sample_exogenous(self, batch: int, periods: int, generator: torch.Generator | None = None) -> torch.Tensor:
         return 2 * torch.rand(batch, periods, generator=generator) - 1
@@ -81,10 +79,7 @@ class ArmSim:
     ARMS, CONTEXTS = 5, 4
     device = torch.device("cpu")
     differentiable = False
-    observation_size = CONTEXTS
-    action_size = 1
-    action_low = 0.0
-    action_high = float(ARMS - 1)
+    spaces = Spaces(observation=Box((CONTEXTS,), 0.0, 1.0), action=Discrete(ARMS, masked=True))
 
     def sample_exogenous(self, batch: int, periods: int, generator: torch.Generator | None = None) -> torch.Tensor:
         return torch.randint(self.CONTEXTS, (batch, periods), generator=generator)
@@ -100,6 +95,9 @@ class ArmSim:
 
     def __init__(self) -> None:
         self.masked_pulls = 0
+
+    def action_mask(self, obs: torch.Tensor) -> torch.Tensor:
+        return arm_mask(obs)
 
     def step(self, state: ArmState, action: torch.Tensor, k_next: torch.Tensor) -> StepResult[ArmState]:
         self.masked_pulls += int((action == self.ARMS - 1).sum())  # a host sync: fine for a test
@@ -119,14 +117,12 @@ class CountSim:
 
     device = torch.device("cpu")
     differentiable = False
-    observation_size = 2
-    action_size = 1
-    action_low = -1.0
-    action_high = 1.0
+    spaces = Spaces(observation=Box((2,)), action=Box((1,), -1.0, 1.0))
 
     def __init__(self, done_at: list[int] | None = None, time_feature: bool = True) -> None:
         self.done_at = None if done_at is None else torch.tensor(done_at)
         self.time_feature = time_feature
+        self.actions: list[torch.Tensor] = []
 
     def sample_exogenous(self, batch: int, periods: int, generator: torch.Generator | None = None) -> torch.Tensor:
         return torch.rand(batch, periods, generator=generator)
@@ -144,9 +140,22 @@ class CountSim:
     def step(
         self, state: tuple[torch.Tensor, torch.Tensor], action: torch.Tensor, noise: torch.Tensor
     ) -> StepResult[tuple[torch.Tensor, torch.Tensor]]:
+        self.actions.append(action)
         t = state[0] + 1
-        info = {} if self.done_at is None else {"done": t >= self.done_at}
-        return StepResult((t, noise), torch.ones_like(t), info)
+        ended = None if self.done_at is None else t >= self.done_at
+        return StepResult((t, noise), torch.ones_like(t), terminated=ended)
+
+
+class IdentitySim:
+    """Observations are the features as given (a policy wrapper only reads ``spaces`` from it)."""
+
+    device = torch.device("cpu")
+
+    def __init__(self, features: int, action: Box | Discrete) -> None:
+        self.spaces = Spaces(observation=Box((features,)), action=action)
+
+    def flat_observation(self, obs: torch.Tensor) -> torch.Tensor:
+        return obs
 
 
 def mean_reward(sim: TrackSim | ArmSim, policy: ActorCriticPolicy, seed: int = 123, batch: int = 512) -> float:
@@ -257,11 +266,14 @@ def test_actor_critic_init_and_round_trip(tmp_path) -> None:  # type: ignore[no-
     x = torch.randn(7, 3)
     assert net.value_logits(x).shape == (7, 11) and net.value(x).shape == (7,)
     assert ((net.value(x) >= -1) & (net.value(x) <= 1)).all()
-    policy = ActorCriticPolicy(net)
+    sim = IdentitySim(3, Box((2,), [-1.0, 0.0], [1.0, 5.0]))
+    policy = ActorCriticPolicy(net, sim)
     save_file(policy.state_dict(), tmp_path / "w.safetensors")
-    rebuilt = ActorCriticPolicy.from_config(policy.config())
+    rebuilt = ActorCriticPolicy.from_config(policy.config()).bind(sim)
     rebuilt.load_state_dict(load_file(tmp_path / "w.safetensors"))
     torch.testing.assert_close(rebuilt.act(x), policy.act(x))
+    with pytest.raises(ValueError, match="bind"):
+        ActorCriticPolicy.from_config(policy.config()).act(x)
     assert policy.config()["net"]["action_high"] == [1.0, 5.0]
     discrete = ActorCritic(3, 4, discrete=True)
     assert discrete.act(x, torch.tensor([[False, True, False, False]]).expand(7, 4)).eq(1).all()
@@ -278,7 +290,9 @@ def test_config_is_strict() -> None:
     with pytest.raises(ValueError, match="describe a network"):
         train_ppo(TrackSim(), ActorCritic(1, 1), PPOConfig(hidden=(8,)), horizon=4, progress=False)
     with pytest.raises(ValueError, match="discrete"):
-        train_ppo(ArmSim(), None, PPOConfig(), horizon=4, action_mask=arm_mask, progress=False)
+        train_ppo(ArmSim(), ActorCritic(4, 5), PPOConfig(), horizon=4, progress=False)
+    with pytest.raises(ValueError, match="no horizon"):
+        train_ppo(ArmSim(), None, PPOConfig(), progress=False)
 
 
 # --------------------------------------------------------------------------------------------- collector
@@ -294,9 +308,9 @@ def value_net(weight: float, bias: float) -> ActorCritic:
 
 
 def collect(sim: CountSim, net: ActorCritic, steps: int = 5, horizon: int = 3) -> RolloutCollector:
-    collector = RolloutCollector(sim, num_envs=2, horizon=horizon, featurize=sim.flat_observation,
-                                 generator=torch.Generator().manual_seed(0), rng=torch.Generator().manual_seed(1))
-    collector.rollout = collector.collect(net, steps)  # type: ignore[attr-defined]
+    collector = RolloutCollector(sim, num_envs=2, horizon=horizon, generator=torch.Generator().manual_seed(0),
+                                 rng=torch.Generator().manual_seed(1))
+    collector.rollout = collector.collect({SINGLE: net}, steps)[SINGLE]  # type: ignore[attr-defined]
     return collector
 
 
@@ -351,24 +365,18 @@ def test_collector_terminations_and_dead_steps() -> None:
 
 
 def test_collector_shapes_rewards_and_resets_early_when_all_terminated() -> None:
-    """``reward_fn`` and ``reward_scale`` shape what is learned (not the logged return); ``to_env_action`` gets
-    the squashed action; every env terminates at step 1 of a 20-step horizon, so the batch resets at the
-    first all-terminated check instead of stepping dead envs to the horizon."""
-    seen: list[torch.Tensor] = []
-
-    def to_env_action(obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        seen.append(action)
-        return action
-
+    """A reshaped simulator's reward and ``reward_scale`` shape what is learned (not the logged return); the
+    simulator gets squashed actions inside its box; every env terminates at step 1 of a 20-step horizon, so
+    the batch resets at the first all-terminated check instead of stepping dead envs to the horizon."""
     sim = CountSim(done_at=[1, 1])
     collector = RolloutCollector(
-        sim, num_envs=2, horizon=20, featurize=sim.flat_observation, to_env_action=to_env_action,
-        reward_fn=lambda result, state, action: 3 * result.reward, reward_scale=0.5,
+        Reshaped(sim, lambda result: 3 * result.reward), num_envs=2, horizon=20, reward_scale=0.5,
         generator=torch.Generator().manual_seed(0), rng=torch.Generator().manual_seed(1),
     )
-    batch = collector.collect(value_net(0.0, 0.0), ALL_DEAD_CHECK_EVERY + 2)
+    batch = collector.collect({SINGLE: value_net(0.0, 0.0)}, ALL_DEAD_CHECK_EVERY + 2)[SINGLE]
     torch.testing.assert_close(batch.rewards, torch.full_like(batch.rewards, 1.5))
     assert collector.pop_episode_return() == pytest.approx(1.0)
+    seen = sim.actions
     assert all(((a >= -1) & (a <= 1)).all() for a in seen) and len(seen) == ALL_DEAD_CHECK_EVERY + 2
     cut = ALL_DEAD_CHECK_EVERY - 1
     assert batch.episode_end[:, 0].tolist() == [True] + [False] * (cut - 1) + [True, True, False]
@@ -388,7 +396,7 @@ def test_ppo_learns_continuous_tracking() -> None:
     assert isinstance(sim, BatchedSimulator)
     generator = seeded()
     config = PPOConfig(**TRACK, total_env_steps=256 * 8 * 60)
-    initial = ActorCriticPolicy(config.build_network(1, 1, discrete=False, action_low=-2.0, action_high=2.0))
+    initial = ActorCriticPolicy(config.build_network(sim.spaces.groups()[SINGLE]), sim)
     start = mean_reward(sim, initial)
     result = train_ppo(sim, None, config, horizon=8, evaluate=lambda p: -mean_reward(sim, p),
                        generator=generator, progress=False)
@@ -408,8 +416,7 @@ def test_ppo_learns_continuous_tracking() -> None:
 def test_ppo_learns_masked_discrete_arms() -> None:
     sim = ArmSim()
     config = PPOConfig(**{**TRACK, "gamma": 0.0}, total_env_steps=256 * 8 * 25)
-    result = train_ppo(sim, None, config, horizon=8, n_actions=ArmSim.ARMS, action_mask=arm_mask,
-                       generator=seeded(), progress=False)
+    result = train_ppo(sim, None, config, horizon=8, generator=seeded(), progress=False)
     assert 0.95 <= mean_reward(sim, result.policy) <= 1.0  # optimum 1; > 1 would mean the masked arm paid
     assert math.isnan(result.best_score)
     assert sim.masked_pulls == 0  # not once while sampling either
@@ -451,3 +458,121 @@ def test_target_kl_stops_the_epochs() -> None:
     result = train_ppo(TrackSim(), None, config, horizon=8, generator=seeded(), progress=False)
     assert result.history["epochs"].to_list() == [0, 1, 1, 1]
     assert all(kl > 0 for kl in result.history["approx_kl"].to_list()[1:])
+
+
+# --------------------------------------------------------------------------------------------- event time, agents
+
+
+def test_gae_discounts_by_the_time_each_decision_took() -> None:
+    """Semi-Markov GAE: γ_t = γ^{elapsed_t}. One env, two steps of 2 and 0.5 time units, γ = 0.5, λ = 1."""
+    rewards, values = torch.tensor([[1.0], [2.0]]), torch.tensor([[0.0], [0.0]])
+    next_values = torch.tensor([[0.0], [4.0]])
+    flags = torch.zeros(2, 1, dtype=torch.bool)
+    advantages, _ = compute_gae(rewards, values, next_values, flags, flags, 0.5, 1.0, torch.tensor([[2.0], [0.5]]))
+    second = 2.0 + 0.5**0.5 * 4.0
+    torch.testing.assert_close(advantages, torch.tensor([[1.0 + 0.25 * second], [second]]))
+    # elapsed of 1 everywhere is the ordinary GAE
+    plain = compute_gae(rewards, values, next_values, flags, flags, 0.5, 1.0)[0]
+    torch.testing.assert_close(compute_gae(rewards, values, next_values, flags, flags, 0.5, 1.0,
+                                           torch.ones(2, 1))[0], plain)
+
+
+class TeamArmsSim:
+    """A group of 3 agents, each observing its own rewarded arm (one-hot of 4) and choosing one of 5
+    arms; arm 4 is masked for every agent (it would pay 2). Each agent's reward is its own."""
+
+    AGENTS, ARMS, CONTEXTS = 3, 5, 4
+    device = torch.device("cpu")
+    differentiable = False
+    spaces = Spaces(agents={"pickers": AgentGroup(AGENTS, Box((CONTEXTS,), 0.0, 1.0), Discrete(ARMS, masked=True),
+                                                  Box((CONTEXTS,)))})
+    horizon = 4
+
+    def sample_exogenous(self, batch: int, periods: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return torch.randint(self.CONTEXTS, (batch, periods, self.AGENTS), generator=generator)
+
+    def reset(self, batch: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return torch.randint(self.CONTEXTS, (batch, self.AGENTS), generator=generator)
+
+    def observe(self, state: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"pickers": torch.nn.functional.one_hot(state, self.CONTEXTS).float()}
+
+    def flat_observation(self, obs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return obs
+
+    def action_mask(self, obs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        mask = torch.ones(*obs["pickers"].shape[:2], self.ARMS, dtype=torch.bool)
+        mask[..., -1] = False
+        return {"pickers": mask}
+
+    def step(self, state: torch.Tensor, action: dict[str, torch.Tensor], k: torch.Tensor) -> StepResult[torch.Tensor]:
+        arm = action["pickers"]
+        assert arm.shape == state.shape and not (arm == self.ARMS - 1).any()
+        return StepResult(k, {"pickers": (arm == state).float() + 2.0 * (arm == self.ARMS - 1).float()})
+
+
+def test_ppo_shares_parameters_over_an_agent_group() -> None:
+    sim = TeamArmsSim()
+    config = PPOConfig(**{**TRACK, "gamma": 0.0, "num_envs": 128}, total_env_steps=128 * 8 * 25)
+    result = train_ppo(sim, None, config, generator=seeded(), progress=False)
+    assert set(result.policies) == {"pickers"}
+    state = torch.arange(4).repeat(3, 1).T  # every context for every agent
+    chosen = result.policy.act(sim.observe(state))["pickers"]
+    assert torch.equal(chosen, state)  # one network, every agent picks its own arm
+    assert "pickers/episode_return" in result.history.columns
+
+
+class WageSim:
+    """Two groups trained together (the two-level pattern). The planner sets next step's wage w ∈ {0.5,
+    1.5, 2.5}; 4 workers, seeing the current wage, choose effort e ∈ {0, 1, 2} at cost 0.6·e²; a worker
+    earns w·e − 0.6·e², the planner (3 − w)·Σe. Workers' best responses: e = 0, 1, 2; the planner's best
+    wage is 1.5 (4 · 1.5 · 1 = 6, against 0 and 4 · 0.5 · 2 = 4)."""
+
+    WAGES = torch.tensor([0.5, 1.5, 2.5])
+    device = torch.device("cpu")
+    differentiable = False
+    horizon = 6
+    spaces = Spaces(agents={
+        "workers": AgentGroup(4, Box((3,), 0.0, 1.0), Discrete(3), Box((3,))),
+        "planner": AgentGroup(1, Box((3,), 0.0, 1.0), Discrete(3), Box((3,))),
+    })
+
+    def sample_exogenous(self, batch: int, periods: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return torch.zeros(batch, periods)
+
+    def reset(self, batch: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return torch.randint(3, (batch,), generator=generator)  # the wage index in force
+
+    def observe(self, state: torch.Tensor) -> dict[str, torch.Tensor]:
+        wage = torch.nn.functional.one_hot(state, 3).float()
+        return {"workers": wage[:, None].expand(-1, 4, -1), "planner": wage[:, None]}
+
+    def flat_observation(self, obs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return obs
+
+    def step(self, state: torch.Tensor, action: dict[str, torch.Tensor], _: torch.Tensor) -> StepResult[torch.Tensor]:
+        wage, effort = self.WAGES[state], action["workers"].float()
+        workers = wage[:, None] * effort - 0.6 * effort.square()
+        planner = ((3.0 - wage) * effort.sum(1))[:, None]
+        return StepResult(action["planner"][:, 0], {"workers": workers, "planner": planner})
+
+
+def test_two_groups_learn_together_and_one_can_be_frozen() -> None:
+    sim = WageSim()
+    config = PPOConfig(num_envs=256, rollout_steps=6, total_env_steps=256 * 6 * 40, gamma=0.5, learning_rate=1e-2,
+                       hidden=(16,), ent_coef=0.01)
+    result = train_ppo(sim, None, config, generator=seeded(), progress=False)
+    wages = torch.arange(3)
+    with torch.no_grad():
+        effort = result.policies["workers"].group_action(sim.observe(wages))
+        wage = result.policies["planner"].group_action(sim.observe(wages))
+    assert effort.tolist() == [[0] * 4, [1] * 4, [2] * 4]  # best responses to every wage
+    assert wage.flatten().tolist() == [1, 1, 1]  # the planner learnt the wage the workers answer best
+    # a frozen group keeps its weights while the other learns
+    frozen = {name: policy.net for name, policy in result.policies.items()}
+    before = {k: v.clone() for k, v in frozen["planner"].state_dict().items()}
+    again = train_ppo(sim, frozen, PPOConfig(num_envs=64, rollout_steps=6, total_env_steps=64 * 6 * 2),
+                      train=("workers",), generator=seeded(), progress=False)
+    assert all(torch.equal(before[k], v) for k, v in again.policies["planner"].net.state_dict().items())
+    with pytest.raises(ValueError, match="no agent groups"):
+        train_ppo(sim, None, config, train=("managers",), progress=False)

@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import torch
 
-from decisionlab.core.spec import AlgoSpec, PolicySpec, SettingSpec, ViewSpec
+from decisionlab.core import AlgoSpec, PolicySpec, SettingSpec, ViewSpec
 from decisionlab.domains.inventory.network.metrics import NETWORK_METRICS, network_episode_metrics
 from decisionlab.domains.inventory.network.policies import (
     LevelPolicy,

@@ -15,11 +15,10 @@ from typing import TYPE_CHECKING
 import plotly.graph_objects as go
 import polars as pl
 
-from decisionlab.core import ui
-from decisionlab.core.errors import DecisionlabError
+from decisionlab.core import DecisionlabError, palette
 
 if TYPE_CHECKING:
-    from decisionlab.core.dashboard.compare import ViewContext
+    from decisionlab.core import ViewContext
 
 DATA_EFFICIENCY_CSV = Path(__file__).resolve().parents[1] / "data" / "data_efficiency.csv"
 PRODUCE_COMMAND = "python -m benchmarks.inventory_data_efficiency"
@@ -89,7 +88,7 @@ def efficiency_figure(summary: pl.DataFrame) -> go.Figure:
     sizes = summary["stores"].unique(maintain_order=True).to_list() if "stores" in summary.columns else [None]
     fig = make_subplots(rows=1, cols=len(sizes), subplot_titles=[f"N = {n} stores" if n is not None else ""
                                                                   for n in sizes])
-    colors = ui.palette()
+    colors = palette()
     for col, stores in enumerate(sizes, start=1):
         panel = summary if stores is None else summary.filter(pl.col("stores") == stores)
         for i, arch in enumerate(summary["architecture"].unique(maintain_order=True).to_list()):

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from torch_geometric.nn import GraphConv
 
-from decisionlab.core.nets.mlp import mlp
+from decisionlab.core import mlp
 from decisionlab.domains.inventory.network.features import EDGE_FEATURES, GraphFeatures, node_feature_names
 from decisionlab.domains.inventory.network.scenario import NetworkScenario
 from decisionlab.domains.inventory.network.sim import NetworkSim

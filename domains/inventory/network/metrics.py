@@ -8,9 +8,7 @@ from operator import itemgetter
 import numpy as np
 import torch
 
-from decisionlab.core.policy import Policy
-from decisionlab.core.rollout import period_sums
-from decisionlab.core.seeding import make_generator
+from decisionlab.core import Policy, make_generator, period_sums
 from decisionlab.domains.inventory import kpis
 from decisionlab.domains.inventory.network.scenario import NetworkScenario
 from decisionlab.domains.inventory.network.sim import NetworkSim

@@ -31,8 +31,7 @@ import torch
 from scipy import stats
 from torch import nn
 
-from decisionlab.core.errors import PolicyMismatchError
-from decisionlab.core.nets.mlp import mlp
+from decisionlab.core import PolicyMismatchError, mlp
 from decisionlab.domains.inventory.network.scenario import NetworkScenario
 from decisionlab.domains.inventory.network.sim import NetworkSim
 from decisionlab.domains.inventory.network.topology import Topology

@@ -21,7 +21,7 @@ import numpy as np
 from pydantic import Field, model_validator
 from scipy import stats
 
-from decisionlab.core.scenario import EpisodicScenario
+from decisionlab.core import EpisodicScenario
 from decisionlab.domains.inventory.network.topology import (
     DemandModel,
     Topology,

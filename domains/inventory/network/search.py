@@ -16,9 +16,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from decisionlab.core.errors import PolicyMismatchError
-from decisionlab.core.seeding import make_generator
-from decisionlab.core.store.builds import persisted
+from decisionlab.core import PolicyMismatchError, Sum, make_generator, persisted, run
 from decisionlab.domains.inventory.network.policies import LevelPolicy, node_stats, two_echelon_distribution
 from decisionlab.domains.inventory.network.scenario import NetworkScenario
 from decisionlab.domains.inventory.network.sim import NetworkSim
@@ -59,13 +57,8 @@ class CandidateEvaluator:
         rows = params.repeat_interleave(budget.paths, dim=0)
         policy = LevelPolicy(sim, rows[:, :n], self.kind, rows[:, n:] if self.capped else None)
         demand = self.demand.repeat(candidates, 1, 1)
-        state = sim.reset(demand.shape[0])
-        total = torch.zeros(demand.shape[0], dtype=torch.float64, device=sim.device)
-        for t in range(budget.periods):
-            result = sim.step(state, policy.act(sim.observe(state)), demand[:, t])
-            state = result.state
-            if t >= budget.warmup:
-                total += result.info["cost"]
+        total = run(sim, policy, state=sim.reset(demand.shape[0]), exogenous=demand, steps=budget.periods,
+                    reducers={"cost": Sum("cost")}, warmup=budget.warmup).totals["cost"]
         return (total / (budget.periods - budget.warmup)).view(candidates, budget.paths).mean(1)
 
 

@@ -31,8 +31,7 @@ from typing import Annotated, Any
 import torch
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from decisionlab.core.errors import FieldProblem, StateError
-from decisionlab.core.serving import PolicyOutputError, ServingSpec
+from decisionlab.core import FieldProblem, PolicyOutputError, ServingSpec, StateError
 from decisionlab.domains.inventory.network.scenario import NetworkScenario
 from decisionlab.domains.inventory.network.sim import NetworkSim, NetworkState
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from decisionlab.core.sim import StepResult
+from decisionlab.core import Box, Spaces, StepResult
 from decisionlab.domains.inventory.network.scenario import NetworkScenario
 from decisionlab.domains.inventory.network.topology import KINDS, DemandModel, Topology
 
@@ -69,7 +69,6 @@ class NetworkSim:
     """
 
     differentiable = True
-    action_low = 0.0
     diagnostics = True  # set False to skip the info entries costs do not need (faster training)
 
     def __init__(self, scenario: NetworkScenario, device: torch.device | str = "cpu") -> None:
@@ -135,7 +134,12 @@ class NetworkSim:
         self.pipeline_flat_index = torch.nonzero(self.valid_slots.reshape(-1)).squeeze(1)
         self.observation_size = len(topology.held_nodes) + int(lead.sum())
         self.action_size = e
-        self.action_high = float(4.0 * self.edge_flow.max() + 6.0 * max(demand.stds) * self.n_stores)
+        high = float(4.0 * self.edge_flow.max() + 6.0 * max(demand.stds) * self.n_stores)
+        self.spaces = Spaces(
+            observation=Box((self.observation_size,), unit="units", description="on hand of every held node, then "
+                            "every link's pipeline slots oldest first"),
+            action=Box((e,), 0.0, unit="units", span=(0.0, high), description="order (or request) on every link"),
+        )
         self.feature_scale = torch.cat(
             [self.node_flow[self.held_nodes], self.edge_flow[:, None].expand(e, self.max_lead).reshape(-1)
              [self.pipeline_flat_index]])  # [observation_size]

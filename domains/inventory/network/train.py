@@ -27,12 +27,18 @@ import torch
 from pydantic import BaseModel, Field
 from torch import nn
 
-from decisionlab.core.algos.pathwise import PathwiseConfig, train_pathwise
-from decisionlab.core.device import torch_threads
-from decisionlab.core.options import TrainContext, apply_options, options_model
-from decisionlab.core.rollout import rollout
-from decisionlab.core.scenario import resolve_options
-from decisionlab.core.spec import TrainOutcome
+from decisionlab.core import (
+    PathwiseConfig,
+    TrainContext,
+    TrainOutcome,
+    apply_options,
+    options_model,
+    resolve_options,
+    rollout,
+    run,
+    torch_threads,
+    train_pathwise,
+)
 from decisionlab.domains.inventory.network.policies import NetworkMLP
 from decisionlab.domains.inventory.network.scenario import NetworkScenario
 from decisionlab.domains.inventory.network.sim import NetworkSim, NetworkState
@@ -207,16 +213,21 @@ def window_costs(
     (arrivals a lead time later) fall after the window, so differentiating the in-window part
     alone would teach the policy to under-order. Earlier orders still see everything they cause
     within the window."""
-    state, costs = start, []
-    periods = demand.shape[1]
-    for t in range(periods):
-        action = policy(sim.observe(state))
-        if t >= periods - frozen_tail:
-            action = action.detach()
-        result = sim.step(state, action, demand[:, t])
-        state = result.state
-        costs.append(result.info["cost"])
-    return torch.stack(costs, dim=1), state.detach()
+    done = run(sim, FrozenTail(policy, demand.shape[1] - frozen_tail), state=start, exogenous=demand,
+               record=("cost",), grad=True)
+    return done.records["cost"], done.final_state.detach()
+
+
+class FrozenTail:
+    """``policy``'s actions, detached from the ``first_frozen``-th call on (one rollout per instance)."""
+
+    def __init__(self, policy: nn.Module, first_frozen: int) -> None:
+        self.policy, self.first_frozen, self.calls = policy, first_frozen, 0
+
+    def act(self, obs: torch.Tensor) -> torch.Tensor:
+        action = self.policy(obs)
+        self.calls += 1
+        return action.detach() if self.calls > self.first_frozen else action
 
 
 def _start_states(sim: NetworkSim, batch: int, gen: torch.Generator) -> NetworkState:

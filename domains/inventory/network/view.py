@@ -19,15 +19,14 @@ import numpy as np
 import polars as pl
 import torch
 
-from decisionlab.core import ui
-from decisionlab.core.policy import Policy
+from decisionlab.core import Policy, palette
 from decisionlab.domains.inventory.network.scenario import NetworkScenario
 from decisionlab.domains.inventory.network.topology import Topology
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
-    from decisionlab.core.dashboard.compare import ViewContext
+    from decisionlab.core import ViewContext
     from decisionlab.domains.inventory.network.policies import LevelPolicy
 
 INVENTORY_PERIODS = 80
@@ -123,8 +122,7 @@ def node_inventories(
     Long frame, one row per (policy, period, node): policy, period (1..periods), node, name, kind,
     on_hand (stock at the end of the period, ≥ 0) and backlog (units owed at a backlogging store).
     """
-    from decisionlab.core.rollout import rollout
-    from decisionlab.core.seeding import make_generator
+    from decisionlab.core import make_generator, rollout
     from decisionlab.domains.inventory.network.sim import NetworkSim
 
     sim = NetworkSim(scenario, device)
@@ -238,7 +236,7 @@ def inventory_figure(inventories: pl.DataFrame, policy: str) -> go.Figure:
 
     part = inventories.filter((pl.col("policy") == policy) & pl.col("kind").is_in(["warehouse", "store"]))
     fig = go.Figure()
-    colors = ui.palette()
+    colors = palette()
     for i, name in enumerate(part["name"].unique(maintain_order=True).to_list()):
         node = part.filter(pl.col("name") == name)
         fig.add_trace(go.Scatter(x=node["period"].to_list(), y=(node["on_hand"] - node["backlog"]).to_list(),

@@ -24,7 +24,7 @@ Modules:
 
 from __future__ import annotations
 
-from decisionlab.core.spec import AlgoSpec, PolicySpec, SettingSpec, ViewSpec
+from decisionlab.core import AlgoSpec, PolicySpec, SettingSpec, ViewSpec
 from decisionlab.domains.inventory.series.metrics import METRICS, episode_metrics
 from decisionlab.domains.inventory.series.policies import SERIES_POLICIES
 from decisionlab.domains.inventory.series.scenario import SCENARIOS, RealSeriesScenario

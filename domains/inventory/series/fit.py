@@ -13,8 +13,7 @@ from pathlib import Path
 
 import torch
 
-from decisionlab.core.policy import Policy
-from decisionlab.core.store.builds import persisted
+from decisionlab.core import Policy, persisted
 from decisionlab.domains.inventory.series.forecast import CachedLeadTimeForecast, SeasonalEmpiricalForecaster
 from decisionlab.domains.inventory.series.policies import QuantileNewsvendor, SeriesBaseStock, SeriesCappedBaseStock
 from decisionlab.domains.inventory.series.scenario import RealSeriesScenario, series_data

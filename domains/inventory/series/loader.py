@@ -34,7 +34,7 @@ import numpy as np
 import polars as pl
 import torch
 
-from decisionlab.core.errors import DecisionlabError
+from decisionlab.core import DecisionlabError
 
 ALIASES: dict[str, tuple[str, ...]] = {
     "item_id": ("item_id", "item", "sku", "product"),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from decisionlab.core.policy import Policy
+from decisionlab.core import Policy
 from decisionlab.domains.inventory import kpis
 from decisionlab.domains.inventory.series.scenario import RealSeriesScenario
 from decisionlab.domains.inventory.series.sim import SeriesSim, backtest, heldout_span

@@ -41,9 +41,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from decisionlab.core.errors import PolicyMismatchError
-from decisionlab.core.nets.mlp import mlp
-from decisionlab.core.policy import Policy
+from decisionlab.core import Policy, PolicyMismatchError, mlp
 from decisionlab.domains.inventory.series.forecast import CachedLeadTimeForecast, SeasonalEmpiricalForecaster
 from decisionlab.domains.inventory.series.scenario import MIN_SCALE, RealSeriesScenario, series_data
 from decisionlab.domains.inventory.series.sim import SeriesObservation

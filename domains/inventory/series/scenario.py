@@ -31,9 +31,7 @@ import polars as pl
 import torch
 from pydantic import Field, model_validator
 
-from decisionlab.core.errors import ScenarioError
-from decisionlab.core.scenario import Scenario
-from decisionlab.core.seeding import make_generator
+from decisionlab.core import Scenario, ScenarioError, make_generator
 from decisionlab.domains.inventory.series.generator import SAMPLE_PATH, SalesGeneratorConfig, generate_sales
 from decisionlab.domains.inventory.series.loader import load_sales, to_demand_tensor
 

@@ -42,9 +42,7 @@ from typing import Annotated, Any
 import torch
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from decisionlab.core.errors import FieldProblem, ScenarioError, StateError
-from decisionlab.core.policy import Policy
-from decisionlab.core.serving import ServingSpec, WholeNumber
+from decisionlab.core import FieldProblem, Policy, ScenarioError, ServingSpec, StateError, WholeNumber
 from decisionlab.domains.inventory.orders import StoreOrder, one_order_per_state
 from decisionlab.domains.inventory.series.policies import SeriesBaseStock, SeriesCappedBaseStock
 from decisionlab.domains.inventory.series.scenario import MIN_SCALE, RealSeriesScenario, SeriesData, series_data

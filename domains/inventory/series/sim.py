@@ -30,9 +30,7 @@ from typing import Literal
 
 import torch
 
-from decisionlab.core.policy import Policy
-from decisionlab.core.rollout import accumulate
-from decisionlab.core.sim import StepResult
+from decisionlab.core import Box, Composite, Discrete, Policy, Spaces, StepResult, accumulate
 from decisionlab.domains.inventory.dynamics import receive, serve
 from decisionlab.domains.inventory.series.scenario import RealSeriesScenario, SeriesData, series_data
 
@@ -85,6 +83,18 @@ class SeriesObservation:
         return self.on_hand + self.pipeline.sum(dim=1)
 
 
+def observation_space(lead_time: int, window: int, season_length: int, n_series: int) -> Composite:
+    """The fields of :class:`SeriesObservation` for one row."""
+    periods = Box((), 0, dtype="int64", description="period of the series")
+    return Composite({
+        "on_hand": Box((), unit="units"), "pipeline": Box((lead_time,), unit="units"),
+        "demand_window": Box((window,), 0.0, unit="units"), "promo_window": Box((window,), 0.0, 1.0),
+        "promo_ahead": Box((lead_time + 1,), 0.0, 1.0), "phase": Discrete(season_length),
+        "scale": Box((), 0.0, unit="units"), "critical_ratio": Box((), 0.0, 1.0),
+        "series": Discrete(n_series), "period": periods,
+    })
+
+
 def feature_count(lead_time: int, window: int, season_length: int) -> int:
     """Width F of :func:`observation_features`: ``2 + L + 2W + (L + 1) + season_length + 2``."""
     return 2 + lead_time + 2 * window + lead_time + 1 + season_length + 2
@@ -116,8 +126,6 @@ class SeriesSim:
     """Batched simulator over a scenario's demand history; see the module docstring."""
 
     differentiable = True
-    action_size = 1
-    action_low = 0.0
 
     def __init__(
         self,
@@ -151,7 +159,12 @@ class SeriesSim:
         self.critical_ratio = d.critical_ratio.to(self.device)
         self.phase0 = d.phase0
         self.observation_size = feature_count(self.lead_time, self.window, self.season_length)
-        self.action_high = float(d.demand.max()) * (self.lead_time + 1) + 1.0  # gymnasium box only
+        self.spaces = Spaces(
+            observation=observation_space(self.lead_time, self.window, self.season_length, d.n_series),
+            features=Box((self.observation_size,), description="scale-free features (observation_features)"),
+            action=Box((), 0.0, unit="units", span=(0.0, float(d.demand.max()) * (self.lead_time + 1) + 1.0),
+                       description="order quantity"),
+        )
         self._offsets = torch.arange(-self.window, 0, device=self.device)
         self._ahead = torch.arange(self.lead_time + 1, device=self.device)
 
@@ -250,7 +263,7 @@ def backtest(
     keys: tuple[str, ...] = SUMMED,
 ) -> dict[str, torch.Tensor]:
     """Replay rows ``series [B]`` from period ``start`` for ``periods`` periods (empty start unless
-    ``state``) through the core rollout (:func:`~decisionlab.core.rollout.accumulate`); sums of the
+    ``state``) through the core rollout (:func:`~decisionlab.core.engine.accumulate`); sums of the
     per-period diagnostics ``keys`` over the periods after ``warmup`` (``[B]`` float64 each, plus
     ``"periods"``: the count)."""
     series = series.to(sim.device)

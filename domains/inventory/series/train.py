@@ -35,12 +35,17 @@ import torch
 from pydantic import BaseModel, Field
 from torch import nn
 
-from decisionlab.core.algos.pathwise import PathwiseConfig, train_pathwise
-from decisionlab.core.device import torch_threads
-from decisionlab.core.errors import DecisionlabError
-from decisionlab.core.options import TrainContext, apply_options, options_model
-from decisionlab.core.rollout import rollout
-from decisionlab.core.spec import TrainOutcome
+from decisionlab.core import (
+    DecisionlabError,
+    PathwiseConfig,
+    TrainContext,
+    TrainOutcome,
+    apply_options,
+    options_model,
+    rollout,
+    torch_threads,
+    train_pathwise,
+)
 from decisionlab.domains.inventory.series.policies import SeriesOrderNet
 from decisionlab.domains.inventory.series.scenario import RealSeriesScenario
 from decisionlab.domains.inventory.series.sim import (

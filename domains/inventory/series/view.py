@@ -15,14 +15,13 @@ import numpy as np
 import polars as pl
 import torch
 
-from decisionlab.core import ui
-from decisionlab.core.policy import Policy
+from decisionlab.core import Policy, palette
 from decisionlab.domains.inventory.series.scenario import RealSeriesScenario
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
-    from decisionlab.core.dashboard.compare import ViewContext
+    from decisionlab.core import ViewContext
 
 FORECAST_LEVELS = (0.1, 0.5, 0.9)
 
@@ -50,7 +49,7 @@ def forecast_vs_orders(
     policies see), then per policy ``order:<label>`` (the order placed in the period) and
     ``on_hand:<label>`` (stock left after demand).
     """
-    from decisionlab.core.rollout import rollout
+    from decisionlab.core import rollout
     from decisionlab.domains.inventory.series.forecast import SeasonalEmpiricalForecaster
     from decisionlab.domains.inventory.series.sim import SeriesSim, heldout_span
 
@@ -105,7 +104,7 @@ def series_figure(frame: pl.DataFrame, title: str = "") -> go.Figure:
         fig.add_trace(go.Scatter(x=promo["date"].to_list(), y=promo["demand"].to_list(), mode="markers",
                                  name="promotion", marker={"symbol": "star", "size": 8, "color": "#E45756"}),
                       row=1, col=1)
-    colors = ui.palette()
+    colors = palette()
     labels = [c.removeprefix("order:") for c in frame.columns if c.startswith("order:")]
     for i, label in enumerate(labels):
         color = colors[i % len(colors)]

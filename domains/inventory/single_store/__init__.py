@@ -11,8 +11,7 @@
 
 from __future__ import annotations
 
-from decisionlab.core.errors import NotTractableError
-from decisionlab.core.spec import AlgoSpec, PolicySpec, SettingSpec, ViewSpec
+from decisionlab.core import AlgoSpec, NotTractableError, PolicySpec, SettingSpec, ViewSpec
 from decisionlab.domains.inventory.single_store.contextual_train import ContextualHDPOOptions, algo_hdpo_contextual
 from decisionlab.domains.inventory.single_store.dp import check_budget
 from decisionlab.domains.inventory.single_store.metrics import METRICS, episode_metrics

@@ -24,10 +24,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
-from decisionlab.core.errors import PolicyMismatchError
-from decisionlab.core.nets.mlp import mlp
-from decisionlab.core.seeding import make_generator
-from decisionlab.core.sim import StepResult
+from decisionlab.core import Box, PolicyMismatchError, Spaces, StepResult, make_generator, mlp
 from decisionlab.domains.inventory.dynamics import receive_per_row, serve
 from decisionlab.domains.inventory.single_store.scenario import LostSalesScenario
 
@@ -184,8 +181,6 @@ class ContextualStoreSim:
     ``L, h, p, μ, σ``. Demand ``[B, T]`` is drawn row by row from the row's mean (and std)."""
 
     differentiable = True
-    action_size = 1
-    action_low = 0.0
 
     def __init__(
         self, ranges: ContextRanges, device: torch.device | str = "cpu", contexts: Context | None = None,
@@ -199,7 +194,11 @@ class ContextualStoreSim:
         self.observation_size = 1 + self.max_lead_time + CONTEXT_SIZE
         top = ranges.demand_mean[1]
         spread = top**0.5 if ranges.demand_distribution == "poisson" else top * ranges.demand_cv[1]
-        self.action_high = float(top + 5 * spread + 1)  # for the gymnasium adapter only
+        self.spaces = Spaces(
+            observation=Box((self.observation_size,), description="on hand, the padded pipeline, then the context "
+                            "columns L, h, p, μ, σ"),
+            action=Box((), 0.0, unit="units", span=(0.0, float(top + 5 * spread + 1)), description="order quantity"),
+        )
         self._slots = torch.arange(self.max_lead_time + 1, device=self.device)
 
     def with_contexts(self, contexts: Context) -> ContextualStoreSim:

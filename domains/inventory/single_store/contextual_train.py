@@ -21,11 +21,16 @@ from typing import Literal
 import torch
 from pydantic import BaseModel, Field
 
-from decisionlab.core.algos.pathwise import PathwiseConfig, train_pathwise
-from decisionlab.core.device import torch_threads
-from decisionlab.core.options import TrainContext, apply_options, options_model
-from decisionlab.core.rollout import rollout
-from decisionlab.core.spec import TrainOutcome
+from decisionlab.core import (
+    PathwiseConfig,
+    TrainContext,
+    TrainOutcome,
+    apply_options,
+    options_model,
+    rollout,
+    torch_threads,
+    train_pathwise,
+)
 from decisionlab.domains.inventory.single_store.contextual import (
     ContextRanges,
     ContextState,

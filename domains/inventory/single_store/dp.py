@@ -22,9 +22,7 @@ import numpy as np
 import torch
 from scipy import stats
 
-from decisionlab.core.errors import NotTractableError
-from decisionlab.core.store.budget import BUDGET_ENV, build_budget_bytes
-from decisionlab.core.store.builds import persisted
+from decisionlab.core import BUDGET_ENV, NotTractableError, build_budget_bytes, persisted
 
 MAX_STATES = 3_000_000
 

@@ -13,8 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from decisionlab.core.errors import PolicyMismatchError
-from decisionlab.core.nets.mlp import mlp
+from decisionlab.core import PolicyMismatchError, mlp
 from decisionlab.domains.inventory.single_store.demand import grid_demand
 from decisionlab.domains.inventory.single_store.dp import solve_lost_sales
 from decisionlab.domains.inventory.single_store.scenario import LostSalesScenario
@@ -68,7 +67,7 @@ class MyopicPolicy:
     def __init__(self, scenario: LostSalesScenario, device: torch.device | str = "cpu") -> None:
         problem = myopic_over_budget(scenario)
         if problem is not None:
-            from decisionlab.core.errors import NotTractableError
+            from decisionlab.core import NotTractableError
 
             raise NotTractableError(problem)
         demand = grid_demand(scenario)
@@ -122,7 +121,7 @@ def myopic_memory_bytes(scenario: LostSalesScenario, batch: int = 10_000) -> flo
 
 def myopic_over_budget(scenario: LostSalesScenario) -> str | None:
     """Why the myopic policy would not fit the build budget for ``scenario`` (``None`` when it does)."""
-    from decisionlab.core.store.budget import BUDGET_ENV, build_budget_bytes
+    from decisionlab.core import BUDGET_ENV, build_budget_bytes
 
     needed, limit = myopic_memory_bytes(scenario), build_budget_bytes()
     if needed <= limit:
@@ -137,7 +136,7 @@ class OptimalLostSalesPolicy:
     name = "optimal"
 
     def __init__(self, scenario: LostSalesScenario, device: torch.device | str = "cpu") -> None:
-        from decisionlab.core.errors import NotTractableError
+        from decisionlab.core import NotTractableError
 
         if scenario.demand_distribution != "poisson":
             raise NotTractableError(

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from decisionlab.core.scenario import EpisodicScenario
+from decisionlab.core import EpisodicScenario
 
 
 class LostSalesScenario(EpisodicScenario):

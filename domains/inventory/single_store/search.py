@@ -13,8 +13,7 @@ from functools import lru_cache
 
 import torch
 
-from decisionlab.core.seeding import make_generator
-from decisionlab.core.store.builds import persisted
+from decisionlab.core import Sum, make_generator, persisted, run
 from decisionlab.domains.inventory.single_store.demand import grid_demand
 from decisionlab.domains.inventory.single_store.policies import BaseStockPolicy, CappedBaseStockPolicy
 from decisionlab.domains.inventory.single_store.scenario import LostSalesScenario
@@ -32,13 +31,8 @@ def _mean_costs(scenario: LostSalesScenario, policy, candidates: int) -> torch.T
     sim = SingleStoreSim(scenario, "cpu")
     demand = sim.sample_exogenous(SEARCH_PATHS, SEARCH_PERIODS, make_generator(SEARCH_SEED))
     demand = demand.repeat(candidates, 1)
-    state = sim.reset(demand.shape[0])
-    total = torch.zeros(demand.shape[0], dtype=torch.float64)
-    for t in range(SEARCH_PERIODS):
-        result = sim.step(state, policy.act(sim.observe(state)), demand[:, t])
-        state = result.state
-        if t >= SEARCH_WARMUP:
-            total += result.info["cost"]
+    total = run(sim, policy, state=sim.reset(demand.shape[0]), exogenous=demand, reducers={"cost": Sum("cost")},
+                warmup=SEARCH_WARMUP).totals["cost"]
     return total.view(candidates, SEARCH_PATHS).mean(dim=1)
 
 

@@ -15,9 +15,7 @@ from typing import Annotated, Any
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from decisionlab.core.errors import StateError, problem
-from decisionlab.core.policy import Policy
-from decisionlab.core.serving import ServingSpec
+from decisionlab.core import Policy, ServingSpec, StateError, problem
 from decisionlab.domains.inventory.orders import StoreOrder, one_order_per_state
 from decisionlab.domains.inventory.single_store.scenario import LostSalesScenario
 from decisionlab.domains.inventory.single_store.sim import SingleStoreSim, StoreState

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from decisionlab.core.sim import StepResult
+from decisionlab.core import Box, Spaces, StepResult
 from decisionlab.domains.inventory.dynamics import receive, serve
 from decisionlab.domains.inventory.single_store.scenario import LostSalesScenario
 
@@ -43,8 +43,6 @@ class SingleStoreSim:
     """Single-store lost-sales inventory system; see the module docstring for the dynamics."""
 
     differentiable = True
-    action_size = 1
-    action_low = 0.0
 
     def __init__(self, scenario: LostSalesScenario, device: torch.device | str = "cpu") -> None:
         self.scenario = scenario
@@ -52,11 +50,15 @@ class SingleStoreSim:
         self.lead_time = scenario.lead_time
         self.holding_cost = float(scenario.holding_cost)
         self.underage_cost = float(scenario.underage_cost)
-        self.observation_size = 1 + scenario.lead_time
-        # Only the gymnasium adapter needs a finite action box: well above any sensible order
+        # Learners and adapters need a finite range for the order: well above any sensible order
         # (the DP's largest optimal orders stay below mean + 5 std), not so wide that a random
-        # initial policy drowns in stock.
-        self.action_high = float(scenario.demand_mean + 5 * scenario.demand_std + 1)
+        # initial policy drowns in stock. The simulator itself takes any order.
+        high = float(scenario.demand_mean + 5 * scenario.demand_std + 1)
+        self.spaces = Spaces(
+            observation=Box((1 + scenario.lead_time,), 0.0, unit="units",
+                            description="on hand, then the pipeline oldest first"),
+            action=Box((), 0.0, unit="units", span=(0.0, high), description="order quantity"),
+        )
 
     def sample_exogenous(
         self, batch: int, periods: int, generator: torch.Generator | None = None

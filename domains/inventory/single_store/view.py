@@ -14,14 +14,13 @@ from typing import TYPE_CHECKING, cast
 import polars as pl
 import torch
 
-from decisionlab.core import ui
-from decisionlab.core.policy import Policy
+from decisionlab.core import Policy, palette
 from decisionlab.domains.inventory.single_store.scenario import LostSalesScenario
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
-    from decisionlab.core.dashboard.compare import ViewContext
+    from decisionlab.core import ViewContext
 
 TRAJECTORY_PERIODS = 60
 TRAJECTORY_WARMUP = 50
@@ -41,8 +40,7 @@ def simulate_paths(
 
     Columns: policy, period (1..periods), on_hand (stock left after demand), order, demand.
     """
-    from decisionlab.core.rollout import rollout
-    from decisionlab.core.seeding import make_generator
+    from decisionlab.core import make_generator, rollout
     from decisionlab.domains.inventory.single_store.sim import SingleStoreSim
 
     sim = SingleStoreSim(scenario, device)
@@ -123,7 +121,7 @@ def trajectory_figure(paths: pl.DataFrame) -> go.Figure:
 
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
                         subplot_titles=("On hand at the end of the period", "Orders placed"))
-    colors = ui.palette()
+    colors = palette()
     for i, label in enumerate(paths["policy"].unique(maintain_order=True).to_list()):
         part = paths.filter(pl.col("policy") == label)
         color = colors[i % len(colors)]
@@ -148,7 +146,7 @@ def order_curve_figure(orders: pl.DataFrame, lead_time: int, demand_mean: float)
     import plotly.graph_objects as go
 
     fig = go.Figure()
-    colors = ui.palette()
+    colors = palette()
     for i, label in enumerate(orders["policy"].unique(maintain_order=True).to_list()):
         part = orders.filter(pl.col("policy") == label)
         fig.add_trace(go.Scatter(x=part["inventory_position"].to_list(), y=part["order"].to_list(), name=label,

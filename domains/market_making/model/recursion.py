@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from decisionlab.core.errors import NotTractableError
+from decisionlab.core import NotTractableError
 from decisionlab.domains.market_making.baselines import depth_table, inventory_grid
 from decisionlab.domains.market_making.model.scenario import ModelScenario
 

@@ -39,18 +39,18 @@ from dataclasses import dataclass
 
 import torch
 
-from decisionlab.core.sim import StepResult
+from decisionlab.core import StepResult
 from decisionlab.domains.market_making.model.scenario import ModelScenario
 from decisionlab.domains.market_making.quotes import (
     ACT_ASK,
     ACT_BID,
-    ACTION_SIZE,
     OBS_INVENTORY,
     OBS_LAST_RETURN,
     OBS_MID_OFFSET,
     OBS_TIME_LEFT,
     OBSERVATION_SIZE,
     depth_bounds,
+    quoting_spaces,
     time_left,
 )
 
@@ -88,12 +88,11 @@ class ModelSim:
     """``B`` independent quoting episodes of a :class:`ModelScenario`, stepped together (module docstring).
 
     ``action_low`` / ``action_high`` are :func:`~decisionlab.domains.market_making.quotes.depth_bounds`:
-    the box of the gymnasium adapter and of squashed policies (−1.57 and 4.0 in the standard set-up).
+    the span of the action space, where adapters and squashed policies map their actions (−1.57 and
+    4.0 in the standard set-up).
     """
 
     differentiable = True  # depths → rewards; the fills too with ``surrogate_gradients=True``
-    observation_size = OBSERVATION_SIZE
-    action_size = ACTION_SIZE
 
     def __init__(
         self,
@@ -110,6 +109,7 @@ class ModelSim:
         s = scenario
         self.horizon = s.steps
         self.action_low, self.action_high = depth_bounds(s)
+        self.spaces = quoting_spaces(self.action_low, self.action_high)
         self.exogenous_channels = 5 if s.jump_intensity > 0 else 3
         # per-step constants as Python floats: scalar operands cost nothing in the step's kernels
         self._log_adt = math.log(s.fill_intensity_a * s.dt)
@@ -195,7 +195,7 @@ class ModelSim:
         step's ``[B, C]``. Returns the new state, the reward ``[B]`` (currency) and ``info`` ``{name: [B]}``:
         ``bid_fill``/``ask_fill`` (0/1), ``bid_quoted``/``ask_quoted`` (bool), ``inventory`` (after the
         step), ``pnl`` (W − W_0 after the step, before penalties), ``spread`` (δ^b + δ^a, NaN where a side
-        did not quote), ``mid`` (price units), ``mid_change`` (s_{k+1} − s_k), ``done`` (bool, at step N)."""
+        did not quote), ``mid`` (price units), ``mid_change`` (s_{k+1} − s_k); ``terminated`` at step N."""
         bid_depth, ask_depth = action[:, ACT_BID], action[:, ACT_ASK]
         q, x = state.inventory, state.mid_offset
         if self._bound is None:
@@ -248,6 +248,5 @@ class ModelSim:
             "spread": spread,
             "mid": mid_offset + self._initial_price,
             "mid_change": move,
-            "done": done,
         }
-        return StepResult(new_state, reward, info)
+        return StepResult(new_state, reward, info, terminated=done)

@@ -59,7 +59,7 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
-from decisionlab.core.errors import ScenarioError
+from decisionlab.core import ScenarioError
 
 DataFormat = Literal["tardis", "lobster"]
 LOBSTER_PRICE_SCALE = 10_000  # LOBSTER prices are dollars × 10⁴

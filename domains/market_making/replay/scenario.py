@@ -30,7 +30,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from decisionlab.core.errors import ScenarioError
+from decisionlab.core import ScenarioError
 from decisionlab.domains.market_making.params import QuotingScenario
 from decisionlab.domains.market_making.replay.data import DataFormat, ReplayData, infer_tick, load_replay
 from decisionlab.domains.market_making.replay.generate_sample import SAMPLE_DIR

@@ -68,14 +68,12 @@ import numpy as np
 import polars as pl
 import torch
 
-from decisionlab.core.errors import ScenarioError
-from decisionlab.core.sim import StepResult
+from decisionlab.core import ScenarioError, StepResult
 from decisionlab.domains.market_making.quotes import (
     ACT_ASK,
     ACT_BID,
-    ACTION_SIZE,
-    OBSERVATION_SIZE,
     observation,
+    quoting_spaces,
     time_left,
 )
 from decisionlab.domains.market_making.replay.data import ReplayData, to_ticks
@@ -276,8 +274,6 @@ class ReplaySim:
     """
 
     differentiable = False
-    observation_size = OBSERVATION_SIZE
-    action_size = ACTION_SIZE
 
     def __init__(self, scenario: ReplayScenario, device: torch.device | str = "cpu", split: Split = "train", *,
                  data: ReplayData | None = None) -> None:
@@ -317,6 +313,7 @@ class ReplaySim:
         self.median_spread = float(self.table.top[TOP_SPREAD].median()) * tick  # an unbound state's first view
         self.action_low = -self.median_spread
         self.action_high = DEPTH_HIGH_TICKS * tick
+        self.spaces = quoting_spaces(self.action_low, self.action_high)
         s = scenario
         self.latency = s.latency_steps
         self._size = float(s.quote_size)
@@ -421,7 +418,7 @@ class ReplaySim:
         ``bid_fill``/``ask_fill`` (units), ``bid_quoted``/``ask_quoted`` (bool: an active quote on that
         side), ``inventory`` (after the step), ``pnl`` (W − W_0 after the step, before penalties),
         ``spread`` (ask − bid quoted, price units; NaN unless both sides quote), ``mid`` (price units,
-        after the step), ``mid_change``, ``done`` (bool, at step N), ``bid_price``/``ask_price`` (active
+        after the step), ``mid_change``, ``bid_price``/``ask_price`` (active
         quotes, price units, NaN: none), ``fees`` (maker fees and, at the end, the taker fee) and
         ``flatten_cost`` (what liquidating the inventory cost against the mid, 0 unless ``flatten_at_end``)."""
         tick, table = self.tick, self.table
@@ -532,13 +529,12 @@ class ReplaySim:
             "spread": torch.where(bid_on & ask_on, (ask_px - bid_px) * tick, torch.nan),
             "mid": next_mid * tick + self._ref_price,
             "mid_change": move * tick,
-            "done": steps_done >= self.horizon,
             "bid_price": torch.where(bid_on, bid_px * tick + self._ref_price, torch.nan),
             "ask_price": torch.where(ask_on, ask_px * tick + self._ref_price, torch.nan),
             "fees": fees,
             "flatten_cost": flatten_cost,
         }
-        return StepResult(new_state, reward, info)
+        return StepResult(new_state, reward, info, terminated=steps_done >= self.horizon)
 
     @staticmethod
     def _kept_share(shown: torch.Tensor, shown_next: torch.Tensor, traded: torch.Tensor) -> torch.Tensor:

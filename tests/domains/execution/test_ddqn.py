@@ -12,7 +12,7 @@ import torch
 
 from decisionlab.core.errors import DecisionlabError
 from decisionlab.core.evaluation import evaluate_policies, mean_ci95
-from decisionlab.core.gym_adapter import SimulatorEnv
+from decisionlab.core.gym import SimulatorEnv
 from decisionlab.core.resolve import build_policy
 from decisionlab.core.seeding import make_generator
 from decisionlab.core.spec import get_domain
@@ -50,8 +50,8 @@ def _episode(sim: GridActionSim, indices: torch.Tensor, paths: torch.Tensor) -> 
     for t in range(paths.shape[1]):
         result = sim.step(state, indices[:, t], paths[:, t])
         state, total = result.state, total + result.reward.double()
-        done.append(result.info["done"])
-    return total, torch.stack(done, dim=1)
+        done.append(result.terminated)
+    return total, torch.stack(done, dim=1).long()
 
 
 @pytest.mark.parametrize("name", ["almgren_chriss", "latent_liquidity"])
@@ -80,20 +80,22 @@ def test_reward_forms_keep_the_return(name: str) -> None:
 
 
 def test_sb3_sees_the_grid_sim_through_the_gymnasium_adapter() -> None:
-    """Over a ``GridActionSim`` the discrete wrapper passes the index through, so SB3 gets the DDQN rewards;
-    the order's completion is reported as terminal when asked."""
+    """The adapter of a ``GridActionSim`` is discrete (its declared space), so SB3 gets the DDQN rewards; the
+    order's completion is a termination (at the forced last step, or as soon as everything is sold)."""
     scenario = _scenario("almgren_chriss")
     sim = GridActionSim(ExecutionSim(scenario), ActionGrid("fraction", 21), mark_to_market=True)
-    env = DiscreteActionWrapper(SimulatorEnv(sim, horizon=5), terminal_at_completion=True)
+    env = SimulatorEnv(sim, 5)
     assert env.action_space.n == 21
     obs, _ = env.reset(seed=0)
     for step in range(5):
         obs, _, terminated, truncated, _ = env.step(10)  # half of what is left
-        assert terminated == truncated == (step == 4)
+        assert terminated == (step == 4) and not truncated
         if step < 4:
             assert obs[OBS_INVENTORY] == pytest.approx(0.5 ** (step + 1), rel=1e-5)
-    with pytest.raises(ValueError, match="own grid"):
-        DiscreteActionWrapper(SimulatorEnv(sim, horizon=5), ActionGrid("fraction", 11))
+    env.reset(seed=0)
+    assert env.step(20)[2]  # selling everything at once ends the episode
+    with pytest.raises(ValueError, match="is discrete already"):
+        DiscreteActionWrapper(SimulatorEnv(sim, 5), ActionGrid("fraction", 11))
 
 
 def test_options_are_validated_and_reach_the_network() -> None:

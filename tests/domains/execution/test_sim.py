@@ -7,8 +7,8 @@ import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
 
-from decisionlab.core.gym_adapter import SimulatorEnv, make_simulator
-from decisionlab.core.rollout import rollout
+from decisionlab.core.engine import rollout
+from decisionlab.core.gym import SimulatorEnv, make_simulator
 from decisionlab.core.seeding import make_generator
 from decisionlab.core.spec import get_domain
 from decisionlab.domains.execution.discrete import DiscreteActionWrapper, GridActionSim
@@ -48,7 +48,7 @@ def test_shapes_and_start_state() -> None:
     sim = ExecutionSim(scenario)
     state = sim.reset(8)
     obs = sim.observe(state)
-    assert obs.shape == (8, len(OBSERVATION_FIELDS)) == (8, sim.observation_size)
+    assert obs.shape == (8, len(OBSERVATION_FIELDS)) and obs.shape[1:] == sim.spaces.observation.shape
     np.testing.assert_allclose(obs[0].numpy(), [1.0, 1.0, 1 / 5, 0.0, 0.0, 1.0, 1.0])
     paths = sim.sample_exogenous(8, 5, make_generator(0))
     assert paths.shape == (8, 5, 3)
@@ -141,9 +141,9 @@ def test_liquidity_is_latent_the_agent_sees_only_its_own_fills() -> None:
 
 def test_gymnasium_adapter_and_discrete_wrapper() -> None:
     sim = make_simulator("execution", "almgren_chriss")
-    env = SimulatorEnv(sim, horizon=5)
+    env = SimulatorEnv(sim, 5)
     check_env(env, skip_render_check=True)
-    discrete = DiscreteActionWrapper(SimulatorEnv(sim, horizon=5), ActionGrid("fraction", 11))
+    discrete = DiscreteActionWrapper(SimulatorEnv(sim, 5), ActionGrid("fraction", 11))
     obs, _ = discrete.reset(seed=0)
     total, steps, truncated = 0.0, 0, False
     while not truncated:
@@ -161,7 +161,7 @@ def test_grid_action_sim_and_q_grid_policy() -> None:
     paths = sim.sample_exogenous(3, 5, make_generator(0))
     result = sim.step(state, torch.tensor([0, 2, 8]), paths[:, 0])
     np.testing.assert_allclose(result.info["trade"].numpy(), [0.0, 0.2e6, 0.8e6], rtol=1e-6)  # 0, 1, 4 × X/5
-    assert result.info["done"].sum() == 0
+    assert result.terminated.sum() == 0
     policy = QGridPolicy(5, scenario.shares, grid.config(), hidden=(8,))
     trade = policy.act(sim.observe(state))
     assert trade.shape == (3,) and torch.all(trade >= 0)
@@ -172,7 +172,7 @@ def test_grid_action_sim_and_q_grid_policy() -> None:
 def test_sb3_dqn_runs_through_the_discrete_wrapper() -> None:
     """The comparison hook of the benchmark: SB3's DQN on the same simulator (a smoke run)."""
     sb3 = pytest.importorskip("stable_baselines3")
-    env = DiscreteActionWrapper(SimulatorEnv(make_simulator("execution", "almgren_chriss"), horizon=5))
+    env = DiscreteActionWrapper(SimulatorEnv(make_simulator("execution", "almgren_chriss"), 5))
     model = sb3.DQN("MlpPolicy", env, learning_starts=50, buffer_size=1000, seed=0, verbose=0)
     model.learn(200)
     action, _ = model.predict(env.reset(seed=1)[0], deterministic=True)

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from decisionlab.core.rollout import rollout
+from decisionlab.core.engine import rollout
 from decisionlab.core.seeding import make_generator
 from decisionlab.core.sim import BatchedSimulator
 from decisionlab.domains.market_making.baselines import AvellanedaStoikov
@@ -26,8 +26,10 @@ def _state(sim: ModelSim, inventory: float, mid_offset: float = 0.0, step: int =
 def test_protocol_and_shapes() -> None:
     sim = ModelSim(PRESETS["avellaneda_stoikov"])
     assert isinstance(sim, BatchedSimulator)
-    assert (sim.observation_size, sim.action_size, sim.horizon) == (len(OBSERVATION_FIELDS), 2, 200)
+    spaces = sim.spaces
+    assert (spaces.observation.shape, spaces.action.shape, sim.horizon) == ((len(OBSERVATION_FIELDS),), (2,), 200)
     assert sim.action_low < 0 < sim.action_high
+    assert sim.spaces.action.learner_bounds()[0].tolist() == [sim.action_low] * 2
     exo = sim.sample_exogenous(7, 5, make_generator(0))
     assert exo.shape == (7, 5, 3)
     assert ModelSim(PRESETS["jumpy"]).sample_exogenous(7, 5, make_generator(0)).shape == (7, 5, 5)
@@ -39,8 +41,9 @@ def test_protocol_and_shapes() -> None:
     result = sim.step(state, torch.full((7, 2), 0.7), exo[:, 0])
     assert result.reward.shape == (7,)
     for name in ("bid_fill", "ask_fill", "bid_quoted", "ask_quoted", "inventory", "pnl", "spread", "mid",
-                 "mid_change", "done"):
+                 "mid_change"):
         assert result.info[name].shape == (7,), name
+    assert result.terminated.shape == (7,) and result.terminated.dtype == torch.bool
 
 
 def test_hand_computed_step_follows_the_order_of_events() -> None:
@@ -63,11 +66,11 @@ def test_hand_computed_step_follows_the_order_of_events() -> None:
     assert result.state.pnl.item() == pytest.approx(0.49 + inventory * move, abs=1e-12)  # before penalties
     assert result.state.mid_offset.item() == pytest.approx(0.3 + move, abs=1e-12)
     assert result.info["mid"].item() == pytest.approx(100.3 + move, abs=1e-12)
-    assert result.info["spread"].item() == pytest.approx(1.3) and bool(result.info["done"].item())
+    assert result.info["spread"].item() == pytest.approx(1.3) and bool(result.terminated.item())
     # a step before the last carries the running penalty only
     early = sim.step(_state(sim, 1.0, 0.3, step=0), depths, exo)
     assert early.reward.item() == pytest.approx(0.49 + inventory * move - 4 * 0.3 * 0.005, abs=1e-12)
-    assert not bool(early.info["done"].item())
+    assert not bool(early.terminated.item())
 
 
 def test_both_sides_fill_and_cash_accounts_for_prices_and_fees() -> None:
@@ -143,7 +146,7 @@ def test_steps_past_the_horizon_keep_time_left_at_zero() -> None:
     for t in range(3):
         result = sim.step(state, torch.full((4, 2), -5.0), exo[:, t])  # both sides always fill: q stays 0
         state = result.state
-    assert bool((sim.observe(state)[:, 0] == 0).all()) and bool(result.info["done"].all())
+    assert bool((sim.observe(state)[:, 0] == 0).all()) and bool(result.terminated.all())
 
 
 def test_straight_through_fills_carry_the_fill_probability_gradient() -> None:

@@ -46,12 +46,11 @@ def test_certainty_equivalent_by_hand() -> None:
 def test_reward_families_by_hand() -> None:
     info = {"inventory": torch.tensor([2.0, -3.0, 1.0]), "mid_change": torch.tensor([0.5, 0.5, -0.2])}
     result = StepResult(state=None, reward=torch.tensor([1.0, -1.0, 0.3]), info=info)
-    action = torch.zeros(3, 2)
     assert reward_function("pnl", BOUNDED, 0.5) is None
-    dampened = reward_function("dampened", BOUNDED, 0.5)(result, None, action)
+    dampened = reward_function("dampened", BOUNDED, 0.5)(result)
     # inventory gains q'·Δs = 1.0, −1.5, −0.2: only the positive one is damped (by half of it)
     torch.testing.assert_close(dampened, torch.tensor([0.5, -1.0, 0.3]))
-    mean_variance = reward_function("mean_variance", BOUNDED, 0.5)(result, None, action)
+    mean_variance = reward_function("mean_variance", BOUNDED, 0.5)(result)
     weight = 0.5 * 0.1 * 2.0**2 * 0.005
     torch.testing.assert_close(mean_variance, result.reward - weight * info["inventory"] ** 2)
 

@@ -129,3 +129,19 @@ def test_mistakes_are_422_naming_the_field(client: TestClient, patch: dict, fiel
 def test_unknown_policy_is_404(client: TestClient) -> None:
     response = client.post(DISPATCH, json={"policy": "teleport", **window([(1, 2, 0.0)], [])})
     assert response.status_code == 404 and "nearest" in response.text
+
+
+def test_driver_and_order_ids_beyond_float32_come_back_exactly(client: TestClient) -> None:
+    """Ids 2^24 + 1 and above (float32 would round 16,777,217 to 16,777,216) through /dispatch and /act."""
+    big = 2**24 + 1
+    body = window([(big, 27, 400.0), (big + 1, 35, 40.0), (2**53, 28, 10.0)],
+                  [(big + 2, 28, 3, None), (big + 3, 27, 40, 12.0)])
+    response = client.post(DISPATCH, json={"scenario": "city_small", "policy": "nearest", **body})
+    assert response.status_code == 200, response.text
+    pairs = {(a["order_id"], a["driver_id"]) for a in response.json()["assignments"]}
+    assert pairs and {o for o, _ in pairs} <= {big + 2, big + 3} and {d for _, d in pairs} <= {big, big + 1, 2**53}
+    assert (big + 2, 2**53) in pairs  # the nearest driver of the order at cell 28 is the one in cell 28
+    generic = client.post(f"{SPEC.url_path}/act", json={"scenario": "city_small", "policy": "nearest",
+                                                        "states": [body]})
+    assert generic.status_code == 200, generic.text
+    assert {(a["order_id"], a["driver_id"]) for a in generic.json()["actions"][0]["assignments"]} == pairs

@@ -16,7 +16,7 @@ from decisionlab.domains.ride_hailing.baselines import baseline
 from decisionlab.domains.ride_hailing.city import cancel_probability, city_of, fare
 from decisionlab.domains.ride_hailing.metrics import episode_metrics, run_episodes
 from decisionlab.domains.ride_hailing.scenario import PRESETS, CityScenario
-from decisionlab.domains.ride_hailing.sim import IDLE, OFFLINE, ON_TRIP, REPOSITIONING, CitySim, in_shift
+from decisionlab.domains.ride_hailing.sim import IDLE, OFFLINE, ON_TRIP, REPOSITIONING, CitySim, city_action, in_shift
 from decisionlab.domains.ride_hailing.triplog import TripLog
 from decisionlab.domains.ride_hailing.trips import read_trip_records, synthetic_trip_records
 
@@ -32,9 +32,9 @@ class RandomActions:
         self.sim, self.generator = sim, torch.Generator().manual_seed(seed)
 
     def act(self, obs):  # noqa: ANN001, ANN201
-        batch = obs.driver_cell.shape[0]
-        return torch.randint(-3, int(self.sim.action_high) + 3, (batch, self.sim.action_size),
-                             generator=self.generator).float()
+        batch, (n, q) = obs.driver_cell.shape[0], (self.sim.n_drivers, self.sim.queue)
+        return city_action(torch.randint(-3, n + 3, (batch, q), generator=self.generator),
+                           torch.randint(-3, self.sim.grid.n_cells + 3, (batch, n), generator=self.generator))
 
 
 def logged_run(scenario: CityScenario, policy_name: str, episodes: int = 3, seed: int = 0):  # noqa: ANN201

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from decisionlab.core.rollout import rollout
+from decisionlab.core.engine import rollout
 from decisionlab.core.seeding import make_generator
 from decisionlab.core.sim import BatchedSimulator
 from decisionlab.domains.inventory.network.scenario import (

@@ -92,9 +92,9 @@ def test_reset_and_sample_exogenous_agree() -> None:
 
 
 def test_gymnasium_adapter_runs_on_the_training_span() -> None:
-    from decisionlab.core.gym_adapter import SimulatorEnv
+    from decisionlab.core.gym import SimulatorEnv
 
-    env = SimulatorEnv(SeriesSim(SMALL, CPU, split="train"), horizon=5)
+    env = SimulatorEnv(SeriesSim(SMALL, CPU, split="train"), 5)
     obs, _ = env.reset(seed=1)
     assert obs.shape == env.observation_space.shape
     for _ in range(5):

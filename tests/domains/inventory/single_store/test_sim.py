@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from decisionlab.core.rollout import rollout
+from decisionlab.core.engine import rollout
 from decisionlab.core.seeding import make_generator
 from decisionlab.domains.inventory.single_store.policies import BaseStockPolicy
 from decisionlab.domains.inventory.single_store.scenario import LostSalesScenario
@@ -86,7 +86,7 @@ def test_observation_round_trip() -> None:
     state = StoreState(on_hand=torch.tensor([4.0]), pipeline=torch.tensor([[1.0, 2.0]]))
     obs = sim.observe(state)
     assert obs.tolist() == [[4.0, 1.0, 2.0]]
-    assert obs.shape[1] == sim.observation_size
+    assert obs.shape[1:] == sim.spaces.observation.shape
     back = state_from_observation(obs)
     assert torch.equal(back.on_hand, state.on_hand)
     assert torch.equal(back.pipeline, state.pipeline)

@@ -39,7 +39,8 @@ def run(sim: ReplaySim, depths: list[tuple[float, float]] | torch.Tensor, start:
     for bid, ask in depths:
         result = sim.step(state, torch.tensor([[bid, ask]], dtype=torch.float32), torch.zeros(1, 1))
         state = result.state
-        out.append({name: value.item() for name, value in result.info.items()} | {"reward": result.reward.item()})
+        out.append({name: value.item() for name, value in result.info.items()}
+                   | {"reward": result.reward.item(), "done": result.terminated.item()})
     return out
 
 
@@ -294,6 +295,6 @@ def test_an_episode_longer_than_a_part_is_refused() -> None:
 def test_the_gymnasium_adapter_accepts_the_simulator(sample_sims: tuple[ReplaySim, ReplaySim]) -> None:
     from gymnasium.utils.env_checker import check_env
 
-    from decisionlab.core.gym_adapter import SimulatorEnv
+    from decisionlab.core.gym import SimulatorEnv
 
-    check_env(SimulatorEnv(sample_sims[1], horizon=6), skip_render_check=True)
+    check_env(SimulatorEnv(sample_sims[1], 6), skip_render_check=True)
