@@ -1,10 +1,14 @@
 """Did a refactor move any figure? Run the same workloads on this checkout and on another one,
-alternately, and compare: simulator throughput as paired ratios (they hold on a noisy machine where
+alternately, and compare: rollout throughput as paired ratios (they hold on a noisy machine where
 absolute numbers do not) and trained / evaluated results for exact equality.
 
 The other checkout needs its own virtual environment (``python -m venv``, ``pip install
 torch==2.13.0``, ``pip install -e DIR``). Written for the domain contract v2 (compared with commit
-e01fe45, where the inventory modules sat at the package's top level: the imports fall back to them).
+e01fe45, where the inventory modules sat at the package's top level: the imports fall back to them)
+and extended for v3 (compared with 3cce16d, the last v2 commit): the throughput rows go through
+``period_sums`` / ``rollout``, which both versions have (in v3 they are calls of the rollout engine),
+and the results cover every trainer the v3 refactor touched (PPO, DQN, pathwise) and every domain's
+evaluation, through the names both versions share (``DomainSpec.algo(...).train``, ``episode_metrics``).
 
     python -m benchmarks.contract_check --against /tmp/oldvenv/bin/python --cwd /tmp/old --rounds 6
     python -m benchmarks.contract_check --workload results      # one workload, printed as JSON
@@ -33,23 +37,45 @@ def _single_store():  # noqa: ANN202 - modules of either layout
     return scenario, sim, policies, train, metrics
 
 
+def _rollout_module():  # noqa: ANN202 - the engine (v3) or the rollout module (v2)
+    try:
+        from decisionlab.core import engine
+    except ImportError:
+        from decisionlab.core import rollout as engine  # type: ignore[no-redef]
+    return engine
+
+
 def throughput() -> dict[str, float]:
-    """Single-store env-steps/s (base-stock policy, no gradient) at each batch: best of 3 windows."""
+    """Rollout env-steps/s at each batch, best of 3 windows: single-store base stock through ``period_sums``
+    (one cost summed per period), and the market-making AS quotes through ``rollout`` (rewards kept)."""
     scenario, sim_module, policies, _, _ = _single_store()
+    engine = _rollout_module()
     sim = sim_module.SingleStoreSim(scenario.LostSalesScenario(), "cpu")
     policy = policies.BaseStockPolicy(15.0)
     out = {}
     for batch in BATCHES:
         periods = max(200, 2_000_000 // batch)
-        demand = sim.sample_exogenous(batch, periods, torch.Generator().manual_seed(0))
         best = 0.0
-        with torch.no_grad():
-            for _ in range(3):
-                state, start = sim.reset(batch), time.perf_counter()
-                for t in range(periods):
-                    state = sim.step(state, policy.act(sim.observe(state)), demand[:, t]).state
-                best = max(best, batch * periods / (time.perf_counter() - start))
+        for _ in range(3):
+            start = time.perf_counter()
+            engine.period_sums(sim, policy, batch, periods, 0, torch.Generator().manual_seed(0),
+                               {"cost": lambda info: info["cost"]})
+            best = max(best, batch * periods / (time.perf_counter() - start))
         out[f"lost_sales env-steps/s @ {batch:,}"] = best
+    from decisionlab.domains.market_making.baselines import AvellanedaStoikov
+    from decisionlab.domains.market_making.model.scenario import PRESETS
+    from decisionlab.domains.market_making.model.sim import ModelSim
+
+    quoting = ModelSim(PRESETS["avellaneda_stoikov"])
+    quotes = AvellanedaStoikov(PRESETS["avellaneda_stoikov"])
+    for batch in BATCHES:
+        paths = quoting.sample_exogenous(batch, quoting.horizon, torch.Generator().manual_seed(0))
+        best = 0.0
+        for _ in range(3):
+            start = time.perf_counter()
+            engine.rollout(quoting, quotes, paths)
+            best = max(best, batch * quoting.horizon / (time.perf_counter() - start))
+        out[f"avellaneda_stoikov env-steps/s @ {batch:,}"] = best
     return out
 
 
@@ -82,6 +108,43 @@ def results() -> dict[str, float]:
     out["execution pathwise held-out ratio"] = pathwise.metrics["objective_vs_static_expected"]
     out["execution pathwise evaluated objective"] = float(
         execution_metrics(latent, pathwise.policy, 2000, 1, cpu)["mean_variance_objective"].mean())
+    out.update(v3_results())
+    return out
+
+
+def v3_results() -> dict[str, float]:
+    """What contract v3 rewired: PPO (spaces, the reshaped reward, obs scales), DQN (spaces, terminations),
+    the engine behind the market-making and ride-hailing KPIs, integer ride-hailing actions."""
+    from decisionlab.core.spec import get_domain
+
+    cpu = torch.device("cpu")
+    out: dict[str, float] = {}
+    making = get_domain("market_making")
+    short = making.scenario("glft_bounded", {"horizon": 0.25})
+    for reward in ("mean_variance", "dampened"):
+        ppo = making.algo("ppo").train(short, seed=0, device=cpu, options={
+            "reward": reward, "num_envs": 256, "rollout_steps": 16, "total_env_steps": 256 * 16 * 8,
+            "eval_paths": 512, "eval_every": 256 * 16 * 4})
+        out[f"market_making PPO ({reward}) held-out CE"] = ppo.metrics["certainty_equivalent"]
+        # the curve reflects every update (the held-out CE may stay the initial policy's on so short a run)
+        out[f"market_making PPO ({reward}) mean episode return"] = float(ppo.curve["episode_return"].drop_nans().mean())
+        out[f"market_making PPO ({reward}) value loss summed"] = float(ppo.curve["value_loss"][1:].sum())
+    setting = making.setting_of(short)
+    for name in ("glft", "avellaneda_stoikov"):
+        values = setting.episode_metrics(short, making.policy(name).build(short, cpu), 512, 3, cpu)
+        out[f"market_making {name} evaluated CE"] = float(setting.finalize_metrics(short, values)
+                                                          ["certainty_equivalent"].mean())
+    execution = get_domain("execution")
+    ddqn = execution.algo("ddqn").train(execution.scenario("almgren_chriss"), seed=0, device=cpu, options={
+        "total_env_steps": 6000, "num_envs": 32, "eval_paths": 1024})
+    out["execution DDQN held-out ratio"] = ddqn.metrics["objective_vs_static_expected"]
+    out["execution DDQN weights summed"] = float(sum(v.double().sum() for v in ddqn.policy.state_dict().values()))
+    rides = get_domain("ride_hailing")
+    city = rides.scenario("city_small", {"horizon_hours": 1.0})
+    for name in ("nearest+reposition", "fare_matching"):
+        kpis = rides.setting_of(city).episode_metrics(city, rides.policy(name).build(city, cpu), 4, 5, cpu)
+        out[f"ride_hailing {name} total income"] = float(kpis["total_income"].mean())
+        out[f"ride_hailing {name} answer rate"] = float(kpis["answer_rate"].mean())
     return out
 
 

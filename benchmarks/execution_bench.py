@@ -6,8 +6,8 @@
    analytic optimum at constant impact (``almgren_chriss``; paired ratio vs the AC schedule on the same
    held-out paths), and the learner's env-steps/s while training (gradient updates and held-out evaluations
    included): pathwise, the core's batched Double DQN (``ddqn``), and Stable-Baselines3's DQN on the same
-   simulator and rewards through the gymnasium adapter (``SimulatorEnv`` + ``DiscreteActionWrapper``), under a
-   wall-clock budget (``--sb3-seconds``).
+   simulator and rewards through the gymnasium adapter of the discrete view (``SimulatorEnv(GridActionSim)``:
+   a ``Discrete(21)`` action, terminated when the order completes), under a wall-clock budget (``--sb3-seconds``).
 3. Latent liquidity: the default pathwise and DDQN trainings, their held-out ratio to the best static schedule.
 
     python -m benchmarks.execution_bench [--threads 1] [--batches 1024 65536] [--sb3-seconds 240] [--no-write]
@@ -25,11 +25,12 @@ import numpy as np
 import torch
 
 from benchmarks.report import write_section
+from decisionlab.core.engine import run
 from decisionlab.core.gym import SimulatorEnv, to_normalized_action
 from decisionlab.core.policy import Policy
 from decisionlab.core.seeding import derive_seed, make_generator
 from decisionlab.core.spec import get_domain
-from decisionlab.domains.execution.discrete import DiscreteActionWrapper, GridActionSim
+from decisionlab.domains.execution.discrete import GridActionSim
 from decisionlab.domains.execution.policies import (
     ActionGrid,
     ExecutionMLP,
@@ -60,7 +61,6 @@ def scenario(name: str) -> ExecutionScenario:
 # --- throughput -------------------------------------------------------------------------------
 
 
-@torch.no_grad()
 def batched_steps_per_second(batch: int, policy: Policy, min_seconds: float = 1.0) -> float:
     """Env-steps/s = batch × steps / seconds, stepping complete executions (exogenous paths pre-sampled)."""
     s = scenario("latent_liquidity")
@@ -68,9 +68,7 @@ def batched_steps_per_second(batch: int, policy: Policy, min_seconds: float = 1.
     paths = sim.sample_exogenous(batch, s.horizon_steps, make_generator(0))
     steps, start = 0, time.perf_counter()
     while True:
-        state = sim.reset(batch)
-        for t in range(s.horizon_steps):
-            state = sim.step(state, policy.act(sim.observe(state)), paths[:, t]).state
+        run(sim, policy, state=sim.reset(batch), exogenous=paths)
         steps += batch * s.horizon_steps
         if time.perf_counter() - start >= min_seconds:
             return steps / (time.perf_counter() - start)
@@ -162,7 +160,7 @@ class SB3GreedyPolicy:
 def sb3_dqn_time_to_target(
     seed: int = 0, budget_seconds: float = 240.0, name: str = "almgren_chriss", target: float | None = TARGET
 ) -> TimeToTarget:
-    """Stable-Baselines3 ``DQN`` on ``DiscreteActionWrapper(SimulatorEnv(GridActionSim(...), N))``.
+    """Stable-Baselines3 ``DQN`` on ``make_env(GridActionSim(...))`` (a ``Discrete(21)`` action space).
 
     The same simulator, 21-level grid and rewards as the ``ddqn`` defaults (mark-to-market, price control
     variate, divided by the best static objective), terminal at order completion, γ = 1; SB3's plain DQN
@@ -181,10 +179,7 @@ def sb3_dqn_time_to_target(
     sim = GridActionSim(ExecutionSim(s), grid, mark_to_market=DEFAULT_DDQN.mark_to_market,
                         price_noise=DEFAULT_DDQN.price_noise)
     scale = 1.0 / objective_scale_bps(s)
-    env = gym.wrappers.TransformReward(
-        DiscreteActionWrapper(SimulatorEnv(sim, s.horizon_steps), terminal_at_completion=True),
-        lambda r: r * scale,
-    )
+    env = gym.wrappers.TransformReward(SimulatorEnv(sim, s.horizon_steps), lambda r: r * scale)
     eval_paths = sim.sample_exogenous(DEFAULT_DDQN.eval_paths, s.horizon_steps,
                                       make_generator(derive_seed(seed, "eval")))
     torch.manual_seed(seed)
@@ -296,7 +291,8 @@ def main() -> None:
         "including path sampling and the held-out evaluations (pathwise every 10 gradient steps; DDQN and SB3 every\n"
         "5,000 env steps, 16,384 held-out paths). `training env-steps/s` counts every simulated step of training\n"
         "(pathwise: batch × N per gradient step). SB3's DQN runs on the same `GridActionSim` rewards through\n"
-        f"`SimulatorEnv` + `DiscreteActionWrapper` with a {args.sb3_seconds:.0f} s budget. A ratio below 1 beats the\n"
+        f"`SimulatorEnv(GridActionSim)` (terminated at completion) with a {args.sb3_seconds:.0f} s budget. A ratio\n"
+        "below 1 beats the\n"
         "static AC optimum (adaptive arrival-price trading, Almgren & Lorenz 2007).\n\n" + "\n".join(quality) + "\n\n"
         "Latent liquidity (`latent_liquidity`), default settings (seed 0); ratios paired on 100k fresh paths:\n\n"
         + "\n".join(latent_rows)

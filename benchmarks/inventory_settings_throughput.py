@@ -20,6 +20,7 @@ from collections.abc import Callable
 import torch
 
 from benchmarks.report import write_section
+from decisionlab.core.engine import run
 from decisionlab.core.seeding import make_generator
 from decisionlab.domains.inventory.network.policies import LevelPolicy
 from decisionlab.domains.inventory.network.scenario import (
@@ -78,13 +79,11 @@ def env_steps_per_second(setting: str, batch: int, device: torch.device, min_sec
     state0 = sim.reset(batch, gen)
     demand = sim.sample_exogenous(batch, PERIODS, gen)
 
-    def run() -> int:
-        state = state0
-        for t in range(PERIODS):
-            state = sim.step(state, policy.act(sim.observe(state)), demand[:, t]).state
+    def rollout() -> int:
+        run(sim, policy, state=state0, exogenous=demand)
         return batch * PERIODS
 
-    return _timed(run, device, min_seconds)
+    return _timed(rollout, device, min_seconds)
 
 
 def gradient_steps_per_second(setting: str, architecture: str, device: torch.device, min_seconds: float) -> float:

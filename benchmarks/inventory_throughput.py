@@ -16,13 +16,13 @@ import numpy as np
 import torch
 
 from benchmarks.report import write_section
+from decisionlab.core.engine import run
 from decisionlab.core.gym import SimulatorEnv, to_normalized_action
 from decisionlab.domains.inventory.single_store.policies import BaseStockPolicy
 from decisionlab.domains.inventory.single_store.scenario import LostSalesScenario
 from decisionlab.domains.inventory.single_store.sim import SingleStoreSim
 
 
-@torch.no_grad()
 def batched_steps_per_second(batch: int, device: str, min_seconds: float = 1.0) -> float:
     sim = SingleStoreSim(LostSalesScenario(lead_time=2), device)
     policy = BaseStockPolicy(14.0)
@@ -31,8 +31,7 @@ def batched_steps_per_second(batch: int, device: str, min_seconds: float = 1.0) 
     state = sim.reset(batch)
     steps, start = 0, time.perf_counter()
     while True:
-        for t in range(periods):
-            state = sim.step(state, policy.act(sim.observe(state)), demand[:, t]).state
+        state = run(sim, policy, state=state, exogenous=demand).final_state
         steps += batch * periods
         if device.startswith("cuda"):
             torch.cuda.synchronize()

@@ -32,10 +32,11 @@ import polars as pl
 import torch
 
 from benchmarks.report import command_line, machine, write_section
+from decisionlab.core.engine import run
 from decisionlab.core.evaluation import evaluate_policies
 from decisionlab.core.gym import SimulatorEnv, to_simulator_action
 from decisionlab.core.options import TrainContext
-from decisionlab.core.policy import Policy
+from decisionlab.core.policy import ConstantPolicy, Policy
 from decisionlab.core.seeding import make_generator
 from decisionlab.domains.market_making import SPEC, _model_sim, _replay_sim
 from decisionlab.domains.market_making.baselines import AvellanedaStoikov, GLFTExact, Symmetric
@@ -101,18 +102,16 @@ def numpy_model_steps(scenario: ModelScenario, batch: int, steps: int, *, sampli
 
 
 def torch_steps(sim: Any, batch: int, steps: int, *, sampling: bool, policy: Policy | None = None) -> float:
-    """Env-steps/s of ``sim.step`` (exogenous pre-sampled unless ``sampling``; fixed depths unless ``policy``)."""
+    """Env-steps/s of the rollout engine's decisions (observe, act, ``sim.step``; exogenous pre-sampled unless
+    ``sampling``; fixed depths unless ``policy``)."""
     generator = make_generator(0)
     state = sim.reset(batch, generator)
     exogenous = None if sampling else sim.sample_exogenous(batch, steps, generator)
-    depths = torch.full((batch, 2), 0.75 if isinstance(sim, ModelSim) else 0.02)
+    policy = policy or ConstantPolicy(torch.full((batch, 2), 0.75 if isinstance(sim, ModelSim) else 0.02))
     start = time.perf_counter()
-    with torch.no_grad():
-        if sampling:
-            exogenous = sim.sample_exogenous(batch, steps, generator)
-        for t in range(steps):
-            action = policy.act(sim.observe(state)) if policy is not None else depths
-            state = sim.step(state, action, exogenous[:, t]).state
+    if sampling:
+        exogenous = sim.sample_exogenous(batch, steps, generator)
+    run(sim, policy, state=state, exogenous=exogenous, steps=steps, until_done=False)
     return batch * steps / (time.perf_counter() - start)
 
 

@@ -32,7 +32,9 @@ def machine() -> str:
 
 def command_line() -> str:
     """How this benchmark was started (scripts here run as modules from the repository root)."""
-    return " ".join(["python", "-m", f"benchmarks.{Path(sys.argv[0]).stem}", *sys.argv[1:]])
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    module = spec.name if spec is not None and spec.name else f"benchmarks.{Path(sys.argv[0]).stem}"
+    return " ".join(["python", "-m", module, *sys.argv[1:]])
 
 
 def write_section(name: str, body: str, path: Path = DOCS) -> None:

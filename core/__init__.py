@@ -47,7 +47,10 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "run", "Step", "Run", "Hook", "Read", "Exogenous", "Reducer", "Sum", "Mean", "Last", "Max", "Min",
         "Discounted", "Custom", "rollout", "accumulate", "period_sums", "Trajectory",
     ),
-    "decisionlab.core.policy": ("Policy", "LearnedPolicy", "register_policy_kind", "policy_class", "rebuild_policy"),
+    "decisionlab.core.policy": (
+        "Policy", "LearnedPolicy", "JointPolicy", "MergedPolicy", "ConstantPolicy", "register_policy_kind",
+        "policy_class", "rebuild_policy", "split_member",
+    ),
     "decisionlab.core.errors": (
         "DecisionlabError", "UnknownNameError", "ScenarioError", "StateError", "PolicyMismatchError",
         "NotTractableError", "ArtefactError", "BuildPendingError", "RegistryError", "PolicyNotFoundError",
@@ -64,7 +67,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "decisionlab.core.nets.actor_critic": ("ActorCritic", "orthogonal_init", "MaskedCategorical", "SquashedGaussian"),
     "decisionlab.core.nets.value": ("TabularValue", "NeuralValue", "value_table", "value_from_config", "bin_centres"),
     "decisionlab.core.algos.ppo": (
-        "train_ppo", "PPOConfig", "PPOResult", "ActorCriticPolicy", "JointPolicy", "NETWORK_FIELDS",
+        "train_ppo", "PPOConfig", "PPOResult", "ActorCriticPolicy", "NETWORK_FIELDS",
     ),
     "decisionlab.core.algos.dqn": ("train_dqn", "DQNConfig", "QNetworkConfig", "GreedyQPolicy"),
     "decisionlab.core.algos.pathwise": ("train_pathwise", "PathwiseConfig"),

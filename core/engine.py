@@ -38,7 +38,7 @@ ALIVE_CHECK_EVERY = 8
 """Steps between checks (one host sync each) that every episode has terminated."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Step:
     """One decision of a batch: what hooks and reducers read.
 
@@ -270,6 +270,11 @@ def run(
     t = 0
     finished = False
     stop_early = until_done and not wanted
+    # records of named entries are read straight from the result; a Step is built only for what needs one
+    named = {name: what for name, what in wanted.items() if isinstance(what, str)}
+    stepped = {name: what for name, what in wanted.items() if not isinstance(what, str)}
+    observed = bool(stepped or reducers or hooks)
+    tracked = observed or stop_early  # a run that only records keeps every row's every step: no alive mask
     with nullcontext() if grad else torch.no_grad():
         for start, paths in _chunks(sim, batch, exogenous, generator, steps, chunk):
             length = min(paths.shape[1], steps - start)
@@ -278,27 +283,31 @@ def run(
                 obs = sim.observe(state)
                 action = policy.act(obs)
                 result = sim.step(state, action, paths[:, offset])
-                step = Step(t, state, obs, action, result, alive, clock)
-                for name, what in wanted.items():
-                    stacks[name].append(read(step, what))
-                if t >= warmup and reducers:
-                    for name, reducer in reducers.items():
-                        value = read(step, reducer.read)
-                        if isinstance(reducer, Discounted):
-                            value = reducer.weigh(value, step)
-                        if name in totals:
-                            totals[name] = reducer.update(totals[name], value, alive)
-                        else:
-                            totals[name] = reducer.first(_masked(value, alive) if isinstance(reducer, Sum) else value)
-                    counts = counts + (alive.long() if alive is not None else 1)
-                for hook in hooks:
-                    hook(step)
+                for name, what in named.items():
+                    stacks[name].append(result.reward if what == "reward" else result.info[what])
+                if observed:
+                    step = Step(t, state, obs, action, result, alive, clock)
+                    for name, what in stepped.items():
+                        stacks[name].append(read(step, what))
+                    if t >= warmup and reducers:
+                        for name, reducer in reducers.items():
+                            value = read(step, reducer.read)
+                            if isinstance(reducer, Discounted):
+                                value = reducer.weigh(value, step)
+                            if name in totals:
+                                totals[name] = reducer.update(totals[name], value, alive)
+                            else:
+                                totals[name] = reducer.first(_masked(value, alive) if isinstance(reducer, Sum)
+                                                             else value)
+                        counts = counts + (alive.long() if alive is not None else 1)
+                    for hook in hooks:
+                        hook(step)
                 state = result.state
                 if result.elapsed is not None:
                     elapsed = result.elapsed.double()
                     clock = elapsed.clone() if clock is None else clock + (elapsed if alive is None
                                                                            else torch.where(alive, elapsed, 0.0))
-                if result.terminated is not None:
+                if tracked and result.terminated is not None:
                     ended = result.terminated.bool()
                     alive = ~ended if alive is None else alive & ~ended
                     if stop_early and (t + 1) % ALIVE_CHECK_EVERY == 0 and not bool(alive.any()):

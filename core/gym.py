@@ -27,6 +27,7 @@ Conventions (the same in all three):
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import fields, is_dataclass, replace
 from typing import Any
@@ -64,21 +65,23 @@ def _simulator(source: str | BatchedSimulator[Any], scenario: str | None, parame
 # --- actions ---------------------------------------------------------------------------------------
 
 
-def _box_range(space: Box) -> tuple[torch.Tensor, torch.Tensor]:
+@functools.lru_cache(maxsize=256)
+def _box_range(space: Box, device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """The float32 range a normalised action maps onto, on ``device`` (spaces are immutable: cached)."""
     low, high = space.learner_bounds()
-    return low.float(), high.float()
+    return low.float().to(device), high.float().to(device)
 
 
 def to_simulator_action(sim: Any, normalized: torch.Tensor) -> torch.Tensor:
     """Continuous actions in ``[-1, 1]`` mapped linearly onto the single-agent Box's span ``[B, *shape]``."""
-    low, high = (b.to(normalized.device) for b in _box_range(sim.spaces.action))
+    low, high = _box_range(sim.spaces.action, str(normalized.device))
     unit = (normalized.reshape(-1, *low.shape).clamp(-1.0, 1.0) + 1.0) / 2.0
     return low + unit * (high - low)
 
 
 def to_normalized_action(sim: Any, action: torch.Tensor) -> torch.Tensor:
     """Inverse of :func:`to_simulator_action` (replaying a simulator-scale policy through an adapter)."""
-    low, high = (b.to(action.device) for b in _box_range(sim.spaces.action))
+    low, high = _box_range(sim.spaces.action, str(action.device))
     return 2.0 * (action.reshape(-1, *low.shape) - low) / (high - low) - 1.0
 
 
@@ -101,9 +104,9 @@ def _torch_action(space: Space, value: Any, lead: tuple[int, ...], normalize: bo
     if isinstance(space, Box):
         x = torch.as_tensor(array, dtype=torch.float32, device=device).reshape(*lead, *space.shape)
         if normalize:
-            low, high = (b.to(device) for b in _box_range(space))
+            low, high = _box_range(space, str(device))
             x = low + (x.clamp(-1.0, 1.0) + 1.0) / 2.0 * (high - low)
-        return x.to(space.torch_dtype)
+        return x if x.dtype == space.torch_dtype else x.to(space.torch_dtype)
     return torch.as_tensor(array.astype(np.int64), device=device).reshape(*lead, *space.shape)
 
 
@@ -193,7 +196,7 @@ class _Layout:
 
 
 def _numpy(x: torch.Tensor) -> np.ndarray:
-    return x.detach().to("cpu").numpy()
+    return x.detach().numpy() if x.device.type == "cpu" else x.detach().cpu().numpy()
 
 
 def _numpy_fields(value: Any) -> Any:
@@ -242,7 +245,8 @@ def merge_rows(take: torch.Tensor, fresh: Any, old: Any) -> Any:
 
 class BatchedEnvs:
     """``num_envs`` environments of one batched simulator: per-environment step counters, episode ends
-    and resets (a full reset when all end together, as with a fixed horizon; rows spliced in otherwise)."""
+    and resets (a full reset when all end together, as with a fixed horizon; rows spliced in otherwise).
+    Counters and end flags live on the host (numpy): the adapters hand them to host code anyway."""
 
     def __init__(self, sim: BatchedSimulator[Any], num_envs: int, max_episode_steps: int | None = None,
                  seed: int = 0) -> None:
@@ -252,8 +256,10 @@ class BatchedEnvs:
         self.generator = make_generator(seed, self.device)
         self.state: Any = None
         self.exogenous: torch.Tensor | None = None
-        self.t = torch.zeros(self.num_envs, dtype=torch.long, device=self.device)
+        self.t = np.zeros(self.num_envs, dtype=np.int64)
+        self.synced = True  # every environment is at the same step (after a full reset): one index for all
         self.rows = torch.arange(self.num_envs, device=self.device)
+        self.no = np.zeros(self.num_envs, dtype=bool)
 
     def seed(self, seed: int) -> None:
         self.generator = make_generator(int(seed), self.device)
@@ -263,36 +269,43 @@ class BatchedEnvs:
         with torch.no_grad():
             self.state = self.sim.reset(self.num_envs, self.generator)
             self.exogenous = self.sim.sample_exogenous(self.num_envs, self.horizon, self.generator)
-        self.t.zero_()
+        self.t[:] = 0
+        self.synced = True
         return self.sim.observe(self.state)
 
-    def reset_rows(self, ended: torch.Tensor) -> Any:
+    def reset_rows(self, ended: np.ndarray) -> Any:
         """New episodes for the environments ``ended [B]`` (bool); returns the observation of all."""
-        if bool(ended.all()):
+        if ended.all():
             return self.reset()
         with torch.no_grad():
             fresh = self.sim.reset(self.num_envs, self.generator)
             paths = self.sim.sample_exogenous(self.num_envs, self.horizon, self.generator)
-        self.state = merge_rows(ended, fresh, self.state)
-        keep = ended.reshape(ended.shape + (1,) * (paths.dim() - 1))
+        take = torch.as_tensor(ended, device=self.device)
+        self.state = merge_rows(take, fresh, self.state)
+        keep = take.reshape(take.shape + (1,) * (paths.dim() - 1))
         self.exogenous = torch.where(keep, paths, self.exogenous)
-        self.t = torch.where(ended, 0, self.t)
+        self.t[ended] = 0
+        self.synced = False
         return self.sim.observe(self.state)
 
-    def step(self, action: Any) -> tuple[Any, Any, torch.Tensor, torch.Tensor, torch.Tensor | None, dict[str, Any]]:
-        """One decision for every environment: ``(next observation, reward, terminated, truncated,
-        elapsed, info)``; the caller resets what ended."""
+    def step(self, action: Any) -> tuple[Any, Any, np.ndarray, np.ndarray, torch.Tensor | None, dict[str, Any]]:
+        """One decision for every environment: ``(next observation, reward, terminated [B], truncated [B],
+        elapsed, info)`` (flags as numpy bools); the caller resets what ended."""
         if self.state is None:
             raise gym.error.ResetNeeded("call reset() before step()")
-        t = self.t.clamp_max(self.horizon - 1)
-        synced = bool((t == t[0]).all())
-        exogenous = self.exogenous[:, int(t[0])] if synced else self.exogenous[self.rows, t]
+        if self.synced:
+            exogenous = self.exogenous[:, min(int(self.t[0]), self.horizon - 1)]
+        else:
+            t = np.minimum(self.t, self.horizon - 1)
+            exogenous = self.exogenous[self.rows, torch.as_tensor(t, device=self.device)]
         with torch.no_grad():
             result = self.sim.step(self.state, action, exogenous)
-        self.state, self.t = result.state, self.t + 1
-        no = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
-        terminated = result.terminated.bool() if result.terminated is not None else no
-        truncated = (self.t >= self.horizon) | (result.truncated.bool() if result.truncated is not None else no)
+        self.state = result.state
+        self.t += 1
+        terminated = _numpy(result.terminated).astype(bool) if result.terminated is not None else self.no
+        truncated = np.full(self.num_envs, self.t[0] >= self.horizon) if self.synced else self.t >= self.horizon
+        if result.truncated is not None:
+            truncated = truncated | _numpy(result.truncated).astype(bool)
         return (self.sim.observe(self.state), result.reward, terminated, truncated & ~terminated, result.elapsed,
                 result.info)
 

@@ -36,6 +36,17 @@ class Policy(Protocol):
         ...
 
 
+class ConstantPolicy:
+    """The same action at every decision (probes: fill rates at fixed quote depths, throughput with a
+    fixed action); ``action`` holds one row per environment ``[B, ...]``."""
+
+    def __init__(self, action: torch.Tensor, name: str = "constant") -> None:
+        self.action, self.name = action, name
+
+    def act(self, obs: Any) -> torch.Tensor:
+        return self.action
+
+
 @runtime_checkable
 class LearnedPolicy(Policy, Protocol):
     """A policy the registry can store and rebuild (weights in safetensors, constructor in JSON)."""
@@ -100,11 +111,65 @@ def registered_kinds() -> list[str]:
     return sorted(_KINDS)
 
 
-def rebuild_policy(
-    config: dict[str, Any], weights: Mapping[str, torch.Tensor], scenario: Any, device: torch.device
-) -> Policy:
-    """The registered policy of ``config`` with ``weights`` loaded, on ``device``, acting in
-    ``scenario`` (its class's ``for_scenario`` checks that it can)."""
+MEMBER_SEPARATOR = ":"
+"""``domain/name@version:member`` names one member of a registered joint policy (``planner``, ``workers``)."""
+
+
+def split_member(text: str) -> tuple[str, str | None]:
+    """``"two_level@3:planner"`` -> ``("two_level@3", "planner")``; no member -> ``(text, None)``."""
+    reference, separator, member = text.rpartition(MEMBER_SEPARATOR)
+    return (reference, member) if separator and reference and member else (text, None)
+
+
+class JointPolicy(torch.nn.Module):
+    """Several named learned policies trained together and registered as one version (a planner and its
+    workers, trained by two-level RL): one safetensors file (keys ``<member>.<name>``), one card, and each
+    member servable on its own (``name@version:member``). A domain subclasses it with its own ``kind``
+    and ``initial``; ``for_scenario`` gives the members acting together (their actions merged by group)."""
+
+    kind: ClassVar[str] = "joint"
+
+    def __init__(self, members: Mapping[str, torch.nn.Module], name: str = "joint") -> None:
+        super().__init__()
+        self.members, self.name = torch.nn.ModuleDict(dict(members)), name
+
+    def config(self) -> dict[str, Any]:
+        return {"kind": self.kind, "name": self.name,
+                "members": {name: member.config() for name, member in self.members.items()}}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> JointPolicy:
+        members = {name: policy_class(str(part.get("kind"))).from_config(part)
+                   for name, part in config["members"].items()}
+        return cls(members, config.get("name", "joint"))
+
+    def member(self, name: str) -> torch.nn.Module:
+        if name not in self.members:
+            raise UnknownNameError("member of this joint policy", name, list(self.members))
+        return self.members[name]
+
+    def for_scenario(self, scenario: Any) -> Policy:
+        return MergedPolicy({name: member.for_scenario(scenario) for name, member in self.members.items()},
+                            self.name)
+
+
+class MergedPolicy:
+    """Policies acting together on one observation: each returns ``{group: action}`` for its own groups;
+    the merged action holds them all."""
+
+    def __init__(self, policies: Mapping[str, Policy], name: str = "joint") -> None:
+        self.policies, self.name = dict(policies), name
+
+    @torch.no_grad()
+    def act(self, obs: Any) -> dict[str, torch.Tensor]:
+        out: dict[str, torch.Tensor] = {}
+        for policy in self.policies.values():
+            out.update(policy.act(obs))
+        return out
+
+
+def rebuild_module(config: dict[str, Any], weights: Mapping[str, torch.Tensor], device: torch.device) -> Any:
+    """The learned module of ``config`` with ``weights`` loaded, on ``device``, in evaluation mode."""
     kind = str(config.get("kind"))
     cls = policy_class(kind)
     try:
@@ -120,5 +185,30 @@ def rebuild_policy(
         module.load_state_dict(dict(weights))
     except (RuntimeError, KeyError, ValueError) as err:
         raise ArtefactError(f"the stored weights do not fit a {kind} policy ({type(err).__name__})") from None
-    module = module.to(device).eval()
+    return module.to(device).eval()
+
+
+def rebuild_policy(
+    config: dict[str, Any], weights: Mapping[str, torch.Tensor], scenario: Any, device: torch.device,
+    member: str | None = None,
+) -> Policy:
+    """The registered policy of ``config`` with ``weights`` loaded, on ``device``, acting in ``scenario``
+    (its class's ``for_scenario`` checks that it can); ``member``: that member of a joint policy."""
+    module = rebuild_module(config, weights, device)
+    if member is not None:
+        if not isinstance(module, JointPolicy):
+            raise UnknownNameError("member", member, [], hint=f": a {config.get('kind')} policy has no members")
+        module = module.member(member)
     return module.for_scenario(scenario)
+
+
+def member_config(config: dict[str, Any], member: str | None) -> dict[str, Any]:
+    """The config of ``member`` of a joint policy's ``config`` (``config`` itself for no member)."""
+    if member is None:
+        return config
+    members = config.get("members")
+    if not isinstance(members, Mapping) or member not in members:
+        raise UnknownNameError("member", member, list(members) if isinstance(members, Mapping) else [],
+                               hint="" if isinstance(members, Mapping) else
+                               f": a {config.get('kind')} policy has no members")
+    return dict(members[member])

@@ -33,7 +33,7 @@ import torch
 
 from decisionlab.core import telemetry
 from decisionlab.core.errors import BuildPendingError, DecisionlabError, PolicyMismatchError
-from decisionlab.core.policy import Policy
+from decisionlab.core.policy import Policy, split_member
 from decisionlab.core.resolve import check_kind, find_record, load_registered
 from decisionlab.core.scenario import Scenario
 from decisionlab.core.spec import DomainSpec, PolicySpec
@@ -174,10 +174,10 @@ class PolicyCache:
 
     def registered(
         self, record: PolicyRecord, scenario: Scenario, device: torch.device,
-        load: Callable[[], Policy],
+        load: Callable[[], Policy], member: str | None = None,
     ) -> Policy:
-        """The loaded policy of ``record`` for ``scenario`` (``load()`` once per key)."""
-        key = (str(record.ref), record.sha256, scenario, str(device))
+        """The loaded policy of ``record`` (or its ``member``) for ``scenario`` (``load()`` once per key)."""
+        key = (str(record.ref), member, record.sha256, scenario, str(device))
         policy = self._loaded.get(key)
         if policy is not None:
             telemetry.CACHE.labels("registered", "hit").inc()
@@ -246,13 +246,16 @@ class PolicyCache:
         try:
             if name in domain.policies:  # a baseline of another setting: say which settings it serves
                 domain.policy(name).spec_for(scenario)
-            record = self.resolve(domain.name, name, lambda: find_record(domain, setting, name, self.registry))
-            check_kind(record, setting)
+            reference, member = split_member(name)
+            record = self.resolve(domain.name, reference,
+                                  lambda: find_record(domain, setting, reference, self.registry))
+            check_kind(record, setting, member)
             policy = self.registered(record, scenario, device,
-                                     lambda: load_registered(record, scenario, device, self.registry))
+                                     lambda: load_registered(record, scenario, device, self.registry, member), member)
         except PolicyMismatchError as err:
             raise PolicyMismatchError(f"policy: '{name}' cannot serve this scenario: {err}") from None
-        return Answerer(str(record.ref), record.ref.version, policy)
+        label = str(record.ref) if member is None else f"{record.ref}:{member}"
+        return Answerer(label, record.ref.version, policy)
 
     def baseline(self, spec: PolicySpec, scenario: Scenario, device: torch.device) -> Policy:
         """The built baseline ``spec`` for ``scenario`` (single flight; expensive builds bounded)."""

@@ -1,9 +1,10 @@
 """Turning a policy name into a ready policy: a baseline of the scenario's setting or a registered one.
 
 Used by the CLI, the API server and the dashboard, so every entry point accepts the same names:
-a baseline (``optimal``), or a registry reference (``inventory/hdpo@2``, ``hdpo@2``, ``hdpo``).
-A registered policy serves a scenario when its kind is one the scenario's setting serves and its
-class's ``for_scenario`` accepts the scenario.
+a baseline (``optimal``), or a registry reference (``inventory/hdpo@2``, ``hdpo@2``, ``hdpo``), or one
+member of a registered joint policy (``taxation/two_level@1:planner``). A registered policy serves a
+scenario when its kind (its member's) is one the scenario's setting serves and its class's
+``for_scenario`` accepts the scenario.
 """
 
 from __future__ import annotations
@@ -11,14 +12,16 @@ from __future__ import annotations
 import torch
 
 from decisionlab.core.errors import ArtefactError, PolicyMismatchError, RegistryError, UnknownNameError
-from decisionlab.core.policy import Policy, rebuild_policy
+from decisionlab.core.policy import Policy, member_config, rebuild_policy, split_member
 from decisionlab.core.scenario import Scenario
 from decisionlab.core.spec import DomainSpec, SettingSpec
 from decisionlab.core.store.registry import PolicyRecord, PolicyRegistry
 
 
-def record_kind(record: PolicyRecord) -> str:
-    """The learned-policy kind of a registered policy (from its card)."""
+def record_kind(record: PolicyRecord, member: str | None = None) -> str:
+    """The learned-policy kind of a registered policy (from its card), or of one of its members."""
+    if member is not None:
+        return str(member_config(record.card.get("policy_config") or {}, member).get("kind"))
     return str(record.card.get("policy_kind") or (record.card.get("policy_config") or {}).get("kind"))
 
 
@@ -43,9 +46,9 @@ def find_record(domain: DomainSpec, setting: SettingSpec, name: str, registry: P
         raise unknown_policy(domain, setting, name, registry) from err
 
 
-def check_kind(record: PolicyRecord, setting: SettingSpec) -> None:
-    """A 422 when ``record`` is of a learned-policy kind ``setting`` does not serve."""
-    kind = record_kind(record)
+def check_kind(record: PolicyRecord, setting: SettingSpec, member: str | None = None) -> None:
+    """A 422 when ``record`` (or its ``member``) is of a learned-policy kind ``setting`` does not serve."""
+    kind = record_kind(record, member)
     if kind not in setting.policy_kinds:
         trained = record.card.get("scenario_name") or "another scenario"
         served = ", ".join(setting.policy_kinds) or "none"
@@ -56,21 +59,22 @@ def check_kind(record: PolicyRecord, setting: SettingSpec) -> None:
 
 
 def find_registered(
-    domain: DomainSpec, setting: SettingSpec, name: str, registry: PolicyRegistry
+    domain: DomainSpec, setting: SettingSpec, name: str, registry: PolicyRegistry, member: str | None = None
 ) -> PolicyRecord:
     """The record of the registered policy ``name`` (a 404 listing the choices when unknown), checked
-    to be of a kind ``setting`` serves."""
+    to be (its ``member`` to be) of a kind ``setting`` serves."""
     record = find_record(domain, setting, name, registry)
-    check_kind(record, setting)
+    check_kind(record, setting, member)
     return record
 
 
-def load_registered(record: PolicyRecord, scenario: Scenario, device: torch.device, registry: PolicyRegistry) -> Policy:
-    """The registered policy of ``record`` acting in ``scenario``; an artefact that cannot be used
-    is an :class:`ArtefactError` naming the policy."""
+def load_registered(record: PolicyRecord, scenario: Scenario, device: torch.device, registry: PolicyRegistry,
+                    member: str | None = None) -> Policy:
+    """The registered policy of ``record`` (or its ``member``) acting in ``scenario``; an artefact that
+    cannot be used is an :class:`ArtefactError` naming the policy."""
     weights = registry.load_weights(record)
     try:
-        return rebuild_policy(record.card.get("policy_config") or {}, weights, scenario, device)
+        return rebuild_policy(record.card.get("policy_config") or {}, weights, scenario, device, member)
     except ArtefactError as err:
         raise ArtefactError(f"policy {record.ref} cannot be served: {err}; re-register it, or remove it with "
                             f"`decisionlab policies delete {record.ref}`") from None
@@ -90,5 +94,7 @@ def build_policy(
     registry = registry or PolicyRegistry()
     if name in domain.policies:  # a baseline of another setting
         domain.policy(name).spec_for(scenario)  # raises the mismatch, naming the settings it serves
-    record = find_registered(domain, setting, name, registry)
-    return str(record.ref), load_registered(record, scenario, device, registry)
+    reference, member = split_member(name)
+    record = find_registered(domain, setting, reference, registry, member)
+    label = str(record.ref) if member is None else f"{record.ref}:{member}"
+    return label, load_registered(record, scenario, device, registry, member)

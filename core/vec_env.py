@@ -46,8 +46,7 @@ class SimulatorVecEnv(VecEnv):
         action = self.layout.to_sim(self._actions, self.num_envs, self.sim.device)
         obs, reward, terminated, truncated, elapsed, _ = self.batch.step(action)
         rewards = self.layout.reward(reward).astype(np.float32)
-        ended = terminated | truncated
-        done = _numpy(ended)
+        done = terminated | truncated
         self._returns += rewards
         self._lengths += 1
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
@@ -56,13 +55,12 @@ class SimulatorVecEnv(VecEnv):
                 infos[i]["elapsed"] = value
         observation = self.layout.observation(self.sim, obs)
         if done.any():
-            cut = _numpy(truncated)
             for i in np.flatnonzero(done):
                 infos[i]["terminal_observation"] = _index(observation, i)
-                infos[i]["TimeLimit.truncated"] = bool(cut[i])
+                infos[i]["TimeLimit.truncated"] = bool(truncated[i])
                 infos[i]["episode"] = {"r": float(self._returns[i]), "l": int(self._lengths[i])}
             self._returns[done], self._lengths[done] = 0.0, 0
-            obs = self.batch.reset_rows(ended)
+            obs = self.batch.reset_rows(done)
             observation = self.layout.observation(self.sim, obs)
         self._obs = obs
         return observation, rewards, done, infos

@@ -58,6 +58,7 @@ from tqdm.auto import tqdm
 
 from decisionlab.core.agents import GroupRows, assemble, group_rows
 from decisionlab.core.nets.actor_critic import ActorCritic, SquashedGaussian
+from decisionlab.core.policy import MergedPolicy
 from decisionlab.core.seeding import child_generator
 from decisionlab.core.sim import BatchedSimulator, horizon_of
 from decisionlab.core.spaces import SINGLE, AgentGroup, Box, Discrete
@@ -201,17 +202,6 @@ class ActorCriticPolicy(nn.Module):
         """Rebuild (without weights: then ``load_state_dict`` the safetensors file, and :meth:`bind`)."""
         return cls(ActorCritic.from_config(config["net"]), group=config.get("group", SINGLE),
                    name=config.get("name", "ppo"))
-
-
-class JointPolicy:
-    """The policies of several agent groups acting together (``{group: ActorCriticPolicy}``)."""
-
-    def __init__(self, policies: Mapping[str, ActorCriticPolicy], name: str = "ppo") -> None:
-        self.policies, self.name = dict(policies), name
-
-    @torch.no_grad()
-    def act(self, obs: Any) -> dict[str, torch.Tensor]:
-        return {group: policy.group_action(obs) for group, policy in self.policies.items()}
 
 
 def compute_gae(
@@ -589,7 +579,7 @@ def train_ppo(
                   for name in learning}
     label = description.lower()
     wrapped = {name: ActorCriticPolicy(nets[name], sim, name, label) for name in groups}
-    acting: Any = wrapped[SINGLE] if single else JointPolicy(wrapped, label)
+    acting: Any = wrapped[SINGLE] if single else MergedPolicy(wrapped, label)
 
     steps_per_update = config.num_envs * config.rollout_steps
     num_updates = max(1, config.total_env_steps // steps_per_update)

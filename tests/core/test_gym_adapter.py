@@ -40,7 +40,7 @@ def test_vec_env_is_one_batched_simulator_matching_the_engine_on_the_same_seed()
     obs = vec.reset()
     policy = BaseStockPolicy(14.0)
     total = np.zeros(8)
-    for t in range(30):
+    for _ in range(30):
         vec.step_async(to_normalized_action(sim, policy.act(torch.as_tensor(obs))).numpy())
         obs, reward, done, infos = vec.step_wait()
         total += reward
@@ -108,10 +108,9 @@ def test_partial_resets_splice_rows_and_refuse_a_shared_clock() -> None:
 def test_maskable_ppo_beats_a_random_masked_policy_on_the_masked_example() -> None:
     """sb3-contrib's MaskablePPO trains through ``make_vec_env`` (masks read from the declaration) and
     its couriers earn more than random legal choices by more than the 95% CI (paired days)."""
-    from sb3_contrib import MaskablePPO
-
     import courier_domain
     from courier_domain.policies import RandomLegal
+    from sb3_contrib import MaskablePPO
 
     courier_domain.register()
     vec = make_vec_env("couriers", num_envs=64, seed=0)

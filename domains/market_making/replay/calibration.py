@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from decisionlab.core import ScenarioError, Sum, run
+from decisionlab.core import ConstantPolicy, ScenarioError, Sum, run
 from decisionlab.domains.market_making.replay.data import ReplayData
 from decisionlab.domains.market_making.replay.scenario import ReplayScenario, replay_data, split_row, tick_of
 from decisionlab.domains.market_making.replay.sim import ReplaySim
@@ -29,18 +29,6 @@ from decisionlab.domains.market_making.replay.sim import ReplaySim
 DEPTHS_TICKS = tuple(0.5 + j for j in range(8))
 WINDOW_STEPS = 600
 MIN_FILLS = 10
-
-
-class ConstantDepths:
-    """The same depths ``[B, 2]`` at every step (one row per episode)."""
-
-    name = "constant_depths"
-
-    def __init__(self, depths: torch.Tensor) -> None:
-        self.depths = depths
-
-    def act(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.depths
 
 
 def calibrate(data: ReplayData, scenario: ReplayScenario | None = None, *,
@@ -71,7 +59,7 @@ def calibrate(data: ReplayData, scenario: ReplayScenario | None = None, *,
     depths = torch.tensor(depths_ticks, dtype=torch.float32) * tick
     n = len(depths_ticks)
     state = sim.start_state(starts.repeat_interleave(n))  # episode e·n + d: window e at depth d
-    quotes = ConstantDepths(depths.repeat(windows).unsqueeze(1).expand(-1, 2).contiguous())
+    quotes = ConstantPolicy(depths.repeat(windows).unsqueeze(1).expand(-1, 2).contiguous(), "constant_depths")
     # the rows come from the start states, not from the exogenous input (zeros)
     filled = run(sim, quotes, state=state, exogenous=torch.zeros(windows * n, window, 1),
                  reducers={"fills": Sum(lambda step: step.info["bid_fill"] + step.info["ask_fill"])}).totals["fills"]
