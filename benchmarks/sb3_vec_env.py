@@ -148,7 +148,8 @@ def main() -> None:
         f"the core PPO's observation and reward scales for every learner; GLFT exact's certainty equivalent "
         f"(the optimum of this market): {optimum:.3f}. SB3's PPO on the VecEnv trained for the core PPO's wall "
         "time; n_steps 50 per environment (a quarter of the 200-step episode), 4 minibatches, its defaults "
-        f"otherwise. The one-environment adapter was timed for {args.one_env_seconds:.0f} s (n_steps 2,048, batch 64: SB3's defaults).",
+        f"otherwise. The one-environment adapter was timed for {args.one_env_seconds:.0f} s (n_steps 2,048, "
+        "batch 64: SB3's defaults).",
         "",
         *lines,
         "",
