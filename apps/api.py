@@ -47,6 +47,7 @@ from decisionlab.core.errors import DecisionlabError
 from decisionlab.core.policy_cache import PolicyCache, warm_presets
 from decisionlab.core.spec import get_domain, list_domains
 from decisionlab.core.store.registry import PolicyRecord, PolicyRegistry
+from decisionlab.core.workpool import work_pool
 
 TOKEN_ENV = "DECISIONLAB_API_TOKEN"
 MAX_BODY_ENV = "DECISIONLAB_API_MAX_BODY_BYTES"
@@ -106,12 +107,14 @@ def add_core_routes(app: FastAPI) -> None:
              responses={503: {"description": "still warming up (the body says how far)"}})
     async def ready() -> JSONResponse:
         """Readiness probe: 200 once the presets' default baselines and the default registered
-        policies are built and loaded, 503 before (body: builds done and total)."""
+        policies are built and loaded and the serving pool has room, 503 before or while saturated
+        (body: builds done and total, the pool's requests in flight and capacity)."""
         warming = app.state.warming
         done = sum(1 for f in warming if f.done())
-        body = {"status": "ready" if done == len(warming) else "warming", "builds_done": done,
-                "builds_total": len(warming)}
-        return JSONResponse(body, status_code=200 if done == len(warming) else 503)
+        serving = work_pool().status()
+        status = "warming" if done < len(warming) else "saturated" if serving["saturated"] else "ready"
+        body = {"status": status, "builds_done": done, "builds_total": len(warming), "serving": serving}
+        return JSONResponse(body, status_code=200 if status == "ready" else 503)
 
     @app.get("/metrics", tags=["meta"], response_class=Response,
              responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}},

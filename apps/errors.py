@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from decisionlab.core.errors import BuildPendingError, DecisionlabError, StateError
+from decisionlab.core.errors import DecisionlabError, StateError
 
 log = logging.getLogger("decisionlab.api")
 
@@ -113,7 +113,8 @@ async def validation_error_handler(request: Request, exc: RequestValidationError
 async def decisionlab_error_handler(request: Request, exc: Exception) -> JSONResponse:
     """A user mistake (4xx) or a named server-side fault (503): its own status and message."""
     status = getattr(exc, "http_status", 400)
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, BuildPendingError) else None
+    retry_after = getattr(exc, "retry_after", None)  # a build still running, a saturated server
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
     if status >= 500:
         log.warning("%s on %s %s: %s", type(exc).__name__, request.method, request.url.path, exc)
     if isinstance(exc, StateError):

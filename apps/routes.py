@@ -26,6 +26,7 @@ from decisionlab.core.serving import (
     policy_listing,
     query_parameters,
     registry_of,
+    request_cost,
     schema,
     serve_request,
 )
@@ -101,8 +102,9 @@ def domain_router(domain: DomainSpec) -> APIRouter:
         (names the field: ``states[i].<field>``), a policy that cannot serve the scenario or is not
         admissible (names ``policy``).
         """
+        cost = request_cost(domain, request.scenario, request.parameters, request.states)
         return await serve_request(lambda: act(domain, request.scenario, request.parameters, request.policy,
-                                               request.states, policies, device), len(request.states))
+                                               request.states, policies, device), cost)
 
     @router.get("/schema")
     def schema_route(

@@ -76,13 +76,15 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ),
     "decisionlab.core.serving_spec": (
         "ServingSpec", "Envelope", "envelope", "EntityId", "WholeNumber", "Answered", "answered", "PolicyOutputError",
-        "MAX_BATCH",
+        "MAX_BATCH", "entries",
     ),
     "decisionlab.core.serving": (
-        "act", "act_one", "serve_request", "device_of", "policies_of", "registry_of", "request_scenario", "prepared",
+        "act", "act_one", "serve_request", "request_cost", "device_of", "policies_of", "registry_of",
+        "request_scenario", "prepared",
         "query_parameters", "decide", "located", "parse_states", "schema",
     ),
     "decisionlab.core.policy_cache": ("PolicyCache", "Answerer"),
+    "decisionlab.core.workpool": ("WorkPool", "work_pool", "OverloadedError", "TooMuchWorkError"),
     "decisionlab.core.resolve": ("build_policy", "record_kind"),
     "decisionlab.core.store.registry": ("PolicyRegistry",),
     "decisionlab.core.dashboard.compare": ("ViewContext",),

@@ -27,17 +27,17 @@ from typing import Any, TypeVar
 import torch
 from fastapi import Request
 from pydantic import BaseModel, TypeAdapter, ValidationError
-from starlette.concurrency import run_in_threadpool
 
 from decisionlab.core import telemetry
 from decisionlab.core.device import get_device
-from decisionlab.core.errors import FieldProblem, ScenarioError, StateError
+from decisionlab.core.errors import DecisionlabError, FieldProblem, ScenarioError, StateError
 from decisionlab.core.policy import Policy
 from decisionlab.core.policy_cache import NONBLOCKING, Answerer, PolicyCache, WouldBlock, check_admissible
 from decisionlab.core.scenario import Scenario
 from decisionlab.core.serving_spec import MAX_BATCH, Envelope, PolicyOutputError
 from decisionlab.core.spec import DomainSpec, SettingSpec
 from decisionlab.core.store.registry import PolicyRegistry
+from decisionlab.core.workpool import work_pool
 
 T = TypeVar("T")
 MAX_PROBLEMS = 20  # validation problems reported per request
@@ -203,15 +203,15 @@ def act_one(domain: DomainSpec, request: Envelope, state: BaseModel, cache: Poli
     return answerer.fields(scenario), actions[0]
 
 
-INLINE_MAX_STATES = 64  # larger batches are always served in a worker thread
-
-
-async def serve_request(work: Callable[[], T], states: int) -> T:
-    """Run ``work`` (a request's serving, e.g. a call of :func:`act`) on the event loop when every
-    policy it needs is ready in memory and the batch is small (microseconds of work: no thread hop),
-    else in a worker thread (builds, loads, big batches never hold the event loop, so ``/health``
-    and other requests go on)."""
-    if states <= INLINE_MAX_STATES:
+async def serve_request(work: Callable[[], T], cost: float) -> T:
+    """Run ``work`` (a request's serving, e.g. a call of :func:`act`) of ``cost`` units
+    (:func:`request_cost`) on the event loop when every policy it needs is ready in memory and the cost
+    is small (microseconds of work: no thread hop), else in the process's bounded serving pool (builds,
+    loads and big requests never hold the event loop, so ``/health`` and other requests go on; a full
+    pool answers 503 at once, a request over the cost limit 413: :mod:`decisionlab.core.workpool`)."""
+    pool = work_pool()
+    pool.check_cost(cost)
+    if cost <= pool.inline_cost:
         token = NONBLOCKING.set(True)
         try:
             return work()
@@ -219,7 +219,17 @@ async def serve_request(work: Callable[[], T], states: int) -> T:
             pass
         finally:
             NONBLOCKING.reset(token)
-    return await run_in_threadpool(work)
+    return await pool.run(work)
+
+
+def request_cost(domain: DomainSpec, scenario_name: str, parameters: Mapping[str, Any], states: Sequence[Any]) -> float:
+    """The work of serving ``states`` (raw or validated) in a scenario: its setting's ``ServingSpec.cost``
+    (the number of states when the scenario cannot be resolved: the request then fails fast anyway)."""
+    try:
+        setting = domain.setting_of(request_scenario(domain, scenario_name, parameters))
+    except DecisionlabError:
+        return float(len(states))
+    return setting.serving.request_cost(states)
 
 
 def query_parameters(text: str) -> dict[str, Any]:

@@ -44,6 +44,10 @@ class ServingSpec:
         describe: ``context -> dict``: what ``GET /schema`` adds about the scenario (names, sizes).
         example: ``context -> dict``: a valid state for the scenario (schema, tests, docs).
         max_batch: most states per request.
+        cost: ``states -> units of work`` of a request (raw dicts or validated states; one unit is about
+            one small state's work), read before anything runs: the server keeps heavy requests off its
+            event loop and refuses those over its limit (:mod:`decisionlab.core.workpool`). ``None``:
+            one unit per state.
     """
 
     state_model: type[BaseModel]
@@ -55,7 +59,22 @@ class ServingSpec:
     check: Callable[[Any, Sequence[Any]], None] | None = None
     describe: Callable[[Any], dict[str, Any]] | None = None
     max_batch: int = MAX_BATCH
+    cost: Callable[[Sequence[Any]], float] | None = None
 
+    def request_cost(self, states: Sequence[Any]) -> float:
+        """Units of work of serving ``states`` (see ``cost``); a malformed state counts as one unit."""
+        if self.cost is None:
+            return float(len(states))
+        try:
+            return float(self.cost(states))
+        except (AttributeError, KeyError, TypeError, ValueError):
+            return float(len(states))  # validation will say what is wrong
+
+
+def entries(state: Any, name: str) -> int:
+    """How many items a state's list field ``name`` holds, in a raw (dict) or validated state (0 if none)."""
+    value = state.get(name) if isinstance(state, Mapping) else getattr(state, name, None)
+    return len(value) if isinstance(value, list | tuple) else 0
 
 def _not_text_or_boolean(value: Any) -> Any:
     if isinstance(value, bool | str):

@@ -31,6 +31,7 @@ from decisionlab.core import (
     policies_of,
     prepared,
     query_parameters,
+    request_cost,
     request_scenario,
     serve_request,
 )
@@ -160,8 +161,8 @@ def build_router() -> APIRouter:
         networks (unknown or missing node, wrong pipeline length for a link, ...; names the field),
         a policy that cannot serve this scenario or is not admissible (names ``policy``).
         """
-        count = len(request.states or request.networks or ())
-        return await serve_request(lambda: orders(request, policies, device), count)
+        cost = request_cost(SPEC, request.scenario, request.parameters, request.states or request.networks or ())
+        return await serve_request(lambda: orders(request, policies, device), cost)
 
     @router.get("/network", response_model=NetworkDescription)
     def network(

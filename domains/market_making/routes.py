@@ -16,7 +16,17 @@ import torch
 from fastapi import APIRouter, Depends
 from pydantic import ConfigDict, Field
 
-from decisionlab.core import Answered, PolicyCache, act, answered, device_of, envelope, policies_of, serve_request
+from decisionlab.core import (
+    Answered,
+    PolicyCache,
+    act,
+    answered,
+    device_of,
+    envelope,
+    policies_of,
+    request_cost,
+    serve_request,
+)
 from decisionlab.domains.market_making import SPEC
 from decisionlab.domains.market_making.serve import QuoteState
 
@@ -62,7 +72,7 @@ def build_router() -> APIRouter:
         """
         body = await serve_request(
             lambda: act(SPEC, request.scenario, request.parameters, request.policy, request.states, policies,
-                        device), len(request.states))
+                        device), request_cost(SPEC, request.scenario, request.parameters, request.states))
         actions = body["actions"]
         return QuotesResponse(
             **answered(body),

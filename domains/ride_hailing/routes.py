@@ -23,6 +23,7 @@ from decisionlab.domains.ride_hailing import SPEC
 from decisionlab.domains.ride_hailing.serve import (
     MAX_DRIVERS,
     MAX_ORDERS,
+    SERVING,
     Assignment,
     DispatchWindow,
     FreeDriver,
@@ -67,7 +68,7 @@ class RepositionResponse(Answered):
 async def _window(request: Any, window: DispatchWindow, policies: PolicyCache,
                   device: torch.device) -> tuple[dict[str, Any], dict[str, Any]]:
     return await serve_request(lambda: act_one(SPEC, request, window, policies, device),
-                               len(window.drivers) + len(window.orders))
+                               SERVING.request_cost([window]))
 
 
 def build_router() -> APIRouter:
