@@ -65,10 +65,22 @@ def request_id_of(request: Request) -> str | None:
     return getattr(request.state, "request_id", None)
 
 
+def printable(text: str) -> str:
+    """``text`` with control and format characters (NUL, escape, bidirectional overrides...) written as
+    escapes: an error message echoes what a client sent, never bytes that rewrite a terminal or a log."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c == " " else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def error_response(request: Request | None, status: int, detail: str | list[dict[str, str]],
                    headers: dict[str, str] | None = None) -> JSONResponse:
-    """A JSON :class:`ErrorBody` response."""
+    """A JSON :class:`ErrorBody` response (every text in it :func:`printable`)."""
     request_id = request_id_of(request) if request is not None else None
+    if isinstance(detail, str):
+        detail = printable(detail)
+    else:
+        detail = [{key: printable(str(value)) for key, value in item.items()} for item in detail]
     return JSONResponse(status_code=status, content={"detail": detail, "request_id": request_id}, headers=headers)
 
 

@@ -35,7 +35,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ),
     "decisionlab.core.scenario": (
         "Scenario", "EpisodicScenario", "resolve_scenario", "resolve_options", "format_validation_error",
-        "parse_overrides",
+        "parse_overrides", "server_path",
     ),
     "decisionlab.core.options": ("TrainContext", "NoOptions", "options_model", "optional_field", "apply_options"),
     "decisionlab.core.spaces": (

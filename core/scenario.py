@@ -28,6 +28,24 @@ def _numeric(annotation: Any) -> bool:
     return get_origin(annotation) in (Union, UnionType) and bool(args) and all(a in (int, float) for a in args)
 
 
+SERVER_PATH = "x-decisionlab-server-path"
+SHIPPED = (None, "sample")
+"""Values of a server-path field that name no file of the server's: unset, or the data shipped in the package."""
+
+
+def server_path(description: str, default: Any = None, **constraints: Any) -> Any:
+    """A scenario field holding a path on the machine that runs decisionlab (trip records, sales history,
+    order-book files): the CLI and the dashboard read it; the API refuses any value but the shipped ones
+    (:data:`SHIPPED`), since a client has no business naming the server's files."""
+    return Field(default, description=description, json_schema_extra={SERVER_PATH: True}, **constraints)
+
+
+def server_path_problems(model: type[BaseModel], parameters: Mapping[str, Any]) -> list[str]:
+    """The ``parameters`` of ``model`` that name a server path (what the API refuses)."""
+    return [name for name, value in parameters.items() if name in model.model_fields
+            and (model.model_fields[name].json_schema_extra or {}).get(SERVER_PATH) and value not in SHIPPED]
+
+
 class Scenario(BaseModel):
     """Base class of every domain's scenario parameters (immutable, unknown keys rejected)."""
 

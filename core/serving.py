@@ -33,7 +33,7 @@ from decisionlab.core.device import get_device
 from decisionlab.core.errors import DecisionlabError, FieldProblem, ScenarioError, StateError
 from decisionlab.core.policy import Policy
 from decisionlab.core.policy_cache import NONBLOCKING, Answerer, PolicyCache, WouldBlock, check_admissible
-from decisionlab.core.scenario import Scenario
+from decisionlab.core.scenario import Scenario, server_path_problems
 from decisionlab.core.serving_spec import MAX_BATCH, Envelope, PolicyOutputError
 from decisionlab.core.spec import DomainSpec, SettingSpec
 from decisionlab.core.store.registry import PolicyRegistry
@@ -44,11 +44,16 @@ MAX_PROBLEMS = 20  # validation problems reported per request
 
 
 def request_scenario(domain: DomainSpec, preset: str, parameters: Mapping[str, Any]) -> Scenario:
-    """The preset with the request's ``parameters``; errors are prefixed ``parameters:``. Resolved
-    scenarios are cached by their parameters' JSON (clients repeat the same few)."""
+    """The preset with the request's ``parameters``; errors are prefixed ``parameters:``. A parameter
+    naming a file of the server (:func:`~decisionlab.core.scenario.server_path`) is refused: the API
+    reads no files. Resolved scenarios are cached by their parameters' JSON (clients repeat the same few)."""
     try:
         if not parameters:
             return domain.scenario(preset)
+        paths = server_path_problems(type(domain.setting_of_preset(preset).presets[preset]), parameters)
+        if paths:
+            raise ScenarioError(f"{paths[0]}: the API reads no files on the server; a scenario that replays "
+                                "your own data is for the CLI and the dashboard (leave it unset or 'sample')")
         key = json.dumps(parameters, sort_keys=True)
         if len(key) > 4096:
             return domain.scenario(preset, parameters)

@@ -19,7 +19,7 @@ from typing import Annotated, Any
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from decisionlab.core import Policy, ScenarioError, ServingSpec, StateError, WholeNumber, problem
+from decisionlab.core import Policy, ServingSpec, StateError, WholeNumber, problem
 from decisionlab.domains.market_making.params import QuotingScenario
 from decisionlab.domains.market_making.quotes import OBSERVATION_FIELDS, depth_bounds, observation
 
@@ -73,12 +73,8 @@ class QuotingContext:
 
 
 def prepare(scenario: QuotingScenario, device: torch.device) -> QuotingContext:
-    """The context of a scenario. A replay scenario must keep the shipped sample's ``data_path``: the
-    API quotes from the request's state and reads no data, and a path would name the server's files."""
-    data_path = getattr(scenario, "data_path", None)
-    if data_path not in (None, "sample"):
-        raise ScenarioError("parameters: data_path: the API quotes from the states you send and reads no order-book "
-                            "data; leave data_path as 'sample' (train and evaluate on your own files with the CLI)")
+    """The context of a scenario (a replay's ``data_path`` other than the sample never gets here: the core
+    refuses API parameters that name the server's files)."""
     return QuotingContext(scenario, device)
 
 

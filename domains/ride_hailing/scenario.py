@@ -16,7 +16,7 @@ import math
 
 from pydantic import Field, model_validator
 
-from decisionlab.core import Scenario
+from decisionlab.core import Scenario, server_path
 
 SECONDS_PER_DAY = 86_400.0
 MAX_WINDOWS = 5_000_000  # one scenario simulates at most this many dispatch windows
@@ -61,10 +61,10 @@ class CityScenario(Scenario):
                                            "is recorded after this long without a trip (seconds)")
     reposition_max_km: float = Field(3.0, gt=0, le=100, description="farthest a repositioning instruction may send a "
                                      "driver (km, road)")
-    trips_path: str | None = Field(None, max_length=500, description="trip records (CSV/parquet, NYC-taxi schema) "
-                                   "whose demand is replayed instead of the generated one (null = generated)")
-    zones_path: str | None = Field(None, max_length=500, description="zone table (LocationID, latitude, longitude) "
-                                   "for trip records with zone ids")
+    trips_path: str | None = server_path("trip records (CSV/parquet, NYC-taxi schema) whose demand is replayed "
+                                         "instead of the generated one (null = generated)", max_length=500)
+    zones_path: str | None = server_path("zone table (LocationID, latitude, longitude) for trip records with zone ids",
+                                         max_length=500)
 
     @model_validator(mode="after")
     def _bounded_work(self) -> CityScenario:

@@ -31,7 +31,7 @@ import polars as pl
 import torch
 from pydantic import Field, model_validator
 
-from decisionlab.core import Scenario, ScenarioError, make_generator
+from decisionlab.core import Scenario, ScenarioError, make_generator, server_path
 from decisionlab.domains.inventory.series.generator import SAMPLE_PATH, SalesGeneratorConfig, generate_sales
 from decisionlab.domains.inventory.series.loader import load_sales, to_demand_tensor
 
@@ -41,9 +41,8 @@ MIN_SCALE = 0.05  # floor of a series' mean demand used to scale features (all-z
 class RealSeriesScenario(Scenario):
     """Many independent store-item series with demand replayed from sales history."""
 
-    data_path: str | None = Field(
-        None, description="None: the synthetic generator; 'sample': the shipped sample file; else a CSV/parquet path"
-    )
+    data_path: str | None = server_path(
+        "None: the synthetic generator; 'sample': the shipped sample file; else a CSV/parquet path")
     synthetic_items: int = Field(16, ge=1, le=2000, description="items of the synthetic history")
     synthetic_stores: int = Field(16, ge=1, le=200, description="stores of the synthetic history")
     synthetic_days: int = Field(1095, ge=60, le=20_000, description="days of the synthetic history")

@@ -30,7 +30,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from decisionlab.core import ScenarioError
+from decisionlab.core import ScenarioError, server_path
 from decisionlab.domains.market_making.params import QuotingScenario
 from decisionlab.domains.market_making.replay.data import DataFormat, ReplayData, infer_tick, load_replay
 from decisionlab.domains.market_making.replay.generate_sample import SAMPLE_DIR
@@ -42,9 +42,8 @@ QueueModel = Literal["pessimistic", "proportional"]
 class ReplayScenario(QuotingScenario):
     """Quoting against replayed order-book data (see the module docstring for time, data and split)."""
 
-    data_path: str = Field(SAMPLE, min_length=1, max_length=4096,
-                           description="'sample': the shipped SYNTHETIC sample; else a folder holding one pair of "
-                           "files, or one file of the pair, in data_format")
+    data_path: str = server_path("'sample': the shipped SYNTHETIC sample; else a folder holding one pair of files, "
+                                 "or one file of the pair, in data_format", SAMPLE, min_length=1, max_length=4096)
     data_format: DataFormat = Field("tardis", description="'tardis' (incremental_book_L2 + trades CSVs) or "
                                     "'lobster' (message + orderbook files)")
     book_levels: int = Field(15, ge=1, le=100, description="levels per side read from the data (LOBSTER: at most "
