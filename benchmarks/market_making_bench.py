@@ -137,8 +137,8 @@ def throughput(write: bool) -> None:
                      "model + sampling + AS policy": with_policy, "replay step + sampling": replay_rate})
         print(rows[-1])
     table = pl.DataFrame(rows)
-    lines = ["| batch | model step (torch) | same step (numpy) | torch ÷ numpy | model step + sampling (torch) | "
-             "same (numpy) | torch ÷ numpy | model + sampling + AS policy | replay step + sampling |",
+    lines = ["| batch | model observe + step (torch) | same step (numpy) | torch ÷ numpy | model observe + step + sampling "
+             "(torch) | same (numpy) | torch ÷ numpy | model + sampling + AS policy | replay + sampling |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in table.iter_rows(named=True):
         lines.append(f"| {r['batch']:,} | {r['model step']:,.0f} | {r['numpy step']:,.0f} | "
@@ -146,7 +146,10 @@ def throughput(write: bool) -> None:
                      f"{r['numpy step + sampling']:,.0f} | "
                      f"{r['model step + sampling'] / r['numpy step + sampling']:.1f}× "
                      f"| {r['model + sampling + AS policy']:,.0f} | {r['replay step + sampling']:,.0f} |")
-    body = "\n".join([f"`{command_line()}` — {machine()}; one thread; env-steps/s.", "", *lines])
+    body = "\n".join([f"`{command_line()}` — {machine()}; one thread; env-steps/s. Every torch column is the "
+                      "rollout engine's decision loop (observe, act, step: since contract v3 no benchmark steps a "
+                      "simulator by hand), so it includes the observation; the numpy columns are the step alone.",
+                      "", *lines])
     if write:
         write_section("market_making_throughput", body)
     print(body)
