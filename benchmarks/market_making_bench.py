@@ -137,8 +137,8 @@ def throughput(write: bool) -> None:
                      "model + sampling + AS policy": with_policy, "replay step + sampling": replay_rate})
         print(rows[-1])
     table = pl.DataFrame(rows)
-    lines = ["| batch | model observe + step (torch) | same step (numpy) | torch ÷ numpy | model observe + step + sampling "
-             "(torch) | same (numpy) | torch ÷ numpy | model + sampling + AS policy | replay + sampling |",
+    lines = ["| batch | model observe + step (torch) | same step (numpy) | torch ÷ numpy | model observe + step + "
+             "sampling (torch) | same (numpy) | torch ÷ numpy | model + sampling + AS policy | replay + sampling |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in table.iter_rows(named=True):
         lines.append(f"| {r['batch']:,} | {r['model step']:,.0f} | {r['numpy step']:,.0f} | "
