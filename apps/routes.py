@@ -104,7 +104,8 @@ def domain_router(domain: DomainSpec) -> APIRouter:
         """
         cost = request_cost(domain, request.scenario, request.parameters, request.states)
         return await serve_request(lambda: act(domain, request.scenario, request.parameters, request.policy,
-                                               request.states, policies, device), cost)
+                                               request.states, policies, device,
+                                               allow_extrapolation=request.allow_extrapolation), cost)
 
     @router.get("/schema")
     def schema_route(

@@ -150,9 +150,29 @@ def prefixed(err: StateError, field: str) -> StateError:
     return located(err, (field,))
 
 
+def trained_range_problems(policy: Policy, states: Sequence[Any]) -> list[FieldProblem]:
+    """States far outside the range a learned policy was trained on (its ``trained_ranges``: ``{state field:
+    (low, high)}``): a value beyond half the range's width past either end is extrapolation, where a
+    network's answer means nothing."""
+    ranges = getattr(policy, "trained_ranges", None) or {}
+    found = []
+    for i, state in enumerate(states):
+        for name, (low, high) in ranges.items():
+            value = getattr(state, name, None)
+            margin = 0.5 * (high - low)
+            if isinstance(value, int | float) and not low - margin <= value <= high + margin:
+                found.append(FieldProblem((i, name), "extrapolation",
+                                          f"{value:g} is far outside the range this policy was trained on "
+                                          f"[{low:g}, {high:g}]; send allow_extrapolation=true to answer anyway"))
+                if len(found) >= MAX_PROBLEMS:
+                    return found
+    return found
+
+
 def _serve(domain: DomainSpec, scenario_name: str, parameters: Mapping[str, Any], policy_name: str,
            raw_states: Sequence[Any], cache: PolicyCache, device: torch.device,
-           at: tuple[Any, ...] | None) -> tuple[SettingSpec, Scenario, Answerer, Any, list[Any]]:
+           at: tuple[Any, ...] | None, allow_extrapolation: bool = False,
+           ) -> tuple[SettingSpec, Scenario, Answerer, Any, list[Any]]:
     """The serving path up to the response: ``(setting, scenario, answerer, context, actions)``."""
     check_admissible(domain, policy_name)
     scenario = request_scenario(domain, scenario_name, parameters)
@@ -164,12 +184,20 @@ def _serve(domain: DomainSpec, scenario_name: str, parameters: Mapping[str, Any]
         if serving.check is not None:
             serving.check(context, states)
         answerer = cache.answerer(domain, policy_name, scenario, device, admissible_checked=True)
+        if not allow_extrapolation:
+            outside = trained_range_problems(answerer.policy, states)
+            if outside:
+                raise StateError(outside)
         obs = serving.observe(context, states, answerer.policy)
     except StateError as err:
         raise located(err, at) from None
     actions = decide(answerer.policy, obs, len(states))
+    try:
+        answers = serving.respond(context, actions, states)  # may refuse answers that make no sense
+    except StateError as err:
+        raise located(err, at) from None
     telemetry.SERVED.labels(domain.name, answerer.label).inc()
-    return setting, scenario, answerer, context, serving.respond(context, actions, states)
+    return setting, scenario, answerer, context, answers
 
 
 def act(
@@ -181,13 +209,14 @@ def act(
     cache: PolicyCache,
     device: torch.device,
     field: str = "states",
+    allow_extrapolation: bool = False,
 ) -> dict[str, Any]:
     """Serve a batch of states (see the module docstring; ``raw_states``: dicts or instances of the
     setting's state model). Returns the JSON body of ``POST /act``: domain, setting, scenario name and
     resolved parameters, the policy that answered (label and version), the fingerprint of the resolved
     scenario and one action per state."""
     setting, scenario, answerer, _, actions = _serve(domain, scenario_name, parameters, policy_name, raw_states,
-                                                     cache, device, (field,))
+                                                     cache, device, (field,), allow_extrapolation)
     return {
         "domain": domain.name,
         "setting": setting.name,
@@ -204,7 +233,7 @@ def act_one(domain: DomainSpec, request: Envelope, state: BaseModel, cache: Poli
     envelope and ``state`` its state (often the request itself: its fields are the state's); problems are
     located at the state's own fields."""
     _, scenario, answerer, _, actions = _serve(domain, request.scenario, request.parameters, request.policy,
-                                               [state], cache, device, None)
+                                               [state], cache, device, None, request.allow_extrapolation)
     return answerer.fields(scenario), actions[0]
 
 

@@ -116,6 +116,8 @@ class Envelope(BaseModel):
     parameters: dict[str, Any] = Field(default_factory=dict, description="scenario parameter overrides")
     policy: str = Field(min_length=1, max_length=200,
                         description="a baseline or a registry reference: domain/name@version, name@version or name")
+    allow_extrapolation: bool = Field(False, description="answer with a learned policy even for states far outside "
+                                      "the range it was trained on (refused with a 422 otherwise)")
 
 
 def envelope(domain: DomainSpec, policy: str | None = None, scenario: str | None = None) -> type[Envelope]:

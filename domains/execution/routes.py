@@ -157,7 +157,7 @@ def build_router() -> APIRouter:
         """
         body = await serve_request(
             lambda: act(SPEC, request.scenario, request.overrides(), request.policy, request.states, policies,
-                        device), float(len(request.states)))
+                        device, allow_extrapolation=request.allow_extrapolation), float(len(request.states)))
         return NextTradeResponse(
             **answered(body),
             trades=[a["trade"] for a in body["actions"]],

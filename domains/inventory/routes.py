@@ -138,7 +138,8 @@ def orders(request: OrdersRequest, policies: PolicyCache, device: torch.device) 
         what = ("the network states to decide orders for (see GET /v1/inventory/network)" if network else
                 "the store states to decide orders for")
         raise StateError([FieldProblem((field,), "missing", f"Field required: {what}")])
-    body = act(SPEC, request.scenario, request.parameters, request.policy, raw, policies, device, field=field)
+    body = act(SPEC, request.scenario, request.parameters, request.policy, raw, policies, device, field=field,
+               allow_extrapolation=request.allow_extrapolation)
     head = answered(body)
     if network:
         return NetworkOrdersResponse(**head, networks=body["actions"])

@@ -13,7 +13,7 @@ its inputs in the units it was trained in.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -41,7 +41,8 @@ class QuoteNet(nn.Module):
     kind: ClassVar[str] = "quote_mlp"
 
     def __init__(self, scales: Sequence[float], depth_low: float, depth_high: float,
-                 hidden: Sequence[int] = DEFAULT_HIDDEN, activation: str = "tanh", name: str = "quote_mlp") -> None:
+                 hidden: Sequence[int] = DEFAULT_HIDDEN, activation: str = "tanh", name: str = "quote_mlp",
+                 trained_ranges: Mapping[str, Sequence[float]] | None = None) -> None:
         super().__init__()
         if len(scales) != OBSERVATION_SIZE or not all(s > 0 and math.isfinite(s) for s in scales):
             raise ValueError(f"scales must be {OBSERVATION_SIZE} positive numbers, got {list(scales)}")
@@ -50,6 +51,8 @@ class QuoteNet(nn.Module):
         self.scales_list = [float(s) for s in scales]
         self.depth_low, self.depth_high = float(depth_low), float(depth_high)
         self.hidden, self.activation, self.name = tuple(int(h) for h in hidden), activation, name
+        # the request-state ranges the policy saw in training (the server refuses states far outside)
+        self.trained_ranges = {k: (float(v[0]), float(v[1])) for k, v in (trained_ranges or {}).items()}
         self.register_buffer("scales", torch.tensor(self.scales_list), persistent=False)
         self.actor = orthogonal_init(mlp(OBSERVATION_SIZE, self.hidden, ACTION_SIZE, activation), 0.01)
 
@@ -69,12 +72,12 @@ class QuoteNet(nn.Module):
     def config(self) -> dict[str, Any]:
         return {"kind": self.kind, "scales": self.scales_list, "depth_low": self.depth_low,
                 "depth_high": self.depth_high, "hidden": list(self.hidden), "activation": self.activation,
-                "name": self.name}
+                "name": self.name, "trained_ranges": {k: list(v) for k, v in self.trained_ranges.items()}}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> QuoteNet:
         return cls(config["scales"], config["depth_low"], config["depth_high"], config.get("hidden", DEFAULT_HIDDEN),
-                   config.get("activation", "tanh"), config.get("name", cls.kind))
+                   config.get("activation", "tanh"), config.get("name", cls.kind), config.get("trained_ranges"))
 
     @classmethod
     def initial(cls, scenario: QuotingScenario, device: torch.device, hidden: Sequence[int] = DEFAULT_HIDDEN,

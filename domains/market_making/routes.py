@@ -72,7 +72,8 @@ def build_router() -> APIRouter:
         """
         body = await serve_request(
             lambda: act(SPEC, request.scenario, request.parameters, request.policy, request.states, policies,
-                        device), request_cost(SPEC, request.scenario, request.parameters, request.states))
+                        device, allow_extrapolation=request.allow_extrapolation),
+            request_cost(SPEC, request.scenario, request.parameters, request.states))
         actions = body["actions"]
         return QuotesResponse(
             **answered(body),

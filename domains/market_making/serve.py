@@ -111,10 +111,20 @@ def observe(context: QuotingContext, states: Sequence[QuoteState], policy: Polic
 
 
 def respond(context: QuotingContext, actions: torch.Tensor, states: Sequence[QuoteState]) -> list[dict[str, Any]]:
-    """Depths ``[B, 2]`` → prices and sizes; no bid at ``+max_inventory``, no ask at ``−max_inventory``."""
+    """Depths ``[B, 2]`` → prices and sizes; no bid at ``+max_inventory``, no ask at ``−max_inventory``.
+    Quotes that make no sense (a price at or below zero, a bid at or above the ask) are refused with a
+    ``StateError`` naming what drove them: the inventory (or, flat, the mid)."""
     s = context.scenario
     depths = actions.reshape(len(states), 2).double().cpu().tolist()
     widest = depth_bounds(s)[1] * (1 - 1e-6)  # the widest depth a policy posts means 'no quote'
+    absurd = [problem((i, "inventory" if state.inventory else "mid"), "absurd_quotes",
+                      f"the quotes for this state would be bid {state.mid - bid:.6g} / ask {state.mid + ask:.6g} "
+                      f"(mid {state.mid:g}, inventory {state.inventory}): prices must be positive with the bid below "
+                      "the ask; this state is outside what the policy quotes for", state.inventory or state.mid)
+              for i, (state, (bid, ask)) in enumerate(zip(states, depths, strict=True))
+              if state.mid - bid <= 0 or state.mid + ask <= 0 or bid + ask <= 0]
+    if absurd:
+        raise StateError(absurd[:MAX_PROBLEMS])
     out = []
     for state, (bid_depth, ask_depth) in zip(states, depths, strict=True):
         at_top = s.max_inventory is not None and state.inventory >= s.max_inventory

@@ -37,6 +37,8 @@ from decisionlab.core import (
     NETWORK_FIELDS,
     SINGLE,
     BatchedSimulator,
+    Max,
+    Min,
     PathwiseConfig,
     Policy,
     PPOConfig,
@@ -47,6 +49,7 @@ from decisionlab.core import (
     apply_options,
     options_model,
     rollout,
+    run,
     train_pathwise,
     train_ppo,
 )
@@ -88,6 +91,26 @@ def held_out_episodes(scenario: QuotingScenario, episodes: int, ctx: TrainContex
     eval_sim = make_sim(scenario, ctx.device, "eval")
     paths = eval_sim.sample_exogenous(episodes, eval_sim.horizon, ctx.generator("eval"))
     return held_out_score(eval_sim, paths, scenario.risk_aversion)
+
+
+RANGE_EPISODES = 1024
+
+
+def record_trained_ranges(quoter: QuoteNet, scenario: QuotingScenario, ctx: TrainContext,
+                          make_sim: SimFactory) -> QuoteNet:
+    """Set ``quoter.trained_ranges``: the time left of the training horizon, and the inventory it can reach
+    (the scenario's bound, else the extremes the trained quoter reaches on held-out episodes), so the
+    server refuses states far outside them (``allow_extrapolation`` opts in)."""
+    inventory: tuple[float, float]
+    if scenario.max_inventory is not None:
+        inventory = (-float(scenario.max_inventory), float(scenario.max_inventory))
+    else:
+        sim = make_sim(scenario, ctx.device, "eval")
+        reached = run(sim, quoter, batch=RANGE_EPISODES, generator=ctx.generator("ranges"),
+                      reducers={"low": Min("inventory"), "high": Max("inventory")}).totals
+        inventory = (min(0.0, float(reached["low"].min())), max(0.0, float(reached["high"].max())))
+    quoter.trained_ranges = {"inventory": inventory, "time_left": (0.0, float(scenario.horizon))}
+    return quoter
 
 
 def reward_function(reward: Reward, scenario: QuotingScenario, damping: float):  # noqa: ANN201
@@ -180,6 +203,7 @@ def train_ppo_quoter(scenario: QuotingScenario, settings: QuotingPPOSettings, ct
         generator=ctx.generator("train"), progress=ctx.progress, description=f"PPO ({settings.reward})",
     )
     quoter.copy_actor(result.policy.net).eval()  # the best held-out weights: their score is best_score
+    record_trained_ranges(quoter, scenario, ctx, make_sim)
     return TrainOutcome(
         policy=quoter, policy_config=quoter.config(),
         metrics={"certainty_equivalent": -result.best_score, "env_steps": float(result.env_steps),
@@ -241,6 +265,7 @@ def train_pathwise_quoter(scenario: QuotingScenario, settings: QuotingPathwiseSe
     result = train_pathwise(quoter, objective, fresh_paths, score, config, progress=ctx.progress,
                             description="pathwise quoting")
     quoter.eval()
+    record_trained_ranges(quoter, scenario, ctx, make_sim)
     return TrainOutcome(
         policy=quoter, policy_config=quoter.config(),
         metrics={"certainty_equivalent": -result.best_score, "steps": float(result.steps),

@@ -100,3 +100,41 @@ def test_the_api_reads_no_server_files(client: TestClient) -> None:
     assert "data_path" in response.json()["detail"] and "/etc" not in response.json()["detail"]
     ok = client.post(QUOTES, json={"policy": "avellaneda_stoikov", "scenario": "lob_replay", "states": [state]})
     assert ok.status_code == 200, ok.text
+
+
+@pytest.mark.parametrize(("state", "bid"), [({"mid": 100.0, "inventory": 1_000_000, "time_left": 0.5}, -199_901),
+                                            ({"mid": 0.01, "inventory": 50, "time_left": 0.5}, -10.7354)])
+def test_quotes_that_make_no_sense_are_a_422_naming_the_field(client: TestClient, state: dict, bid: float) -> None:
+    """Avellaneda–Stoikov at an absurd inventory would quote negative prices: refused, naming the inventory."""
+    response = client.post(QUOTES, json={"policy": "avellaneda_stoikov", "states": [state]})
+    assert response.status_code == 422, response.text
+    problem = response.json()["detail"][0]
+    assert problem["field"] == "states[0].inventory" and "prices must be positive" in problem["message"]
+    assert f"{bid:.6g}" in problem["message"]
+
+
+def test_a_learned_policy_refuses_states_far_outside_its_training_range(client: TestClient) -> None:
+    """A quoter trained with |q| <= 10 (glft_bounded), served in the unbounded avellaneda_stoikov market, is not
+    served at q = 1e6 unless the caller opts in."""
+    from decisionlab.core import TrainContext
+    from decisionlab.domains.market_making import _model_sim
+    from decisionlab.domains.market_making.train import record_trained_ranges
+
+    scenario = PRESETS["glft_bounded"]
+    net = record_trained_ranges(QuoteNet.initial(scenario, torch.device("cpu")), scenario,
+                                TrainContext(0, torch.device("cpu"), False), _model_sim)
+    assert net.trained_ranges == {"inventory": (-10.0, 10.0), "time_left": (0.0, 1.0)}
+    card = {"setting": "model", "scenario_name": "glft_bounded", "scenario": scenario.describe(),
+            "policy_kind": net.kind, "policy_config": net.config()}
+    PolicyRegistry().save("market_making", "bounded_quoter", net.state_dict(), card)
+    body = {"policy": "bounded_quoter", "scenario": "avellaneda_stoikov"}
+    inside = client.post(QUOTES, json={**body, "states": [{"mid": 100.0, "inventory": 14, "time_left": 0.5}]})
+    assert inside.status_code == 200, inside.text  # within half the range past its end: still interpolation
+    far = client.post(QUOTES, json={**body, "states": [{"mid": 100.0, "inventory": 1_000_000, "time_left": 0.5}]})
+    assert far.status_code == 422, far.text
+    problem = far.json()["detail"][0]
+    assert problem["field"] == "states[0].inventory" and "[-10, 10]" in problem["message"]
+    assert "allow_extrapolation" in problem["message"]
+    opted_in = client.post(QUOTES, json={**body, "allow_extrapolation": True,
+                                         "states": [{"mid": 100.0, "inventory": 20, "time_left": 0.5}]})
+    assert opted_in.status_code == 200, opted_in.text
