@@ -4,11 +4,12 @@
 
 1. one maximal ride-hailing dispatch window (20,000 drivers × 10,000 orders through ``POST /act``) per
    worker, with ``/health`` probed every 20 ms while they run (1 worker, then 2 workers with 2 requests);
-2. ``--clients`` steady clients each sending small dispatch windows (50 drivers × 10 orders) back to
-   back for ``--seconds``, with the same ``/health`` probe.
+2. ``--clients`` steady clients (``wrk``, Debian's package: one C thread keeping ``--clients``
+   connections busy) each sending a small dispatch window (50 drivers × 10 orders) back to back for
+   ``--seconds``, with the same ``/health`` probe (in this process, alone: its latency is the server's).
 
 Reported: ``/health`` p50 / p99 / max over the probes, the heavy requests' status and seconds, the
-steady clients' request rate and statuses (a 503 is load shed by the bounded serving pool).
+steady clients' request rate, latency and non-2xx answers (a 503 is load shed by the bounded pool).
 
     python -m benchmarks.serving_stall [--clients 50] [--seconds 20] [--no-write]
 """
@@ -23,13 +24,13 @@ import sys
 import tempfile
 import threading
 import time
-from collections import Counter
 from pathlib import Path
 
 import httpx
 import numpy as np
 
 from benchmarks.report import command_line, machine, write_section
+from benchmarks.serving_load import run_wrk, wrk_script
 
 HERE = Path(__file__).resolve().parent.parent
 
@@ -122,26 +123,13 @@ def heavy(server: Server, requests: int, body: dict) -> tuple[list[str], Probe]:
     return outcomes, probe
 
 
-def steady(server: Server, clients: int, seconds: float, cells: int) -> tuple[Counter, int, Probe]:
-    statuses: Counter = Counter()
-    deadline = time.monotonic() + seconds
-    lock = threading.Lock()
-
-    def client(index: int) -> None:
-        body = {"scenario": "city_grid", "policy": "nearest", "states": [window(50, 10, cells, index)]}
-        with httpx.Client(timeout=30) as http:
-            while time.monotonic() < deadline:
-                status = http.post(f"{server.base}/v1/ride-hailing/act", json=body).status_code
-                with lock:
-                    statuses[status] += 1
-
+def steady(server: Server, clients: int, seconds: float, cells: int, folder: Path) -> tuple[dict, Probe]:
+    """``clients`` wrk connections posting small windows for ``seconds``, probing /health meanwhile."""
+    body = {"scenario": "city_grid", "policy": "nearest", "states": [window(50, 10, cells, 7)]}
+    script = wrk_script(folder, body)
     with Probe(server.base) as probe:
-        threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    return statuses, sum(statuses.values()), probe
+        result = run_wrk(f"{server.base}/v1/ride-hailing/act", script, clients, int(seconds))
+    return result, probe
 
 
 def main() -> None:
@@ -165,11 +153,12 @@ def main() -> None:
                             f"{p99:.1f} | {worst:.1f} | {count} | {', '.join(sorted(outcomes))} |")
                 print(rows[-1])
                 if workers == 2:
-                    statuses, total, probe = steady(server, args.clients, args.seconds, cells)
+                    result, probe = steady(server, args.clients, args.seconds, cells, Path(home))
                     p50, p99, worst, count = probe.stats()
-                    shown = ", ".join(f"{n:,} × {s}" for s, n in sorted(statuses.items()))
                     rows.append(f"| {args.clients} steady clients (50 × 10 windows), 2 workers | {p50:.1f} | "
-                                f"{p99:.1f} | {worst:.1f} | {count} | {total / args.seconds:,.0f} req/s: {shown} |")
+                                f"{p99:.1f} | {worst:.1f} | {count} | {result['rps']:,.0f} req/s, p50 "
+                                f"{result['p50_ms']:.0f} ms, p99 {result['p99_ms']:.0f} ms, "
+                                f"{result['bad']:.0f} non-2xx |")
                     print(rows[-1])
             finally:
                 server.stop()
