@@ -12,11 +12,14 @@ presets, default scenario and state schemas.
 
 # No ``from __future__ import annotations``: FastAPI must see the per-domain request model, a local
 # of domain_router, as a real annotation.
+import json
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import torch
-from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, create_model
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, create_model
 
 from decisionlab.core.policy_cache import PolicyCache
 from decisionlab.core.serving import (
@@ -33,8 +36,13 @@ from decisionlab.core.serving import (
 from decisionlab.core.serving_spec import MAX_BATCH, Answered, envelope
 from decisionlab.core.spec import DomainSpec
 from decisionlab.core.store.registry import PolicyRegistry
+from decisionlab.core.workpool import work_pool
 
 MAX_QUERY_PARAMETERS = 10_000  # characters of the JSON parameters of a GET
+# A body up to this size is parsed and validated on the event loop (tens of microseconds); a larger one
+# is parsed, validated, served and serialized in the serving pool, so a big request holds the loop for
+# no more than reading its bytes.
+INLINE_BODY_BYTES = 2048
 
 
 class ActResponse(Answered):
@@ -85,27 +93,70 @@ def act_request_model(domain: DomainSpec) -> type[BaseModel]:
     )
 
 
+def request_body_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The OpenAPI ``requestBody`` of a route that reads its body itself (``model``'s schema, inlined)."""
+    return {"requestBody": {"required": True, "content": {"application/json": {
+        "schema": inlined(model.model_json_schema()) | {"title": model.__name__}}}}}
+
+
+def validated(model: type[BaseModel], body: bytes) -> Any:
+    """``body`` (JSON bytes) as ``model``, or FastAPI's own 422 (errors located under ``body``)."""
+    if not body:
+        raise RequestValidationError([{"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}])
+    try:
+        data = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        position = getattr(err, "pos", getattr(err, "start", 0))
+        reason = getattr(err, "msg", None) or getattr(err, "reason", "invalid JSON")
+        raise RequestValidationError([{"type": "json_invalid", "loc": ("body", position), "msg": "JSON decode error",
+                                       "input": {}, "ctx": {"error": reason}}]) from None
+    try:
+        return model.model_validate(data, from_attributes=True)
+    except ValidationError as err:
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in err.errors()]) from None
+
+
+def json_response(result: dict[str, Any]) -> Response:
+    """``result`` checked against :class:`ActResponse` and serialized (where it is computed: off the loop
+    for big answers)."""
+    return Response(ActResponse.model_validate(result).model_dump_json(), media_type="application/json")
+
+
 def domain_router(domain: DomainSpec) -> APIRouter:
     """The generated routes of ``domain`` (mounted under ``/v1/<domain>``)."""
     router = APIRouter()
     ActRequest = act_request_model(domain)
 
-    @router.post("/act", response_model=ActResponse)
+    @router.post("/act", response_model=ActResponse, openapi_extra=request_body_schema(ActRequest))
     async def act_route(
-        request: ActRequest,  # type: ignore[valid-type]
+        http: Request,
         policies: PolicyCache = Depends(policies_of),
         device: torch.device = Depends(device_of),
-    ) -> dict[str, Any]:
+    ) -> Response:
         """Actions for a batch of states from a baseline or a registered policy.
 
         Errors: 404 unknown scenario or policy (lists the choices); 422 invalid parameters or states
         (names the field: ``states[i].<field>``), a policy that cannot serve the scenario or is not
-        admissible (names ``policy``).
+        admissible (names ``policy``); 413 a request over the work limit; 503 a saturated server.
         """
-        cost = request_cost(domain, request.scenario, request.parameters, request.states)
-        return await serve_request(lambda: act(domain, request.scenario, request.parameters, request.policy,
-                                               request.states, policies, device,
-                                               allow_extrapolation=request.allow_extrapolation), cost)
+        body = await http.body()
+
+        def answer(request: Any) -> Callable[[], Response]:
+            return lambda: json_response(act(domain, request.scenario, request.parameters, request.policy,
+                                             request.states, policies, device,
+                                             allow_extrapolation=request.allow_extrapolation))
+
+        def cost_of(request: Any) -> float:
+            return request_cost(domain, request.scenario, request.parameters, request.states)
+
+        if len(body) > INLINE_BODY_BYTES:
+            def whole() -> Response:  # in a pool thread: parse, validate, check the cost, serve, serialize
+                request = validated(ActRequest, body)
+                work_pool().check_cost(cost_of(request))
+                return answer(request)()
+            return await work_pool().run(whole)
+        request = validated(ActRequest, body)
+        return await serve_request(answer(request), cost_of(request))
 
     @router.get("/schema")
     def schema_route(

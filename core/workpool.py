@@ -10,7 +10,8 @@ everything else goes to this process's :class:`WorkPool`: ``threads`` worker thr
 A request whose cost is over ``max_cost`` is refused with a 413 naming the limit. ``/health`` is
 answered on the loop, which heavy work never holds.
 
-Settings (environment, read once per process): ``DECISIONLAB_SERVE_THREADS`` (default 2),
+Settings (environment, read once per process): ``DECISIONLAB_SERVE_THREADS`` (default 1: torch
+runs one thread and the GIL serializes the rest, so a second thread only slows the event loop),
 ``DECISIONLAB_SERVE_QUEUE`` (default 64), ``DECISIONLAB_MAX_REQUEST_COST`` (default 2,000,000 units,
 about 20 s of one core: the largest ride-hailing window the models admit, 20,000 drivers × 10,000
 orders, is about 1.03M), ``DECISIONLAB_INLINE_COST`` (default 64).
@@ -64,7 +65,7 @@ def _number(name: str, default: float) -> float:
 class WorkPool:
     """A bounded pool of serving threads with admission control (module docstring)."""
 
-    threads: int = 2
+    threads: int = 1
     queue: int = 64
     max_cost: float = 2_000_000.0
     inline_cost: float = 64.0
@@ -74,7 +75,7 @@ class WorkPool:
 
     @classmethod
     def from_environment(cls) -> WorkPool:
-        return cls(threads=int(_number(THREADS_ENV, 2)), queue=int(_number(QUEUE_ENV, 64)),
+        return cls(threads=int(_number(THREADS_ENV, 1)), queue=int(_number(QUEUE_ENV, 64)),
                    max_cost=_number(MAX_COST_ENV, 2_000_000.0), inline_cost=_number(INLINE_COST_ENV, 64.0))
 
     @property
