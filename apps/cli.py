@@ -237,7 +237,7 @@ def serve(
     if log_level not in ("debug", "info", "warning", "error"):
         raise typer.BadParameter("must be debug, info, warning or error", param_hint="--log-level")
     _setup_torch()
-    run_server(host, port, workers or default_workers(), log_level)
+    _guard(lambda: run_server(host, port, workers or default_workers(), log_level))
 
 
 def dashboard_command(port: int, address: str = "127.0.0.1") -> list[str]:

@@ -50,6 +50,25 @@ def _said(verb: str, record: PolicyRecord, as_json: bool) -> None:
         out.print(f"{verb} [bold]{record.ref}[/]{aliases}")
 
 
+POLICY_COLUMNS = ("reference", "aliases", "algo", "kind", "scenario", "primary metric")
+
+
+def policy_row(record: PolicyRecord) -> list[str]:
+    """The :data:`POLICY_COLUMNS` of one registered version."""
+    metrics = record.card.get("metrics") or {}
+    first = next(iter(metrics.items()), None)
+    return [str(record.ref), ", ".join(record.aliases) or "-", str(record.card.get("algo", "")),
+            str(record.summary()["kind"] or ""), str(record.card.get("scenario_name", "")),
+            f"{first[0]} = {first[1]:.4g}" if first and isinstance(first[1], int | float) else "-"]
+
+
+def plain_table(columns: tuple[str, ...], rows: list[list[str]]) -> str:
+    """``rows`` under ``columns`` as space-aligned text (what ``| cut``, ``| grep`` and logs want)."""
+    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
+    lines = [columns, *rows]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in lines)
+
+
 @policies_app.command("list")
 def list_policies(
     domain: Annotated[str | None, typer.Option("--domain", help="only this domain")] = None,
@@ -62,16 +81,19 @@ def list_policies(
         if as_json:
             _emit({"policies": [r.summary() for r in records]})
             return
+        if not records:
+            out.print("no registered policies")
+            return
+        rows = [policy_row(record) for record in records]
+        if not out.is_terminal:  # piped: plain aligned columns, one line per version, never wrapped
+            print(plain_table(POLICY_COLUMNS, rows))
+            return
         table = Table(title="registered policies")
-        for column in ("reference", "aliases", "algo", "kind", "scenario", "primary metric"):
-            table.add_column(column, overflow="fold")
-        for record in records:
-            metrics = record.card.get("metrics") or {}
-            first = next(iter(metrics.items()), None)
-            table.add_row(str(record.ref), ", ".join(record.aliases), str(record.card.get("algo", "")),
-                          str(record.summary()["kind"] or ""), str(record.card.get("scenario_name", "")),
-                          f"{first[0]} = {first[1]:.4g}" if first and isinstance(first[1], int | float) else "")
-        out.print(table if records else "no registered policies")
+        for column in POLICY_COLUMNS:  # a reference is never broken inside; the other columns may wrap
+            table.add_column(column, no_wrap=column == "reference", overflow="fold")
+        for row in rows:
+            table.add_row(*row)
+        out.print(table)
 
     _run(run)
 

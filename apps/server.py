@@ -9,6 +9,7 @@ prometheus-client's multiprocess directory; logs are one JSON object per line.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -18,6 +19,7 @@ import tempfile
 import time
 from typing import Any
 
+from decisionlab.core.errors import DecisionlabError
 from decisionlab.core.telemetry import MULTIPROC_ENV
 
 APP = "decisionlab.apps.api:create_app"
@@ -62,7 +64,14 @@ def tcp_socket(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as err:
+        sock.close()
+        if err.errno == errno.EADDRINUSE:
+            raise DecisionlabError(f"port {port} on {host} is already in use (another server?): stop it or "
+                                   "choose another port with --port") from None
+        raise DecisionlabError(f"cannot listen on {host}:{port}: {err.strerror or err}") from None
     sock.set_inheritable(True)
     return sock
 
@@ -79,12 +88,15 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1, log_level
 
     config = uvicorn.Config(APP, factory=True, host=host, port=port, workers=workers, access_log=False,
                             log_config=log_config(log_level), log_level=log_level, timeout_keep_alive=30)
+    sock = tcp_socket(host, port)  # bound here: a busy port is a one-line error, not a log record
     if workers == 1:
-        uvicorn.Server(config).run()
+        try:
+            uvicorn.Server(config).run(sockets=[sock])
+        finally:
+            sock.close()
         return
     metrics_dir = tempfile.mkdtemp(prefix="decisionlab-metrics-")
     os.environ[MULTIPROC_ENV] = metrics_dir  # before the workers start: they import prometheus-client fresh
-    sock = tcp_socket(host, port)
     logging.getLogger("uvicorn.error").info("serving on http://%s:%d with %d workers", host, port, workers)
     try:
         Multiprocess(config, sockets=[sock]).run()

@@ -58,6 +58,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ),
     "decisionlab.core.seeding": ("make_generator", "derive_seed", "child_generator", "seed_everything"),
     "decisionlab.core.device": ("get_device", "torch_threads", "configure_threads"),
+    "decisionlab.core.progress": ("Progress", "listening", "duration"),
     "decisionlab.core.evaluation": ("evaluate_policies", "mean_ci95", "EvaluationReport"),
     "decisionlab.core.store.builds": ("persisted",),
     "decisionlab.core.store.budget": ("BUDGET_ENV", "build_budget_bytes"),

@@ -25,10 +25,10 @@ import numpy as np
 import polars as pl
 import torch
 from scipy import stats
-from tqdm.auto import tqdm
 
 from decisionlab.core.errors import DecisionlabError
 from decisionlab.core.policy import Policy
+from decisionlab.core.progress import Progress
 from decisionlab.core.scenario import Scenario
 from decisionlab.core.seeding import derive_seed
 from decisionlab.core.spec import DomainSpec, SettingSpec
@@ -151,8 +151,7 @@ def episode_values(
     """``{metric: [n]}`` of ``policy`` over ``episodes`` episodes, simulated chunk by chunk."""
     chunk = max(1, int(setting.eval_chunk))
     parts: list[dict[str, np.ndarray]] = []
-    bar = tqdm(total=episodes, desc=f"evaluating {label}".strip(), unit="ep", disable=not progress or episodes <= chunk,
-               leave=False)
+    bar = Progress(episodes, f"evaluating {label}".strip(), unit="episode", enabled=progress and episodes > chunk)
     done = 0
     with bar:
         for index, start in enumerate(range(0, episodes, chunk)):

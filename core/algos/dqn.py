@@ -32,10 +32,10 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
-from tqdm.auto import tqdm
 
 from decisionlab.core.algos.replay import ReplayBuffer, ReplaySample, n_step_returns
 from decisionlab.core.nets.heads import QNetwork
+from decisionlab.core.progress import Progress
 from decisionlab.core.seeding import child_generator
 from decisionlab.core.sim import BatchedSimulator, action_mask, horizon_of
 from decisionlab.core.spaces import Discrete
@@ -317,8 +317,8 @@ def train_dqn(
              "epsilon": config.epsilon_start, "seconds": 0.0}]
     env_steps = vector_steps = grad_steps = 0
     loss_sum, loss_count = torch.zeros((), device=device), 0
-    next_eval, stale, stop = config.eval_every, 0, False
-    bar = tqdm(total=config.total_env_steps, desc=description, disable=not progress, leave=False)
+    next_eval, stale, stop = config.eval_every, 0, ""
+    bar = Progress(config.total_env_steps, description, enabled=progress, unit="env step")
     no_done = torch.zeros(n_envs, dtype=torch.bool, device=device)
 
     def evaluate_now() -> None:
@@ -328,7 +328,7 @@ def train_dqn(
         score = evaluate(policy) if evaluate is not None else math.nan
         rows.append({"step": grad_steps, "env_steps": env_steps, "loss": loss, "eval_score": score,
                      "epsilon": epsilon, "seconds": time.perf_counter() - start})
-        bar.set_postfix(loss=f"{loss:.4g}", eps=f"{epsilon:.2f}", eval=f"{score:.4g}", best=f"{best_score:.4g}")
+        bar.show(loss=loss, eps=round(epsilon, 2), eval=score, best=best_score)
         if evaluate is None:
             return
         if score < best_score or math.isnan(best_score):
@@ -336,9 +336,9 @@ def train_dqn(
         elif env_steps >= config.learning_starts:
             stale += 1
         if config.target is not None and best_score <= config.target:
-            stop = True
-        if config.patience is not None and stale >= config.patience:
-            stop = True
+            stop = f"reached the target score {config.target:.4g} (best {best_score:.4g})"
+        elif config.patience is not None and stale >= config.patience:
+            stop = f"the held-out score has not improved in {stale} evaluations (best {best_score:.4g})"
 
     epsilon = config.epsilon_start
     while not stop and env_steps < config.total_env_steps:
@@ -402,6 +402,8 @@ def train_dqn(
                 break
     if rows[-1]["env_steps"] != env_steps:
         evaluate_now()
+    if stop and env_steps < config.total_env_steps:
+        bar.stop_early(stop)
     bar.close()
     if evaluate is not None:
         online.load_state_dict(best_state)

@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 import polars as pl
 import torch
 from pydantic import BaseModel, ConfigDict, Field
-from tqdm.auto import tqdm
+
+from decisionlab.core.progress import Progress
 
 
 class PathwiseConfig(BaseModel):
@@ -112,7 +113,7 @@ def train_pathwise(
     stale = 0
     running_loss = float("nan")
     first_eval = int(config.eval_from * config.max_steps)
-    bar = tqdm(total=config.max_steps, desc=description, disable=not progress, leave=False)
+    bar = Progress(config.max_steps, description, enabled=progress, unit="step")
     step = 0
     for step in range(1, config.max_steps + 1):
         loss = objective(policy, sample(step))
@@ -133,17 +134,20 @@ def train_pathwise(
             {"step": step, "train_loss": running_loss, "eval_score": score,
              "seconds": time.perf_counter() - start}
         )
-        bar.set_postfix(eval=f"{score:.4f}", best=f"{min(score, best_score):.4f}")
+        bar.show(eval=score, best=min(score, best_score))
         improved_enough = score < best_score - config.min_improvement * abs(best_score)
         if score < best_score:
             best_score = score
             best_state = copy.deepcopy(policy.state_dict())
         stale = 0 if improved_enough else stale + 1
         if config.target is not None and best_score <= config.target:
+            bar.stop_early(f"reached the target score {config.target:.4g} (best {best_score:.4g})")
             break
-        if config.patience is not None and stale >= config.patience:
+        if config.patience is not None and stale >= config.patience and step < config.max_steps:
+            bar.stop_early(f"the held-out score has not improved enough in {stale} evaluations (best {best_score:.4g})")
             break
-        if out_of_time:
+        if out_of_time and step < config.max_steps:
+            bar.stop_early(f"reached the time limit of {config.max_seconds:g} s (max_seconds)")
             break
     bar.close()
     policy.load_state_dict(best_state)

@@ -54,11 +54,11 @@ import polars as pl
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
-from tqdm.auto import tqdm
 
 from decisionlab.core.agents import GroupRows, assemble, group_rows
 from decisionlab.core.nets.actor_critic import ActorCritic, SquashedGaussian
 from decisionlab.core.policy import MergedPolicy
+from decisionlab.core.progress import Progress
 from decisionlab.core.seeding import child_generator
 from decisionlab.core.sim import BatchedSimulator, horizon_of
 from decisionlab.core.spaces import SINGLE, AgentGroup, Box, Discrete
@@ -594,7 +594,7 @@ def train_ppo(
     }]
     env_steps = updates = stale = 0
     next_eval = config.eval_every
-    bar = tqdm(total=num_updates * steps_per_update, desc=description, disable=not progress, leave=False)
+    bar = Progress(num_updates * steps_per_update, description, enabled=progress, unit="env step")
     for update in range(1, num_updates + 1):
         lr = config.learning_rate * (1 - (update - 1) / num_updates) if config.anneal_lr else config.learning_rate
         for optimizer in optimizers.values():
@@ -613,7 +613,7 @@ def train_ppo(
         updates = update
         bar.update(steps_per_update)
 
-        score, stop = nan, False
+        score, stop = nan, ""
         if evaluate is not None and (env_steps >= next_eval or update == num_updates):
             next_eval = (env_steps // config.eval_every + 1) * config.eval_every
             score = evaluate(acting)
@@ -622,8 +622,10 @@ def train_ppo(
                 best_state = {name: copy.deepcopy(net.state_dict()) for name, net in nets.items()}
             else:
                 stale += 1
-            stop = (config.target is not None and best_score <= config.target) or (
-                config.patience is not None and stale >= config.patience)
+            if config.target is not None and best_score <= config.target:
+                stop = f"reached the target score {config.target:.4g} (best {best_score:.4g})"
+            elif config.patience is not None and stale >= config.patience:
+                stop = f"the held-out score has not improved in {stale} evaluations (best {best_score:.4g})"
         returns_now = collector.pop_episode_returns()
         rows.append({"update": update, "env_steps": env_steps, **_stat_columns(groups, stats, returns_now, single),
                      "learning_rate": lr, "eval_score": score, "seconds": time.perf_counter() - start})
@@ -631,8 +633,10 @@ def train_ppo(
         shown = {"ret": returns_now.get(first, nan), "kl": stats.get(first, {}).get("approx_kl", nan)}
         if evaluate is not None:
             shown |= {"eval": score if not math.isnan(score) else None, "best": best_score}
-        bar.set_postfix({k: f"{v:.4g}" for k, v in shown.items() if v is not None and not math.isnan(v)})
+        bar.show(**shown)
         if stop:
+            if update < num_updates:
+                bar.stop_early(stop)
             break
     bar.close()
     if evaluate is not None:

@@ -26,9 +26,9 @@ import polars as pl
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
-from tqdm.auto import tqdm
 
 from decisionlab.core.nets.value import TabularValue, value_table
+from decisionlab.core.progress import Progress
 
 
 @dataclass
@@ -176,7 +176,7 @@ def fitted_td(
     start = time.perf_counter()
     rows: list[dict[str, float]] = []
     loss_sum, loss_count = torch.zeros((), device=device), 0  # summed on device: one host sync per row
-    bar = tqdm(total=config.iterations, desc=description, disable=not progress, leave=False)
+    bar = Progress(config.iterations, description, enabled=progress, unit="step")
     for step in range(1, config.iterations + 1):
         batch = data.select(next(batches))
         with torch.no_grad():
@@ -195,7 +195,7 @@ def fitted_td(
             target.load_state_dict(value.state_dict())
             mean_loss = float(loss_sum) / loss_count if loss_count else math.nan
             rows.append({"step": step, "loss": mean_loss, "seconds": time.perf_counter() - start})
-            bar.set_postfix(loss=f"{mean_loss:.4g}")
+            bar.show(loss=mean_loss)
             loss_sum, loss_count = torch.zeros((), device=device), 0
     bar.close()
     return FittedTDResult(

@@ -36,7 +36,10 @@ def pages() -> list[Any]:
 def main() -> None:
     import streamlit as st
 
+    from decisionlab.core.dashboard.training import draw_training_status
+
     st.set_page_config(page_title="decisionlab", layout="wide")
+    draw_training_status()
     try:
         navigation = st.navigation(pages())
     except DecisionlabError as err:  # e.g. $DECISIONLAB_DOMAINS names a module that does not import

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from decisionlab.core import Hook, MetricSpec, Policy, Sum, make_generator, run
+from decisionlab.core import Hook, MetricSpec, Policy, Progress, Sum, make_generator, run
 from decisionlab.domains.ride_hailing.scenario import CityScenario
 from decisionlab.domains.ride_hailing.sim import CitySim, CityState
 
@@ -54,16 +54,13 @@ def run_episodes(sim: CitySim, policy: Policy, episodes: int, generator: torch.G
                  on_step: StepHook | None = None, progress: str | None = None) -> EpisodeTotals:
     """``policy`` over the scenario's horizon in ``episodes`` cities at once; ``on_step(state, info)``
     sees every window (trip logs, TD updates); ``progress`` (a description) shows a bar of simulated minutes."""
-    from tqdm.auto import tqdm
-
     windows = sim.scenario.windows
     hooks: list[Hook] = []
     if on_step is not None:
         hooks.append(lambda step: on_step(step.state, step.info))
-    with tqdm(total=round(windows * sim.window_s / 60.0), desc=progress, unit="sim min", disable=progress is None,
-              leave=False) as bar:
-        if progress is not None:
-            hooks.append(lambda step: bar.update(round((step.t + 1) * sim.window_s / 60.0) - bar.n))
+    with Progress(round(windows * sim.window_s / 60.0), progress or "", unit="sim minute",
+                  enabled=progress is not None) as bar:
+        hooks.append(lambda step: bar.update(round((step.t + 1) * sim.window_s / 60.0) - bar.done))
         done = run(sim, policy, batch=episodes, generator=generator, steps=windows, chunk=CHUNK_WINDOWS,
                    reducers={name: Sum(name) for name in COUNTS}, hooks=hooks)
     sums, state = done.totals, done.final_state

@@ -89,3 +89,21 @@ def test_two_workers_share_the_port_the_registry_and_the_metrics(registered: Pat
                   if line.startswith('decisionlab_requests_total{method="POST",route="/v1/inventory/orders"')]
         assert served and float(served[0].rsplit(" ", 1)[1]) == count
         assert "decisionlab_builds_pending" in metrics
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_busy_port_is_a_one_line_error(workers: int, tmp_path: Path) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "decisionlab.apps.cli", "serve", "--port", str(port),
+                               "--workers", str(workers)], capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "DECISIONLAB_HOME": str(tmp_path), "DECISIONLAB_WARM": "0"})
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"port {port} on 127.0.0.1 is already in use" in lines[0], done.stderr

@@ -175,3 +175,21 @@ def test_narrow_terminals_drop_the_secondary_columns_first() -> None:
     assert report_columns(rows, 200) == list(REPORT_COLUMNS)
     narrow = report_columns(rows, 60)
     assert "mean" in narrow and "vs first" in narrow and "± 95% CI" not in narrow
+
+
+def test_piped_policy_listing_is_plain_and_never_breaks_a_reference(tmp_path, monkeypatch) -> None:
+    """``decisionlab policies list | ...``: one line per version, whole references, no box drawing."""
+    from decisionlab.core.store.registry import PolicyRegistry
+
+    monkeypatch.setenv("DECISIONLAB_HOME", str(tmp_path))
+    monkeypatch.setenv("COLUMNS", "40")
+    long_name = "a_rather_long_policy_name_for_market_making"
+    PolicyRegistry(tmp_path).save("market_making", long_name, {}, {"algo": "pathwise", "scenario_name": "x",
+                                                                   "metrics": {"sharpe": 1.25}})
+    done = subprocess.run([sys.executable, "-m", "decisionlab.apps.cli", "policies", "list"], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert lines[0].split()[0] == "reference" and len(lines) == 2
+    assert lines[1].startswith(f"market_making/{long_name}@1 ") and "sharpe = 1.25" in lines[1]
+    assert not set(done.stdout) & set("┃│━─┏┓")
