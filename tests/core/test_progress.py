@@ -39,10 +39,9 @@ def test_an_early_stop_is_said_with_its_reason() -> None:
 
 def test_disabled_progress_shows_nothing_but_listeners_hear_it() -> None:
     out, heard = io.StringIO(), []
-    with listening(heard.append):
-        with Progress(10, "quiet", enabled=False, stream=out) as bar:
-            bar.update(10)
-            bar.stop_early("never")
+    with listening(heard.append), Progress(10, "quiet", enabled=False, stream=out) as bar:
+        bar.update(10)
+        bar.stop_early("never")
     assert out.getvalue() == ""
     assert heard[0]["done"] == 0 and heard[0]["state"] == "running"
     assert heard[-1]["done"] == 10 and heard[-1]["state"] == "stopped early" and heard[-1]["total"] == 10
