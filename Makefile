@@ -2,6 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed
 export OMP_NUM_THREADS ?= 2
 
@@ -10,16 +11,21 @@ export OMP_NUM_THREADS ?= 2
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-# Re-install when the project metadata changes; torch first, pinned to the local CPU build.
-$(STAMP): $(PY) pyproject.toml setup.py
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[dev,postgres]"
+# Re-install when the project metadata changes; torch first, pinned to the local CPU build. `make run`
+# needs only what the product runs on; the test tools (browser driver, notebooks...) come with `make test`.
+$(RUN_STAMP): $(PY) pyproject.toml setup.py
+	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[postgres]"
+	touch $(RUN_STAMP)
+
+$(STAMP): $(RUN_STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev,postgres]"
 	touch $(STAMP)
 
 venv: $(STAMP)
 
-run: $(STAMP)
+# The API and the dashboard answer first; the default policies train in the background.
+run: $(RUN_STAMP)
 	$(PY) -m decisionlab.apps.run
 
 # Everything but the long checks (-m slow): unit, API, PostgreSQL, schemathesis and browser tests.

@@ -15,9 +15,10 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from typing import Any
 
-import httpx
 from rich.console import Console
 
 from decisionlab.apps.cli import dashboard_command
@@ -104,9 +105,10 @@ def wait_until_up(processes: dict[str, subprocess.Popen[Any]], urls: dict[str, s
                 raise DecisionlabError(f"the {name} exited with status {proc.returncode} while starting (see above)")
         for name, url in list(waiting.items()):
             try:
-                if httpx.get(url, timeout=1.0).status_code == 200:
-                    del waiting[name]
-            except httpx.TransportError:
+                with urllib.request.urlopen(url, timeout=1.0) as answer:  # noqa: S310 - our own 127.0.0.1 URL
+                    if answer.status == 200:
+                        del waiting[name]
+            except (urllib.error.URLError, OSError):
                 pass
         if time.monotonic() > deadline:
             raise DecisionlabError(f"{', '.join(waiting)} did not answer within {timeout_s:.0f} s")
