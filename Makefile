@@ -6,20 +6,20 @@ RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: run test e2e venv lint bench clean
+.PHONY: run test e2e figures venv lint bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 # Re-install when the project metadata changes; torch first, pinned to the local CPU build. `make run`
 # needs only what the product runs on; the test tools (browser driver, notebooks...) come with `make test`.
+# One resolver run; no byte-compiling of every installed file up front (Python compiles what it imports).
 $(RUN_STAMP): $(PY) pyproject.toml setup.py
-	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0
-	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[postgres]"
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-compile torch==2.13.0 -e ".[postgres]"
 	touch $(RUN_STAMP)
 
 $(STAMP): $(RUN_STAMP)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev,postgres]"
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-compile -e ".[dev,postgres]"
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -34,11 +34,15 @@ run: $(RUN_STAMP)
 test: $(STAMP)
 	$(PY) -m ruff check .
 	$(VENV)/bin/lint-imports --no-cache
-	$(PY) -m pytest -q -n 2 --dist loadfile -m "not slow"
+	$(PY) -m pytest -q -n 2 --dist loadfile -m "not slow and not readme"
 
 # Only the browser tests (screenshots to docs/screenshots/).
 e2e: $(STAMP)
 	$(PY) -m pytest -q -m e2e tests/e2e
+
+# The README's quick figures, rerun by their own commands and compared (a few minutes).
+figures: $(STAMP)
+	$(PY) -m pytest -q -m readme tests/test_readme_figures.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
