@@ -151,7 +151,7 @@ def episode_values(
     """``{metric: [n]}`` of ``policy`` over ``episodes`` episodes, simulated chunk by chunk."""
     chunk = max(1, int(setting.eval_chunk))
     parts: list[dict[str, np.ndarray]] = []
-    bar = Progress(episodes, f"evaluating {label}".strip(), unit="episode", enabled=progress and episodes > chunk)
+    bar = Progress(episodes, f"evaluating {label}".strip(), unit="episode", enabled=progress)
     done = 0
     with bar:
         for index, start in enumerate(range(0, episodes, chunk)):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import math
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
@@ -75,9 +76,13 @@ class Progress:
         self._listeners = _LISTENERS.get()
         self.plain = enabled and not _is_terminal(self.stream)
         self._bar = None
+        self._lock = threading.Lock()
         if enabled and not self.plain:
             self._bar = tqdm(total=self.total, desc=description, unit=unit, leave=False, file=self.stream,
                              dynamic_ncols=True)
+        self._closed = threading.Event()
+        if enabled:  # a step that takes long (one chunk of episodes...) still shows time passing
+            threading.Thread(target=self._heartbeat, daemon=True, name="decisionlab-progress").start()
         self._notify(force=True)
 
     # -- updates -----------------------------------------------------------------------------------
@@ -85,11 +90,23 @@ class Progress:
         self.done += int(n)
         if self._bar is not None:
             self._bar.update(n)
-        now = time.monotonic()
-        if self.plain and now - self._last_line >= PLAIN_EVERY_S:
-            self._print(self.line())
-            self._last_line = now
+        self._plain_line_if_due()
         self._notify()
+
+    def _plain_line_if_due(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            if not self.plain or now - self._last_line < PLAIN_EVERY_S or self._closed.is_set():
+                return
+            self._last_line = now
+        self._print(self.line())
+
+    def _heartbeat(self) -> None:
+        while not self._closed.wait(1.0):
+            bar = self._bar
+            if bar is not None:
+                bar.refresh()  # the elapsed time moves on a terminal
+            self._plain_line_if_due()
 
     def show(self, **values: Any) -> None:
         """Numbers shown beside the bar (``eval=..., best=...``); unknown ones are left out."""
@@ -104,6 +121,7 @@ class Progress:
                     f"({100 * self.done / self.total:.0f}%) after {duration(self.elapsed)}: {reason}")
 
     def close(self) -> None:
+        self._closed.set()
         if self.state == "running":
             self.state = "done"
         if self._bar is not None:

@@ -51,3 +51,14 @@ def test_disabled_progress_shows_nothing_but_listeners_hear_it() -> None:
 def test_formatting_helpers() -> None:
     assert duration(5) == "5 s" and duration(185) == "3 min 05 s" and duration(3720) == "1 h 02 min"
     assert shown_values({"a": math.nan, "b": None, "c": 1.23456789, "d": 3}) == {"c": "1.235", "d": "3"}
+
+
+def test_a_long_step_still_prints_lines_when_piped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No update for a while (one long chunk of episodes): the heartbeat still says the work goes on."""
+    import time
+
+    monkeypatch.setattr(progress_module, "PLAIN_EVERY_S", 0.5)
+    out = io.StringIO()
+    with Progress(5, "evaluating nearest", unit="episode", stream=out):
+        time.sleep(1.3)
+    assert out.getvalue().startswith("evaluating nearest: 0/5 episodes (0%), 1 s elapsed")
