@@ -207,6 +207,8 @@ def train(
         spec = get_domain(domain)
         scenario_name = scenario or spec.default_scenario
         device = _setup_torch()
+        err.print(f"training a {domain} policy with {algo} on {scenario_name} (seed {seed}, {device})...",
+                  highlight=False)
         report = train_and_register(
             spec, scenario_name, parse_overrides(overrides or []), algo, seed=seed, name=name,
             device=device, progress=True, options=parse_overrides(algo_options or []),

@@ -81,6 +81,8 @@ class Progress:
             self._bar = tqdm(total=self.total, desc=description, unit=unit, leave=False, file=self.stream,
                              dynamic_ncols=True)
         self._closed = threading.Event()
+        if self.plain:  # a log says at once what has started and how much there is to do
+            self._print(f"{description}: {self.total:,} {unit}s to do")
         if enabled:  # a step that takes long (one chunk of episodes...) still shows time passing
             threading.Thread(target=self._heartbeat, daemon=True, name="decisionlab-progress").start()
         self._notify(force=True)

@@ -21,7 +21,8 @@ def test_piped_output_is_plain_lines_with_time_left_and_no_nan(monkeypatch: pyte
     text = out.getvalue()
     assert "\r" not in text and "\x1b" not in text
     lines = text.splitlines()
-    assert lines[0].startswith("training: 1/4 steps (25%)") and "left" in lines[0] and "loss=0.25" in lines[0]
+    assert lines[0] == "training: 4 steps to do"  # said at once: a log shows what started
+    assert lines[1].startswith("training: 1/4 steps (25%)") and "left" in lines[1] and "loss=0.25" in lines[1]
     assert "nan" not in text and "best" not in text
     assert lines[-1].startswith("training: done, 4 steps in")
 
@@ -61,4 +62,4 @@ def test_a_long_step_still_prints_lines_when_piped(monkeypatch: pytest.MonkeyPat
     out = io.StringIO()
     with Progress(5, "evaluating nearest", unit="episode", stream=out):
         time.sleep(1.3)
-    assert out.getvalue().startswith("evaluating nearest: 0/5 episodes (0%), 1 s elapsed")
+    assert out.getvalue().splitlines()[1].startswith("evaluating nearest: 0/5 episodes (0%), 1 s elapsed")
