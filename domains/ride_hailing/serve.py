@@ -18,7 +18,7 @@ from typing import Annotated, Any
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from decisionlab.core import EntityId, Policy, ServingSpec, StateError, WholeNumber, entries, problem
+from decisionlab.core import EntityId, Policy, PolicyOutputError, ServingSpec, StateError, WholeNumber, entries, problem
 from decisionlab.domains.ride_hailing.city import City, city_of, fare
 from decisionlab.domains.ride_hailing.scenario import SECONDS_PER_DAY, CityScenario
 from decisionlab.domains.ride_hailing.sim import DISPATCH, REPOSITION, CityAction, CityObservation
@@ -156,10 +156,18 @@ def observe(context: DispatchContext, states: Sequence[DispatchWindow], policy: 
 
 
 def respond(context: DispatchContext, actions: CityAction, states: Sequence[DispatchWindow]) -> list[dict[str, Any]]:
-    """The clients' own ids of the drivers the policy chose (indices into each window's lists)."""
+    """The clients' own ids of the drivers the policy chose (indices into each window's lists); an answer
+    that breaks the dispatch invariants (a driver given two orders, a target cell off the grid) is a
+    server fault, never sent."""
     assign, target = actions[DISPATCH].cpu().tolist(), actions[REPOSITION].cpu().tolist()
+    cells = context.scenario.grid_size ** 2
     out = []
     for i, window in enumerate(states):
+        chosen = [d for d in assign[i][: len(window.orders)] if 0 <= d < len(window.drivers)]
+        if len(chosen) != len(set(chosen)):
+            raise PolicyOutputError(f"the dispatch policy gave one driver several orders in states[{i}]")
+        if any(c >= cells for c in target[i][: len(window.drivers)]):
+            raise PolicyOutputError(f"the repositioning policy chose a cell off the {cells}-cell grid in states[{i}]")
         pairs = [{"order_id": order.id, "driver_id": window.drivers[d].id}
                  for order, d in zip(window.orders, assign[i], strict=False) if 0 <= d < len(window.drivers)]
         moves = [{"driver_id": driver.id, "cell": c}

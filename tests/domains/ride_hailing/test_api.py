@@ -145,3 +145,26 @@ def test_driver_and_order_ids_beyond_float32_come_back_exactly(client: TestClien
                                                         "states": [body]})
     assert generic.status_code == 200, generic.text
     assert {(a["order_id"], a["driver_id"]) for a in generic.json()["actions"][0]["assignments"]} == pairs
+
+
+def test_an_answer_that_breaks_the_dispatch_invariants_is_never_sent() -> None:
+    """A policy giving one driver two orders, or a cell off the grid, is a server fault (500), not an answer."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from decisionlab.core import PolicyOutputError
+    from decisionlab.domains.ride_hailing.serve import DISPATCH, REPOSITION, DispatchWindow, respond
+
+    context = SimpleNamespace(scenario=SimpleNamespace(grid_size=4))
+    window = DispatchWindow.model_validate({
+        "time_of_day_s": 30600.0,
+        "drivers": [{"id": 7, "cell": 1, "idle_seconds": 1.0}, {"id": 8, "cell": 2, "idle_seconds": 1.0}],
+        "orders": [{"id": 70, "origin_cell": 1, "dest_cell": 3}, {"id": 71, "origin_cell": 2, "dest_cell": 0}]})
+    fine = respond(context, {DISPATCH: torch.tensor([[1, 0]]), REPOSITION: torch.tensor([[-1, 5]])}, [window])
+    assert fine == [{"assignments": [{"order_id": 70, "driver_id": 8}, {"order_id": 71, "driver_id": 7}],
+                     "repositions": [{"driver_id": 8, "cell": 5}]}]
+    with pytest.raises(PolicyOutputError, match="one driver several orders"):
+        respond(context, {DISPATCH: torch.tensor([[0, 0]]), REPOSITION: torch.tensor([[-1, -1]])}, [window])
+    with pytest.raises(PolicyOutputError, match="off the 16-cell grid"):
+        respond(context, {DISPATCH: torch.tensor([[-1, -1]]), REPOSITION: torch.tensor([[16, -1]])}, [window])
