@@ -37,6 +37,53 @@ def palette() -> list[str]:
     return list(px.colors.qualitative.Plotly)
 
 
+LEGEND_ROW_PX = 22  # one row of a horizontal legend (12 px font)
+AXIS_BELOW_PX = 55  # x tick labels and axis title under the plot area
+
+
+def legend_entries(fig: Any) -> int:
+    """How many entries plotly draws in ``fig``'s legend (0 when it hides the legend)."""
+    shown = [t for t in fig.data if t.showlegend is not False]
+    if fig.layout.showlegend is False or (fig.layout.showlegend is None and len(fig.data) < 2):
+        return 0
+    return len(shown)
+
+
+def legend_layout(entries: int, plot_height: int, per_row: int = 1, top: int = 50,
+                  axis_px: int = AXIS_BELOW_PX) -> dict[str, Any]:
+    """Layout that puts a legend of ``entries`` under the plot area, ``per_row`` entries a row, and
+    grows the figure by the legend's height: the plot area keeps ``plot_height`` px whatever the
+    number or length of the labels (a legend on the side, or one plotly fits by auto-margins,
+    squashes the plot instead)."""
+    rows = math.ceil(entries / max(1, per_row)) if entries else 0
+    bottom = axis_px + (rows * LEGEND_ROW_PX + 8 if rows else 0)
+    return {
+        "height": top + plot_height + bottom,
+        "margin": {"t": top, "b": bottom},
+        "legend": {"orientation": "h", "x": 0.0, "xanchor": "left", "yref": "paper", "yanchor": "top",
+                   "y": -axis_px / plot_height, "entrywidthmode": "fraction", "entrywidth": 1.0 / max(1, per_row),
+                   "tracegroupgap": 0},
+    }
+
+
+def legend_below(fig: Any, plot_height: int = 320, per_row: int = 1, top: int = 50,
+                 axis_px: int = AXIS_BELOW_PX) -> Any:
+    """Apply :func:`legend_layout` to plotly figure ``fig`` for the entries it shows; returns ``fig``."""
+    fig.update_layout(**legend_layout(legend_entries(fig), plot_height, per_row, top, axis_px))
+    return fig
+
+
+def short_label(label: str, domain: str | None = None, most: int = 40) -> str:
+    """``label`` for a legend: a registered reference without its ``<domain>/`` prefix (the page
+    names the domain), cut in the middle with an ellipsis beyond ``most`` characters."""
+    if domain and label.startswith(f"{domain}/"):
+        label = label[len(domain) + 1:]
+    if len(label) <= most:
+        return label
+    head = (most - 1) // 2
+    return f"{label[:head]}…{label[len(label) - (most - 1 - head):]}"
+
+
 def build_selected_policies(
     spec: Any, scenario: Any, names: Sequence[str], device: Any, registry: Any = None,
 ) -> tuple[list[tuple[str, Any]], dict[str, str]]:

@@ -5,7 +5,8 @@ scenario and the registered policies of a kind its setting serves), :func:`defau
 :func:`run_comparison` (build the chosen policies, skipping those that cannot serve the scenario with
 the reason, and evaluate them on common random numbers through
 :func:`~decisionlab.core.evaluation.evaluate_policies`) and :func:`difference_figure` (each policy's
-paired difference to the reference with its 95% CI: the number a user decides on).
+paired difference to the reference with its 95% CI: the number a user decides on) and
+:func:`separation_notes` (which of those differences are too uncertain to rank the two policies).
 
 :func:`domain_page` draws a domain: the sidebar generated from the chosen preset's scenario model
 (:mod:`decisionlab.core.ui`), the policy picker and Run button, then tabs: the comparison (CI table
@@ -175,6 +176,27 @@ def difference_figure(report: EvaluationReport, metric: str, better: str = "lowe
     return fig
 
 
+def unseparated(report: EvaluationReport, metric: str) -> list[tuple[str, float, float]]:
+    """``(policy, diff_vs_first, diff_ci95)`` of each policy whose paired 95% CI of the difference to
+    the reference (the first policy) in ``metric`` includes 0: these runs cannot tell the two apart."""
+    table = report.table().filter((pl.col("metric") == metric) & (pl.col("policy") != report.labels[0]))
+    return [(row["policy"], row["diff_vs_first"], row["diff_ci95"]) for row in table.iter_rows(named=True)
+            if abs(row["diff_vs_first"]) <= row["diff_ci95"]]
+
+
+def separation_notes(report: EvaluationReport, metric: str) -> list[str]:
+    """Markdown lines to show under the results: which policies ``metric`` does not separate from
+    the reference at these episodes (one line each), or that one episode gives no CI at all."""
+    if len(report.labels) < 2:
+        return []
+    if report.episodes < 2:
+        return ["One episode gives no confidence interval: run more episodes to separate the policies."]
+    reference = report.labels[0]
+    return [f"**{policy}** vs **{reference}**: the 95% CIs overlap (paired difference in {metric} "
+            f"{diff:.4g} ± {half:.3g} includes 0): these two are not separated; run more episodes."
+            for policy, diff, half in unseparated(report, metric)]
+
+
 # --------------------------------------------------------------------------------------------
 # The page (Streamlit, imported lazily)
 # --------------------------------------------------------------------------------------------
@@ -280,6 +302,8 @@ def _comparison_tab(domain: DomainSpec, result: ComparisonResult | None, current
     )
     shown = result.table.with_columns(pl.col(pl.Float64, pl.Float32).round(4))
     st.dataframe(shown, hide_index=True, key=ui.widget_key(domain.name, "results_table"))
+    for note in separation_notes(result.report, setting.primary_metric):
+        st.caption(note)
     if len(result.report.labels) > 1:
         metrics = list(setting.metrics)
         metric = st.selectbox("Metric of the difference chart", metrics, index=metrics.index(setting.primary_metric),

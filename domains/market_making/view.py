@@ -18,6 +18,7 @@ import polars as pl
 import torch
 
 from decisionlab.core import Policy, make_generator, palette, rollout
+from decisionlab.core.ui import legend_below, short_label
 from decisionlab.domains.market_making.baselines import GLFTExact
 from decisionlab.domains.market_making.params import QuotingScenario
 from decisionlab.domains.market_making.quotes import (
@@ -174,8 +175,9 @@ def reward_frame(registry: PolicyRegistry, domain: str) -> pl.DataFrame:
 # --------------------------------------------------------------------------------------------
 
 
-def bands_figure(bands: pl.DataFrame, column: str, title: str, axis: str) -> go.Figure:
-    """Mean and 10–90% band of ``column`` (``pnl`` or ``q``) over time, one colour per policy."""
+def bands_figure(bands: pl.DataFrame, column: str, title: str, axis: str, domain: str | None = None) -> go.Figure:
+    """Mean and 10–90% band of ``column`` (``pnl`` or ``q``) over time, one colour per policy; the
+    legend goes under the plot (one policy a row), so many or long labels never squash it."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
@@ -187,10 +189,10 @@ def bands_figure(bands: pl.DataFrame, column: str, title: str, axis: str) -> go.
         band = part[f"{column}_p90"].to_list() + part[f"{column}_p10"].to_list()[::-1]
         fig.add_trace(go.Scatter(x=t + t[::-1], y=band, fill="toself", line={"width": 0}, fillcolor=color,
                                  opacity=0.15, showlegend=False, hoverinfo="skip", legendgroup=label))
-        fig.add_trace(go.Scatter(x=t, y=part[f"{column}_mean"].to_list(), name=label, legendgroup=label,
-                                 mode="lines", line={"color": color}))
-    fig.update_layout(title=title, xaxis_title="time", yaxis_title=axis, height=400, margin={"t": 50, "b": 40})
-    return fig
+        fig.add_trace(go.Scatter(x=t, y=part[f"{column}_mean"].to_list(), name=short_label(label, domain),
+                                 legendgroup=label, mode="lines", line={"color": color}, hovertext=label))
+    fig.update_layout(title=title, xaxis_title="time", yaxis_title=axis)
+    return legend_below(fig, plot_height=300)
 
 
 def episode_figure(episode: pl.DataFrame, label: str) -> go.Figure:
@@ -215,8 +217,7 @@ def episode_figure(episode: pl.DataFrame, label: str) -> go.Figure:
     fig.add_trace(go.Scatter(x=t, y=part["inventory"].to_list(), name="inventory", line={"shape": "hv"},
                              showlegend=False), row=2, col=1)
     fig.update_xaxes(title_text="time", row=2, col=1)
-    fig.update_layout(height=520, margin={"t": 60, "b": 40}, legend={"orientation": "h", "y": -0.15})
-    return fig
+    return legend_below(fig, plot_height=420, per_row=3, top=60)
 
 
 def replay_figure(frame: pl.DataFrame, label: str) -> go.Figure:
@@ -244,12 +245,11 @@ def replay_figure(frame: pl.DataFrame, label: str) -> go.Figure:
     fig.add_trace(go.Scatter(x=t, y=frame["inventory"].to_list(), name="inventory", line={"shape": "hv"}),
                   row=2, col=1)
     fig.update_xaxes(title_text="time", row=2, col=1)
-    fig.update_layout(height=560, margin={"t": 60, "b": 40}, legend={"orientation": "h", "y": -0.15})
-    return fig
+    return legend_below(fig, plot_height=460, per_row=3, top=60)
 
 
-def depth_figure(depths: pl.DataFrame, time_left: float) -> go.Figure:
-    """Bid (solid) and ask (dashed) depth against inventory, one colour per policy."""
+def depth_figure(depths: pl.DataFrame, time_left: float, domain: str | None = None) -> go.Figure:
+    """Bid (solid) and ask (dashed) depth against inventory, one colour per policy (legend under the plot)."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
@@ -258,11 +258,11 @@ def depth_figure(depths: pl.DataFrame, time_left: float) -> go.Figure:
         for side, dash in (("bid", "solid"), ("ask", "dash")):
             part = depths.filter((pl.col("policy") == label) & (pl.col("side") == side))
             fig.add_trace(go.Scatter(x=part["inventory"].to_list(), y=part["depth"].to_list(), mode="lines+markers",
-                                     name=f"{label} {side}", line={"color": colors[i % len(colors)], "dash": dash}))
+                                     name=f"{short_label(label, domain)} {side}",
+                                     line={"color": colors[i % len(colors)], "dash": dash}))
     fig.update_layout(title=f"Quote depth vs inventory at time left {time_left:g} (bid solid, ask dashed)",
-                      xaxis_title="inventory q (units)", yaxis_title="depth from the mid (price units)", height=440,
-                      margin={"t": 50, "b": 40})
-    return fig
+                      xaxis_title="inventory q (units)", yaxis_title="depth from the mid (price units)")
+    return legend_below(fig, plot_height=360, per_row=2)
 
 
 def reward_figure(rewards: pl.DataFrame) -> go.Figure:
@@ -276,8 +276,8 @@ def reward_figure(rewards: pl.DataFrame) -> go.Figure:
         fig.add_trace(go.Bar(x=part["policy"].to_list(), y=part["certainty_equivalent"].to_list(),
                              name=family or "(none)", marker_color=colors[i % len(colors)]))
     fig.update_layout(title="Registered policies: held-out certainty equivalent by reward family",
-                      yaxis_title="certainty equivalent (currency)", height=400, margin={"t": 50, "b": 80})
-    return fig
+                      yaxis_title="certainty equivalent (currency)")
+    return legend_below(fig, plot_height=320, per_row=3, axis_px=110)  # x: the references, slanted
 
 
 # --------------------------------------------------------------------------------------------
@@ -306,11 +306,11 @@ def paths_tab(ctx: ViewContext) -> None:
         return
     left, right = st.columns(2)
     with left:
-        st.plotly_chart(bands_figure(frames.bands, "pnl", "P&L (mean, 10–90% band)", "P&L (currency)"),
-                        key=ctx.key("pnl_paths"))
+        st.plotly_chart(bands_figure(frames.bands, "pnl", "P&L (mean, 10–90% band)", "P&L (currency)",
+                                     ctx.domain.name), key=ctx.key("pnl_paths"))
     with right:
-        st.plotly_chart(bands_figure(frames.bands, "q", "Inventory (mean, 10–90% band)", "inventory (units)"),
-                        key=ctx.key("inventory_paths"))
+        st.plotly_chart(bands_figure(frames.bands, "q", "Inventory (mean, 10–90% band)", "inventory (units)",
+                                     ctx.domain.name), key=ctx.key("inventory_paths"))
     labels = frames.episode["policy"].unique(maintain_order=True).to_list()
     label = st.selectbox("Episode of", labels, key=ctx.key("episode_policy"))
     st.plotly_chart(episode_figure(frames.episode, label), key=ctx.key("episode"))
@@ -329,7 +329,7 @@ def depths_tab(ctx: ViewContext) -> None:
     if not policies and scenario.max_inventory is None:
         st.info("Press **Run** to see the chosen policies' quotes; set max_inventory to see GLFT's.")
         return
-    st.plotly_chart(depth_figure(depth_frame(scenario, policies, time_left, ctx.device), time_left),
+    st.plotly_chart(depth_figure(depth_frame(scenario, policies, time_left, ctx.device), time_left, ctx.domain.name),
                     key=ctx.key("depths"))
 
 

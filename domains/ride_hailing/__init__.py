@@ -63,7 +63,7 @@ CITY = SettingSpec(
         ViewSpec("Dispatch window replay", f"{VIEWS}:window_tab"),
     ),
     default_policies=("nearest", "fare_matching", "nearest+reposition"),
-    default_episodes=4,
+    default_episodes=32,  # separates reposition from nearest (paired CI); one Run ≈ 20 s on 2 cores
     quick={"horizon_hours": 1.0, "start_hour": 7.5},
     smoke={"horizon_hours": 0.05},
     eval_chunk=64,

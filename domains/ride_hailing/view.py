@@ -24,8 +24,8 @@ import bisect
 import math
 import statistics
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, fields, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
@@ -33,6 +33,7 @@ import polars as pl
 import torch
 
 from decisionlab.core import Policy, make_generator, palette, value_table
+from decisionlab.core.ui import legend_below, legend_layout, short_label
 from decisionlab.domains.ride_hailing.city import City
 from decisionlab.domains.ride_hailing.grid import HexGrid
 from decisionlab.domains.ride_hailing.metrics import EpisodeTotals, gini, run_episodes
@@ -60,6 +61,7 @@ NICE_MINUTES = (1, 2, 5, 10, 15, 30, 60, 120, 240)  # spacings of the replayable
 MAX_SNAPSHOTS = 48
 MAX_TIMELINE_POINTS = 48
 LATENCY_REPEATS = 3
+MIN_REPLAY_ORDERS = 2  # windows offered for replay hold at least this many pending orders (a choice to make)
 MAP_PX = 520  # the longer side of a map's plot area (px)
 
 
@@ -173,6 +175,7 @@ class _RowPolicies:
         self.policies, self.starts = list(policies), sorted(starts)
         self.step = 0
         self.kept: dict[int, CityObservation] = {}
+        self.pending: dict[int, int] = {}  # kept window -> its pending orders
         self._best: dict[int, tuple[int, int]] = {}  # interval -> (pending orders, window)
 
     def act(self, obs: CityObservation) -> torch.Tensor:
@@ -182,11 +185,12 @@ class _RowPolicies:
             best = self._best.get(interval)
             if best is None or pending > best[0]:
                 if best is not None:
-                    del self.kept[best[1]]
+                    del self.kept[best[1]], self.pending[best[1]]
                 first = observation_rows(obs, 0, 1)
                 self.kept[self.step] = CityObservation(**{f.name: getattr(first, f.name).clone()
                                                           for f in fields(first)})
                 self._best[interval] = (pending, self.step)
+                self.pending[self.step] = pending
         self.step += 1
         parts = [p.act(observation_rows(obs, i, i + 1)) for i, p in enumerate(self.policies)]
         return city_action(torch.cat([a[DISPATCH] for a in parts]), torch.cat([a[REPOSITION] for a in parts]))
@@ -195,6 +199,48 @@ class _RowPolicies:
 def nice_minutes(minutes: float, most: int) -> int:
     """The finest of :data:`NICE_MINUTES` that cuts ``minutes`` into at most ``most`` parts."""
     return next((m for m in NICE_MINUTES if minutes / m <= most), NICE_MINUTES[-1])
+
+
+def replay_choices(pending: Mapping[int, int], least: int = MIN_REPLAY_ORDERS) -> tuple[list[int], int]:
+    """The kept windows worth replaying, in time order: those with at least ``least`` pending orders
+    (the busiest ones when none has that many), and the busiest of all (the earliest of ties), the
+    default: a window with one order or none shows no dispatch decision."""
+    if not pending:
+        raise ValueError("no window was kept")
+    bar = min(least, max(pending.values()))
+    choices = sorted(w for w, n in pending.items() if n >= bar)
+    return choices, min(choices, key=lambda w: (-pending[w], w))
+
+
+def _clock_range(begin: float, end: float) -> str:
+    return f"{_clock(begin)}–{_clock(end)}"
+
+
+def hour_label(hour: int, start_hour: float, horizon_hours: float) -> str:
+    """The part of clock hour ``hour`` the simulated period ``[start, start + horizon)`` covers, e.g.
+    ``07:30–08:00`` for hour 7 of a run from 07:30 (pieces on several days joined by commas, the
+    whole hour when every day covers it); the plain hour when the period misses it."""
+    end = start_hour + horizon_hours
+    pieces = []
+    for day in range(math.floor(start_hour / 24), math.floor(end / 24) + 1):
+        begin, stop = max(start_hour, 24.0 * day + hour), min(end, 24.0 * day + hour + 1)
+        if stop - begin > 1e-9:
+            pieces.append((begin, stop))
+    if not pieces:
+        return _clock_range(hour, hour + 1)
+    labels = list(dict.fromkeys(_clock_range(a, b) for a, b in pieces))
+    return _clock_range(hour, hour + 1) if _clock_range(hour, hour + 1) in labels else ", ".join(labels)
+
+
+def clock_ticks(start_hour: float, horizon_hours: float, most: int = 8) -> tuple[list[float], list[str]]:
+    """Tick positions (hours since midnight of day 0, not wrapped) and their clock labels across the
+    simulated period, every 1, 2, 5, ... minutes (at most ``most`` ticks, the period's ends included
+    when they are not on the spacing)."""
+    step = nice_minutes(horizon_hours * 60.0, most) / 60.0
+    first = math.ceil(start_hour / step - 1e-9) * step
+    count = int(math.floor((start_hour + horizon_hours - first) / step + 1e-9)) + 1
+    values = [first + k * step for k in range(max(0, count))]
+    return values, [_clock(v) for v in values]
 
 
 def snapshot_windows(scenario: CityScenario) -> list[int]:
@@ -218,7 +264,8 @@ class DayRecord:
     ``timeline``: ``policy, minutes, arrived_per_min, online, idle`` per time bucket (drivers at the
     windows' ends); ``income``: ``policy, driver, income, online_hours, worked``; ``snapshots``: the
     first policy's observation (``B = 1``) at the busiest window of each interval of
-    :func:`snapshot_windows`, by window index; ``totals``: the episode totals (row ``i`` is policy ``i``)."""
+    :func:`snapshot_windows`, by window index, and ``snapshot_orders`` its pending orders there;
+    ``totals``: the episode totals (row ``i`` is policy ``i``)."""
 
     labels: list[str]
     hours: list[int]
@@ -228,6 +275,7 @@ class DayRecord:
     snapshots: dict[int, CityObservation]
     totals: EpisodeTotals
     seconds: float
+    snapshot_orders: dict[int, int] = field(default_factory=dict)
 
 
 def simulate_day(scenario: CityScenario, policies: Sequence[tuple[str, Policy]], seed: int,
@@ -258,7 +306,7 @@ def simulate_day(scenario: CityScenario, policies: Sequence[tuple[str, Policy]],
                           on_step=record)
     return DayRecord(labels, hours, _idle_frame(labels, idle.cpu().numpy(), windows, hours, cells),
                      _timeline_frame(labels, series, scenario), _income_frame(labels, totals.final_state),
-                     acting.kept, totals, time.perf_counter() - start)
+                     acting.kept, totals, time.perf_counter() - start, dict(acting.pending))
 
 
 def _idle_frame(labels: list[str], idle: np.ndarray, windows: np.ndarray, hours: list[int], cells: int) -> pl.DataFrame:
@@ -503,14 +551,16 @@ def value_day_figure(values: pl.DataFrame, hour: int, label: str) -> go.Figure:
     return fig
 
 
-def timeline_figure(timeline: pl.DataFrame, label: str, start_hour: float, expected: np.ndarray | None = None
-                    ) -> go.Figure:
-    """Orders arriving per minute (right axis) against ``label``'s drivers online and idle (left)."""
+def timeline_figure(timeline: pl.DataFrame, label: str, start_hour: float, expected: np.ndarray | None = None,
+                    horizon_hours: float | None = None) -> go.Figure:
+    """Orders arriving per minute (right axis) against ``label``'s drivers online and idle (left), on
+    a clock axis spanning the simulated period (from ``start_hour``, ``horizon_hours`` long)."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
     part = timeline.filter(pl.col("policy") == label)
-    clock = ((start_hour + part["minutes"] / 60.0) % 24).to_list()
+    clock = (start_hour + part["minutes"] / 60.0).to_list()  # not wrapped: a period may cross midnight
+    span = horizon_hours if horizon_hours is not None else float(part["minutes"].max() or 0.0) / 60.0
     colors = palette()
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     fig.add_trace(go.Scatter(x=clock, y=part["online"].to_list(), name="drivers online", line={"color": colors[0]}))
@@ -520,17 +570,18 @@ def timeline_figure(timeline: pl.DataFrame, label: str, start_hour: float, expec
     if expected is not None:
         fig.add_trace(go.Scatter(x=clock, y=list(expected), name="expected orders / min",
                                  line={"color": colors[1], "dash": "dot"}), secondary_y=True)
-    fig.update_xaxes(title_text="hour of the day")
+    ticks, texts = clock_ticks(start_hour, span)
+    fig.update_xaxes(title_text="time of day", tickvals=ticks, ticktext=texts, range=[start_hour, start_hour + span])
     fig.update_yaxes(title_text="drivers", secondary_y=False, rangemode="tozero")
     fig.update_yaxes(title_text="orders per minute", secondary_y=True, rangemode="tozero", showgrid=False,
                      tickmode="auto")
-    fig.update_layout(title=f"Demand and supply over the horizon ({label})", height=360, margin={"t": 50, "b": 40},
-                      legend={"orientation": "h", "y": -0.25})
-    return fig
+    fig.update_layout(title=f"Demand and supply over the horizon ({label})")
+    return legend_below(fig, plot_height=280, per_row=4)
 
 
-def income_figure(day: DayRecord) -> go.Figure:
-    """Income per driver who worked, one violin per policy (Gini of the incomes in the legend)."""
+def income_figure(day: DayRecord, domain: str | None = None) -> go.Figure:
+    """Income per driver who worked, one violin per policy (Gini of the incomes in the legend, under
+    the plot)."""
     import plotly.graph_objects as go
 
     summary = {row["policy"]: row for row in income_frame(day).iter_rows(named=True)}
@@ -538,13 +589,13 @@ def income_figure(day: DayRecord) -> go.Figure:
     fig = go.Figure()
     for i, label in enumerate(day.labels):
         part = day.income.filter((pl.col("policy") == label) & pl.col("worked"))
-        fig.add_trace(go.Violin(y=part["income"].to_list(), name=f"{label} (Gini {summary[label]['gini']:.3f})",
+        name = f"{short_label(label, domain)} (Gini {summary[label]['gini']:.3f})"
+        fig.add_trace(go.Violin(y=part["income"].to_list(), name=name,
                                 box_visible=True, meanline_visible=True, points=False, spanmode="hard",
                                 line={"color": colors[i % len(colors)]}))
     fig.update_layout(title="Income per driver over the horizon (drivers who worked; one simulated day)",
-                      yaxis_title="income (currency)", height=420, margin={"t": 50, "b": 40},
-                      legend={"orientation": "h", "y": -0.15})
-    return fig
+                      yaxis_title="income (currency)", xaxis={"showticklabels": False})
+    return legend_below(fig, plot_height=340, per_row=2, axis_px=20)
 
 
 def kpi_figure(report: EvaluationReport, metric: str, unit: str = "") -> go.Figure:
@@ -565,15 +616,18 @@ def kpi_figure(report: EvaluationReport, metric: str, unit: str = "") -> go.Figu
     return fig
 
 
-def window_figure(replay: WindowReplay, grid: HexGrid, shown: Sequence[str]) -> go.Figure:
+def window_figure(replay: WindowReplay, grid: HexGrid, shown: Sequence[str], domain: str | None = None) -> go.Figure:
     """The grid (grey hexagons), free drivers (dots), pending orders (crosses) and the assignments of
     the ``shown`` policies (driver → order origin, one trace each: click the legend to hide one)."""
     import plotly.graph_objects as go
 
     frame = map_frame(grid, colorbar=False)
     fig = _map_figure(frame, f"Dispatch window at {_clock(replay.time_s / 3600.0)}")
-    fig.update_layout(height=frame.height + 90, margin={**frame.margin, "b": 130},
-                      legend={"orientation": "h", "y": -0.12, "yanchor": "top"})
+    # The legend (one entry per shown policy, then drivers and orders) under the map, which keeps its size.
+    below = legend_layout(len(shown) + 2, frame.height - frame.margin["t"] - frame.margin["b"], per_row=2,
+                          top=frame.margin["t"], axis_px=frame.margin["b"] + 10)
+    fig.update_layout(height=below["height"], margin={**frame.margin, "b": below["margin"]["b"]},
+                      legend=below["legend"])
     cells = cell_frame(grid)
     fig.add_trace(go.Scatter(x=cells["x_km"].to_list(), y=cells["y_km"].to_list(), mode="markers",
                              marker={"symbol": "hexagon", "size": frame.hexagon_px, "color": "#eef0f3",
@@ -593,7 +647,8 @@ def window_figure(replay: WindowReplay, grid: HexGrid, shown: Sequence[str]) -> 
             xs += [x0 + dx, x1 + dx, None]
             ys += [y0 + dy, y1 + dy, None]
         color = colors[labels.index(label) % len(colors)] if label in labels else "#444"
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=f"{label} ({part.height} assigned)",
+        name = f"{short_label(label, domain)} ({part.height} assigned)"
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=name,
                                  line={"color": color, "width": 2}, opacity=0.8, hoverinfo="skip"))
     drivers, orders = replay.drivers, replay.orders
     fig.add_trace(go.Scatter(
@@ -674,7 +729,10 @@ def value_tab(ctx: ViewContext) -> None:
             value, grid = load_value(ctx.registry, label, ctx.domain.name, scenario)
         cache[cache_key] = (value_frame(value, grid), grid)
     values, grid = cache[cache_key]
-    hour = st.slider("Hour of the day", 0, 23, value=hour_of_day(scenario.start_seconds), key=ctx.key("value_hour"))
+    simulated = _clock_range(scenario.start_hour, scenario.start_hour + scenario.horizon_hours)
+    hour = st.select_slider("Hour of the day", list(range(HOURS)), value=hour_of_day(scenario.start_seconds),
+                            format_func=lambda h: _clock_range(h, h + 1), key=ctx.key("value_hour"),
+                            help=f"V covers the whole day; the scenario simulates {simulated}")
     st.caption("V(cell, t): the expected discounted income ahead of a driver who is free in that cell at that hour "
                "(γ per 10 minutes). Value matching dispatches on fare + γ^Δt·V(destination) − V(driver's cell); "
                "value repositioning sends idle drivers uphill.")
@@ -697,29 +755,37 @@ def supply_demand_tab(ctx: ViewContext) -> None:
     city = cast(CitySim, ctx.setting.make_simulator(scenario, ctx.device)).city
     _forget_stale(ctx.key("supply_policy"), day.labels)
     _forget_stale(ctx.key("supply_hour"), day.hours)
+
+    def span(h: int) -> str:
+        return hour_label(h, scenario.start_hour, scenario.horizon_hours)
+
     label = st.selectbox("Drivers of", day.labels, key=ctx.key("supply_policy"))
     if len(day.hours) > 1:
-        hour = st.select_slider("Hour", day.hours, format_func=lambda h: f"{h:02d}:00", key=ctx.key("supply_hour"))
+        hour = st.select_slider("Hour (the part of it simulated)", day.hours, format_func=span,
+                                key=ctx.key("supply_hour"))
     else:
         hour = day.hours[0]
     cells = supply_frame(city, day, label, hour)
-    st.caption(f"One simulated horizon of seed {ctx.result.request['seed']} ({day.seconds:.1f} s for all policies, "
+    st.caption(f"One simulated horizon of seed {ctx.result.request['seed']}, "
+               f"{_clock_range(scenario.start_hour, scenario.start_hour + scenario.horizon_hours)} "
+               f"({day.seconds:.1f} s for all policies, "
                "on the same orders). Expected orders: the hour's origin weights × its expected orders"
                + (" (the generated demand model, not the replayed records)" if scenario.trips_path else "")
                + "; idle drivers: the mean over the hour's windows.")
     left, right = st.columns(2)
     with left:
-        st.plotly_chart(hex_map_figure(cells, "expected_orders", city.grid, f"Expected orders, {hour:02d}:00",
+        st.plotly_chart(hex_map_figure(cells, "expected_orders", city.grid, f"Expected orders, {span(hour)}",
                                        "orders / h", "YlOrRd", longest_px=330), width="content",
                         key=ctx.key("demand_map"))
     with right:
-        st.plotly_chart(hex_map_figure(cells, "mean_idle", city.grid, f"Idle drivers ({label}), {hour:02d}:00",
+        st.plotly_chart(hex_map_figure(cells, "mean_idle", city.grid, f"Idle drivers ({label}), {span(hour)}",
                                        "drivers", "Blues", longest_px=330), width="content",
                         key=ctx.key("idle_map"))
     part = day.timeline.filter(pl.col("policy") == label)
     rate = city.rate_per_minute.double().cpu().numpy() * 60.0
     minute_of_day = ((scenario.start_seconds / 60.0 + part["minutes"].to_numpy()) % 1440).astype(int)
-    st.plotly_chart(timeline_figure(day.timeline, label, scenario.start_hour, rate[minute_of_day]),
+    st.plotly_chart(timeline_figure(day.timeline, label, scenario.start_hour, rate[minute_of_day],
+                                    scenario.horizon_hours),
                     key=ctx.key("supply_timeline"))
 
 
@@ -731,7 +797,7 @@ def income_tab(ctx: ViewContext) -> None:
     if day is None or ctx.result is None:
         st.info("Press **Run** to compare how the policies share the income among drivers.")
         return
-    st.plotly_chart(income_figure(day), key=ctx.key("income_distribution"))
+    st.plotly_chart(income_figure(day, ctx.domain.name), key=ctx.key("income_distribution"))
     st.dataframe(income_frame(day).with_columns(pl.col(pl.Float64).round(3)), hide_index=True,
                  key=ctx.key("income_table"))
     metrics = list(ctx.setting.metrics)
@@ -753,18 +819,26 @@ def window_tab(ctx: ViewContext) -> None:
         st.info("Press **Run** to replay a dispatch window.")
         return
     scenario = cast(CityScenario, ctx.result.scenario)
-    windows = sorted(day.snapshots)
+    # Days kept before the pending counts were recorded count as equally busy.
+    pending = day.snapshot_orders or dict.fromkeys(day.snapshots, 0)
+    windows, busiest = replay_choices(pending)
     hours_in = {w: w * scenario.window_seconds / 3600.0 for w in windows}
 
+    def when(w: int) -> str:
+        return f"{_clock(scenario.start_hour + hours_in[w])} (+{hours_in[w]:.2f} h)"
+
     def describe(w: int) -> str:
-        return f"+{hours_in[w]:.2f} h ({_clock(scenario.start_hour + hours_in[w])})"
+        return f"{when(w)}, {pending[w]} orders"
 
     _forget_stale(ctx.key("window_time"), windows)
     if len(windows) > 1:
-        chosen = st.select_slider("Window at (hours from the start)", windows, value=windows[len(windows) // 2],
-                                  format_func=describe, key=ctx.key("window_time"))
+        least = min(MIN_REPLAY_ORDERS, pending[busiest])
+        chosen = st.select_slider("Window", windows, value=busiest, format_func=describe, key=ctx.key("window_time"),
+                                  help=f"the busiest window of each interval of the period, those with at least "
+                                  f"{least} pending orders; the busiest of all by default")
     else:
         chosen = windows[0]
+    which = "the busiest window of the simulated period" if chosen == busiest else "a window"
     cache_key = f"ride_hailing:window:{chosen}"
     if cache_key not in ctx.result.cache:
         grid = cast(CitySim, ctx.setting.make_simulator(scenario, ctx.device)).grid
@@ -773,9 +847,11 @@ def window_tab(ctx: ViewContext) -> None:
     labels = replay.summary["policy"].to_list()
     _forget_stale(ctx.key("window_policies"), labels, many=True)
     shown = st.multiselect("Assignments of", labels, default=labels, key=ctx.key("window_policies"))
-    st.caption(f"The window at {describe(chosen)} of {day.labels[0]}'s day: {replay.drivers.height} free drivers, "
-               f"{replay.orders.height} pending orders; every policy dispatches this same observation. Latency: the "
+    st.caption(f"Replaying {which}, {when(chosen)}, of {day.labels[0]}'s "
+               f"{_clock_range(scenario.start_hour, scenario.start_hour + scenario.horizon_hours)}: "
+               f"{replay.drivers.height} free drivers, {replay.orders.height} pending orders; every policy dispatches "
+               "this same observation. Latency: the "
                "median wall clock of a policy's act on it (this machine, shown not asserted).")
-    st.plotly_chart(window_figure(replay, grid, shown), width="content", key=ctx.key("window_map"))
+    st.plotly_chart(window_figure(replay, grid, shown, ctx.domain.name), width="content", key=ctx.key("window_map"))
     st.dataframe(replay.summary.with_columns(pl.col(pl.Float64).round(3)), hide_index=True,
                  key=ctx.key("window_table"))

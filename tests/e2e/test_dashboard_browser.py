@@ -3,7 +3,8 @@
 The registry of domains generates the pages, so this test asks it which there are: the home page,
 then one page per domain. On each domain page it checks that the domain's default registered
 policy (trained here with the algorithm's smoke options) is pre-selected, presses **Run**, waits
-for the plots, then opens every tab; no page may show an exception box. Screenshots go to
+for the plots, then opens every tab; no page may show an exception or error box, nor a plotly
+chart without data. Screenshots go to
 ``docs/screenshots/`` (``$DECISIONLAB_SCREENSHOTS`` elsewhere), which the README links.
 
 Needs playwright (in the ``dev`` extra) and a Chromium binary (``apt-get install chromium``;
@@ -112,8 +113,23 @@ def browser():
 
 
 def no_exception(page, where: str) -> None:
-    boxes = page.locator('[data-testid="stException"]')
+    """No exception box and no ``st.error`` box (an alert of the error kind) on the page."""
+    boxes = page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]')
     assert boxes.count() == 0, f"{where}: {boxes.first.inner_text()[:2000]}"
+
+
+# The plotly charts on the page (the graph divs carry their figure's ``data``) with no trace holding points.
+EMPTY_CHARTS_JS = """() => Array.from(document.querySelectorAll('.js-plotly-plot'))
+    .filter(el => el.offsetParent !== null)
+    .filter(el => !(el._fullData || el.data || []).some(t => ['x', 'y', 'z', 'values', 'r', 'lat']
+        .some(k => t[k] && (t[k].length > 0 || (t[k].bdata || '').length > 0))))
+    .map(el => (el.layout && el.layout.title && el.layout.title.text) || '(untitled)')"""
+
+
+def no_empty_chart(page, where: str) -> None:
+    """Every visible plotly chart has at least one trace with data."""
+    empty = page.evaluate(EMPTY_CHARTS_JS)
+    assert not empty, f"{where}: plotly charts without data: {empty}"
 
 
 def wait_idle(page, timeout_ms: int = RUN_TIMEOUT_MS) -> None:
@@ -173,6 +189,7 @@ def test_domain_page_runs_and_every_tab_renders(browser, dashboard_url: str, dom
     wait_idle(page)
     no_exception(page, f"{domain}/{preset} after Run")
     plots_rendered(page, f"{domain}/{preset} comparison")
+    no_empty_chart(page, f"{domain}/{preset} comparison")
     shoot(page, f"{domain}_{preset}_comparison")
     setting = next(s for s in spec.settings if preset in s.presets)
     # The tabs by the titles the setting declares: counting tab elements can catch the stale ones
@@ -186,6 +203,7 @@ def test_domain_page_runs_and_every_tab_renders(browser, dashboard_url: str, dom
         panel = page.locator('[role="tabpanel"]:not([hidden])').first
         assert panel.inner_text().strip() or panel.locator(".js-plotly-plot").count(), \
             f"{domain}/{preset} tab {title!r} is empty"
+        no_empty_chart(page, f"{domain}/{preset} tab {title!r}")
         slug = "".join(c if c.isalnum() else "_" for c in title.lower()).strip("_")
         shoot(page, f"{domain}_{preset}_{slug}")
     page.close()

@@ -140,6 +140,40 @@ def test_window_replay_assignments_are_valid_pairs() -> None:
     assert assigned_any > 0  # the busy city dispatches in the kept windows
 
 
+def test_kept_windows_record_their_pending_orders(short_day: view.DayRecord) -> None:
+    assert set(short_day.snapshot_orders) == set(short_day.snapshots)
+    for window, obs in short_day.snapshots.items():
+        assert short_day.snapshot_orders[window] == int(obs.order_valid.sum())
+
+
+def test_replay_choices_offer_the_busy_windows_and_default_to_the_busiest() -> None:
+    assert view.replay_choices({10: 1, 20: 4, 30: 3, 40: 4, 50: 0}, least=3) == ([20, 30, 40], 20)
+    # when no window has that many orders: the busiest ones
+    assert view.replay_choices({10: 1, 20: 2, 30: 2}, least=5) == ([20, 30], 20)
+    assert view.replay_choices({7: 0}) == ([7], 7)
+    with pytest.raises(ValueError):
+        view.replay_choices({})
+
+
+def test_hour_labels_follow_the_simulated_period() -> None:
+    assert [view.hour_label(h, 7.5, 1.0) for h in (7, 8)] == ["07:30–08:00", "08:00–08:30"]
+    assert view.hour_label(9, 7.5, 1.0) == "09:00–10:00"  # outside the period: the plain hour
+    assert view.hour_label(7, 7.25, 0.25) == "07:15–07:30"
+    assert view.hour_label(23, 23.5, 1.0) == "23:30–00:00" and view.hour_label(0, 23.5, 1.0) == "00:00–00:30"
+    assert view.hour_label(7, 7.5, 48.0) == "07:00–08:00"  # a later day covers the whole hour
+    assert view.hour_label(7, 7.5, 23.75) == "07:30–08:00, 07:00–07:15"  # both ends of one day
+
+
+def test_clock_ticks_span_the_simulated_period() -> None:
+    values, labels = view.clock_ticks(7.5, 1.0)
+    assert values[0] == pytest.approx(7.5) and values[-1] == pytest.approx(8.5)
+    assert labels[0] == "07:30" and labels[-1] == "08:30" and len(values) <= 8
+    values, labels = view.clock_ticks(23.0, 2.0)  # across midnight: positions go on, labels wrap
+    assert values == sorted(values) and labels[0] == "23:00" and labels[-1] == "01:00"
+    values, labels = view.clock_ticks(7.9, 0.2)
+    assert all(7.9 - 1e-9 <= v <= 8.1 + 1e-9 for v in values) and "08:00" in labels
+
+
 def test_value_frames_of_a_registered_policy(decisionlab_home: Path) -> None:
     scenario = SPEC.scenario("city_small")
     ref, policy = _registered_value(scenario)
@@ -188,10 +222,14 @@ def test_page_runs_and_every_tab_draws(decisionlab_home: Path, domain_page) -> N
     window = next(frame.value for frame in at.dataframe if "latency_ms" in frame.value.columns)
     assert list(window["policy"]) == [*NAMES, ref] and (window["latency_ms"] > 0).all()
     # the widgets of the tabs rerun from the cache
-    at.slider(key="ride_hailing_value_hour").set_value(18).run()
+    at.select_slider(key="ride_hailing_value_hour").set_value(18).run()
     at.selectbox(key="ride_hailing_income_metric").set_value("answer_rate").run()
     day = at.session_state["ride_hailing_results"].cache[view.DAY_KEY]  # computed once, kept with the result
-    at.select_slider(key="ride_hailing_window_time").set_value(max(day.snapshots)).run()
+    windows, busiest = view.replay_choices(day.snapshot_orders)
+    assert any("the busiest window of the simulated period" in c.value for c in at.caption)  # the default
+    if len(windows) > 1:  # a slider only when several windows are worth replaying
+        assert at.select_slider(key="ride_hailing_window_time").value == busiest
+        at.select_slider(key="ride_hailing_window_time").set_value(max(windows)).run()
     at.multiselect(key="ride_hailing_window_policies").set_value([NAMES[-1]]).run()
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
