@@ -1,0 +1,231 @@
+"""Batched, event-driven eVTOL fleet simulator (gymnax-style pure ``step``), ``B`` days at once.
+
+A decision epoch is the moment an aircraft is free: of each day's fleet, the aircraft with the earliest
+free time acts (ties: the lowest index), so every day in the batch moves on its own clock and
+``elapsed`` (hours) is the time since its previous decision. The action is one choice out of ``V + 1``:
+fly to vertiport ``w < V``, or ``V``: stay (wait ``wait_h``, charging on a free charging pad; an aircraft
+that is down stays until it is repaired). Masks (``action_mask``) allow a flight only to another
+vertiport whose parking pads are not all taken (aircraft on the ground there or inbound), within the
+battery's range keeping the reserve, on a route open in the current slot, by an aircraft that is up;
+staying is always legal. An illegal choice is read as a stay (and counted in ``info["illegal"]``).
+
+A flight leaves after the take-off delay drawn for that slot and aircraft, takes ``takeoff_h + miles /
+cruise_mph + landing_h``, boards up to ``seats`` of the passengers waiting for that pair and pays
+``fare_per_mile`` × miles each; it costs the energy it uses (``kwh_per_mile`` × miles at
+``energy_price``) and ``operating_cost_per_hour`` of flight. Passengers arrive per slot (the sampled
+day) and leave at rate ``1 / patience_h`` while they wait (a fluid approximation: waiting counts are
+real numbers; an aircraft boards whole passengers). The reward of a decision is its profit in
+dollars; the day ends (``terminated``) when the next decision would be at or after ``day_end_h``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+
+from decisionlab.core import Box, Composite, Discrete, Spaces, StepResult
+from decisionlab.domains.fleet.network import Days, layout, sample_days
+from decisionlab.domains.fleet.scenario import FleetScenario
+
+FORECAST_SLOTS = 4  # slots of expected demand the observation shows ahead
+
+
+@dataclass(frozen=True)
+class FleetState:
+    """``time_h [B]`` (hour of day), ``actor [B]`` (the aircraft deciding now); aircraft ``[B, A]``:
+    ``location`` (vertiport, the destination while airborne), ``free_at_h``, ``battery_kwh``,
+    ``charging`` (on a charging pad until ``free_at_h``); ``waiting [B, V, V]`` passengers per pair;
+    ``day``: the sampled day (:class:`Days`)."""
+
+    time_h: torch.Tensor
+    actor: torch.Tensor
+    location: torch.Tensor
+    free_at_h: torch.Tensor
+    battery_kwh: torch.Tensor
+    charging: torch.Tensor
+    waiting: torch.Tensor
+    day: Days
+
+
+class FleetSim:
+    differentiable = False
+
+    def __init__(self, scenario: FleetScenario, device: torch.device | str = "cpu") -> None:
+        self.scenario, self.device = scenario, torch.device(device)
+        net = layout(scenario)
+        self.layout = net
+        as_tensor = lambda x: torch.as_tensor(x, dtype=torch.float32, device=self.device)  # noqa: E731
+        self.distance_miles = as_tensor(net.distance_miles)
+        self.xy = as_tensor(net.xy_miles) / scenario.map_miles
+        self.expected_demand = as_tensor(net.expected_demand)
+        self.flight_h = scenario.takeoff_h + self.distance_miles / scenario.cruise_mph + scenario.landing_h
+        self.energy_kwh = scenario.kwh_per_mile * self.distance_miles
+        self.horizon = scenario.max_decisions
+        v = scenario.n_vertiports
+        self.spaces = Spaces(
+            observation=Composite({
+                "vertiports": Box((v, 8)),
+                "aircraft": Box((scenario.n_aircraft, 7)),
+                "forecast": Box((FORECAST_SLOTS, v, v), low=0.0),
+                "legal": Box((v + 1,), dtype="bool"),
+            }),
+            action=Discrete(v + 1, masked=True, description=f"0..{v - 1}: fly to that vertiport; {v}: stay "
+                            "(wait / charge)"),
+            features=Box((4 * v + 4,)),
+            time_unit="hours",
+        )
+
+    # -- day and state ---------------------------------------------------------------------------------
+    def sample_exogenous(self, batch: int, periods: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Nothing per step: the whole day (demand, closures, delays, downtime) is drawn at ``reset``."""
+        return torch.zeros(batch, periods, 0, device=self.device)
+
+    def reset(self, batch: int, generator: torch.Generator | None = None) -> FleetState:
+        s, dev = self.scenario, self.device
+        day = sample_days(s, self.expected_demand, batch, generator, dev)
+        a = torch.arange(s.n_aircraft, device=dev)
+        location = (a % s.n_vertiports).expand(batch, -1).clone()  # at most ceil(A / V) <= parking_pads each
+        time = torch.full((batch,), s.day_start_h, device=dev)
+        waiting = day.arrivals[:, 0].clone()
+        return FleetState(time, torch.zeros(batch, dtype=torch.long, device=dev), location,
+                          time[:, None].expand(-1, s.n_aircraft).clone(),
+                          torch.full((batch, s.n_aircraft), s.battery_kwh, device=dev),
+                          torch.zeros(batch, s.n_aircraft, dtype=torch.bool, device=dev), waiting, day)
+
+    def slot_of(self, time_h: torch.Tensor) -> torch.Tensor:
+        s = self.scenario
+        return ((time_h - s.day_start_h) / s.slot_h).floor().long().clamp(0, s.slots - 1)
+
+    # -- what the actor sees and may do --------------------------------------------------------------------
+    def legal(self, st: FleetState) -> torch.Tensor:
+        """``[B, V + 1]`` bool: the actor's legal choices (module docstring)."""
+        s = self.scenario
+        rows = torch.arange(st.time_h.shape[0], device=self.device)
+        here = st.location[rows, st.actor]
+        parked = torch.nn.functional.one_hot(st.location, s.n_vertiports).sum(1)  # [B, V] incl. inbound
+        battery = st.battery_kwh[rows, st.actor]
+        reach = battery[:, None] - self.energy_kwh[here] >= s.reserve_kwh - 1e-4
+        open_route = ~st.day.closed[rows, self.slot_of(st.time_h), here]
+        up = ~self.is_down(st, st.actor)
+        other = torch.arange(s.n_vertiports, device=self.device)[None, :] != here[:, None]
+        fly = other & (parked < s.parking_pads) & reach & open_route & up[:, None]
+        return torch.cat([fly, torch.ones_like(fly[:, :1])], dim=1)
+
+    def is_down(self, st: FleetState, aircraft: torch.Tensor) -> torch.Tensor:
+        rows = torch.arange(st.time_h.shape[0], device=self.device)
+        start, end = st.day.down_start_h[rows, aircraft], st.day.down_end_h[rows, aircraft]
+        return (start <= st.time_h) & (st.time_h < end)
+
+    def observe(self, st: FleetState) -> dict[str, torch.Tensor]:
+        s = self.scenario
+        b = st.time_h.shape[0]
+        rows = torch.arange(b, device=self.device)
+        here = st.location[rows, st.actor]
+        at = torch.nn.functional.one_hot(st.location, s.n_vertiports).float()  # [B, A, V]
+        busy_charging = (st.charging & (st.free_at_h > st.time_h[:, None])).float()
+        slot = self.slot_of(st.time_h)
+        vertiports = torch.stack([
+            at.sum(1) / s.parking_pads,
+            (at * busy_charging[..., None]).sum(1) / max(s.charging_pads, 1),
+            st.waiting.sum(2) / s.seats,
+            st.waiting.sum(1) / s.seats,
+            torch.nn.functional.one_hot(here, s.n_vertiports).float(),
+            st.day.closed[rows, slot, here].float(),
+            *self.xy.T[:, None, :].expand(2, b, -1),
+        ], dim=-1)
+        aircraft = torch.stack([
+            *self.xy[st.location].permute(2, 0, 1),
+            st.battery_kwh / s.battery_kwh,
+            (st.free_at_h - st.time_h[:, None]).clamp_min(0.0),
+            busy_charging,
+            torch.nn.functional.one_hot(st.actor, s.n_aircraft).float(),
+            ((st.day.down_start_h <= st.time_h[:, None]) & (st.time_h[:, None] < st.day.down_end_h)).float(),
+        ], dim=-1)
+        ahead = (slot[:, None] + torch.arange(FORECAST_SLOTS, device=self.device)).clamp_max(s.slots - 1)
+        forecast = self.expected_demand[ahead] / s.seats  # the pattern the operator knows, not the draw
+        return {"vertiports": vertiports, "aircraft": aircraft, "forecast": forecast, "legal": self.legal(st),
+                "time_h": st.time_h, "actor_location": here, "actor_battery_kwh": st.battery_kwh[rows, st.actor],
+                "waiting_from_here": st.waiting[rows, here]}
+
+    def flat_observation(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``[B, 4V + 4]``: per destination the waiting passengers (in seats), the miles, the legal flag
+        and the parking occupancy; the clock, the battery, the stay flag and the actor's pad use."""
+        s = self.scenario
+        here = obs["actor_location"]
+        clock = (obs["time_h"] - s.day_start_h) / (s.day_end_h - s.day_start_h)
+        return torch.cat([
+            obs["waiting_from_here"] / s.seats, self.distance_miles[here] / s.map_miles,
+            obs["legal"][:, :-1].float(), obs["vertiports"][..., 0],
+            clock[:, None], (obs["actor_battery_kwh"] / s.battery_kwh)[:, None],
+            obs["legal"][:, -1:].float(), obs["vertiports"][..., 1].gather(1, here[:, None]),
+        ], dim=1)
+
+    def action_mask(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        return obs["legal"]
+
+    # -- dynamics ----------------------------------------------------------------------------------------
+    def step(self, st: FleetState, action: torch.Tensor, exogenous: torch.Tensor) -> StepResult[FleetState]:
+        s, dev = self.scenario, self.device
+        b = st.time_h.shape[0]
+        rows = torch.arange(b, device=dev)
+        actor, t = st.actor, st.time_h
+        here = st.location[rows, actor]
+        choice = action.reshape(b).long().clamp(0, s.n_vertiports)
+        legal = self.legal(st).gather(1, choice[:, None])[:, 0]
+        running = t < s.day_end_h  # an ended day stays as it is, whatever is asked of it
+        go = legal & (choice < s.n_vertiports) & running
+        dest = torch.where(go, choice, here)
+        slot = self.slot_of(t)
+        miles = torch.where(go, self.distance_miles[here, dest], 0.0)
+        flight_h = torch.where(go, self.flight_h[here, dest] + st.day.delay_h[rows, slot, actor], 0.0)
+        pair_waiting = st.waiting[rows, here, dest]
+        boarded = torch.where(go, torch.minimum(pair_waiting.floor(), torch.tensor(float(s.seats), device=dev)), 0.0)
+        energy = torch.where(go, self.energy_kwh[here, dest], 0.0)
+        fares = boarded * s.fare_per_mile * miles
+        costs = energy * s.energy_price + torch.where(go, self.flight_h[here, dest], 0.0) * s.operating_cost_per_hour
+        # a stay: until repaired when down, else wait_h, on a charging pad when one is free
+        down = self.is_down(st, actor)
+        stay_h = torch.where(down, st.day.down_end_h[rows, actor] - t, torch.full_like(t, s.wait_h))
+        at_here = st.location == here[:, None]
+        others_charging = (st.charging & (st.free_at_h > t[:, None]) & at_here).sum(1)
+        others_charging = others_charging - (st.charging[rows, actor] & (st.free_at_h[rows, actor] > t)).long()
+        charge = ~go & running & (others_charging < s.charging_pads) & (s.charging_pads > 0)
+        battery = st.battery_kwh[rows, actor]
+        charged = torch.where(charge, torch.clamp(s.charge_kw * stay_h, max=s.battery_kwh - battery), 0.0)
+        new_battery = battery - energy + charged
+        free_at = torch.where(running, t + torch.where(go, flight_h, stay_h), st.free_at_h[rows, actor])
+
+        def put(values: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
+            out = values.clone()
+            out[rows, actor] = new
+            return out
+
+        location = put(st.location, dest)
+        free_at_h = put(st.free_at_h, free_at)
+        battery_kwh = put(st.battery_kwh, new_battery)
+        charging = put(st.charging, torch.where(running, charge, st.charging[rows, actor]))
+        waiting = st.waiting.clone()
+        waiting[rows, here, dest] = pair_waiting - boarded
+        # the next decision: the earliest free aircraft; passengers arrive and leave until then
+        next_time, next_actor = free_at_h.min(1)
+        next_time = torch.maximum(next_time, t).clamp_max(s.day_end_h)
+        dt = next_time - t
+        stay_share = torch.exp(-dt / s.patience_h)
+        left = waiting * (1.0 - stay_share)[:, None, None]
+        waiting = waiting * stay_share[:, None, None]
+        next_slot = self.slot_of(next_time)
+        new_slots = (torch.arange(s.slots, device=dev)[None, :] > slot[:, None]) & (
+            torch.arange(s.slots, device=dev)[None, :] <= next_slot[:, None]) & (next_time < s.day_end_h)[:, None]
+        arrived = (st.day.arrivals * new_slots[:, :, None, None]).sum(1)
+        waiting = waiting + arrived
+        state = FleetState(next_time, next_actor, location, free_at_h, battery_kwh, charging, waiting, st.day)
+        info = {"profit": fares - costs, "fares": fares, "energy_cost": energy * s.energy_price,
+                "boarded": boarded, "arrived": arrived.sum((1, 2)), "spilled": left.sum((1, 2)),
+                "flight_hours": flight_h, "flights": go.float(), "charged_kwh": charged,
+                "illegal": (~legal).float()}
+        return StepResult(state, fares - costs, info, terminated=next_time >= s.day_end_h, elapsed=dt)
+
+    def with_day(self, st: FleetState, day: Days) -> FleetState:
+        """``st`` on another sampled day (the same fleet): what a planner replays."""
+        return replace(st, day=day)
