@@ -89,7 +89,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "decisionlab.core.resolve": ("build_policy", "record_kind"),
     "decisionlab.core.store.registry": ("PolicyRegistry",),
     "decisionlab.core.dashboard.compare": ("ViewContext",),
-    "decisionlab.core.ui": ("palette",),
+    "decisionlab.core.ui": ("palette", "legend_below", "legend_layout", "short_label"),
     "decisionlab.core.agents": ("GroupRows", "group_rows", "assemble"),
     "decisionlab.core.gym": ("make_env", "make_simulator", "SimulatorEnv", "to_simulator_action",
                              "to_normalized_action"),

@@ -17,8 +17,7 @@ import numpy as np
 import polars as pl
 import torch
 
-from decisionlab.core import Policy, make_generator, palette, rollout
-from decisionlab.core.ui import legend_below, short_label
+from decisionlab.core import Policy, legend_below, make_generator, palette, rollout, short_label
 from decisionlab.domains.market_making.baselines import GLFTExact
 from decisionlab.domains.market_making.params import QuotingScenario
 from decisionlab.domains.market_making.quotes import (

@@ -32,8 +32,7 @@ import numpy as np
 import polars as pl
 import torch
 
-from decisionlab.core import Policy, make_generator, palette, value_table
-from decisionlab.core.ui import legend_below, legend_layout, short_label
+from decisionlab.core import Policy, legend_below, legend_layout, make_generator, palette, short_label, value_table
 from decisionlab.domains.ride_hailing.city import City
 from decisionlab.domains.ride_hailing.grid import HexGrid
 from decisionlab.domains.ride_hailing.metrics import EpisodeTotals, gini, run_episodes
