@@ -101,6 +101,7 @@ def evaluate(
 
     def run() -> None:
         from decisionlab.core.evaluation import check_memory, evaluate_policies
+        from decisionlab.core.progress import Progress
         from decisionlab.core.resolve import build_policy
         from decisionlab.core.scenario import parse_overrides
         from decisionlab.core.spec import get_domain
@@ -112,8 +113,13 @@ def evaluate(
         n_episodes = episodes or setting.default_episodes
         check_memory(setting, len(policy), n_episodes)  # before anything is built
         device = _setup_torch()
-        with err.status("building policies...", spinner="dots"):
-            built = [build_policy(spec, resolved, name, device) for name in policy]
+        built = []
+        # a search or an exact solve can take minutes: a bar on a terminal, a line every 10 s in a log
+        with Progress(len(policy), "building policies", unit="policy") as bar:
+            for name in policy:
+                bar.show(now=name)
+                built.append(build_policy(spec, resolved, name, device))
+                bar.update(1)
         err.print(f"evaluating {len(built)} policies x {n_episodes:,} episodes...", highlight=False)
         report = evaluate_policies(spec, resolved, built, episodes=n_episodes, seed=seed, device=device,
                                    progress=True)

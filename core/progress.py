@@ -52,6 +52,13 @@ def duration(seconds: float) -> str:
     return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
 
 
+def plural(unit: str) -> str:
+    """``step`` -> ``steps``, ``policy`` -> ``policies``, ``sim minute`` -> ``sim minutes``."""
+    if unit.endswith("y") and not unit.endswith(("ay", "ey", "oy", "uy")):
+        return unit[:-1] + "ies"
+    return unit + "s"
+
+
 def shown_values(values: dict[str, Any]) -> dict[str, str]:
     """``values`` formatted for a progress line, without the unknown ones (``None``, ``nan``)."""
     out = {}
@@ -82,7 +89,7 @@ class Progress:
                              dynamic_ncols=True)
         self._closed = threading.Event()
         if self.plain:  # a log says at once what has started and how much there is to do
-            self._print(f"{description}: {self.total:,} {unit}s to do")
+            self._print(f"{description}: {self.total:,} {plural(unit)} to do")
         if enabled:  # a step that takes long (one chunk of episodes...) still shows time passing
             threading.Thread(target=self._heartbeat, daemon=True, name="decisionlab-progress").start()
         self._notify(force=True)
@@ -119,7 +126,7 @@ class Progress:
     def stop_early(self, reason: str) -> None:
         """Say that the loop ends before its total, and why (then :meth:`close`)."""
         self.state = "stopped early"
-        self._print(f"{self.description}: stopped early at {self.done:,} of {self.total:,} {self.unit}s "
+        self._print(f"{self.description}: stopped early at {self.done:,} of {self.total:,} {plural(self.unit)} "
                     f"({100 * self.done / self.total:.0f}%) after {duration(self.elapsed)}: {reason}")
 
     def close(self) -> None:
@@ -130,7 +137,7 @@ class Progress:
             self._bar.close()
             self._bar = None
         elif self.plain and self.state == "done":
-            self._print(f"{self.description}: done, {self.done:,} {self.unit}s in {duration(self.elapsed)}")
+            self._print(f"{self.description}: done, {self.done:,} {plural(self.unit)} in {duration(self.elapsed)}")
         self._notify(force=True)
 
     def __enter__(self) -> Progress:
@@ -156,7 +163,8 @@ class Progress:
         eta = self.eta_s
         left = f", about {duration(eta)} left" if eta is not None else ""
         extra = "  " + " ".join(f"{k}={v}" for k, v in shown_values(self.values).items()) if self.values else ""
-        return (f"{self.description}: {self.done:,}/{self.total:,} {self.unit}s ({100 * self.done / self.total:.0f}%), "
+        share = 100 * self.done / self.total
+        return (f"{self.description}: {self.done:,}/{self.total:,} {plural(self.unit)} ({share:.0f}%), "
                 f"{duration(self.elapsed)} elapsed{left}{extra}")
 
     def _print(self, text: str) -> None:
