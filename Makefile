@@ -18,9 +18,10 @@ $(RUN_STAMP): $(PY) pyproject.toml setup.py
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-compile torch==2.13.0 -e ".[postgres]"
 	touch $(RUN_STAMP)
 
-$(STAMP): $(RUN_STAMP)
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-compile -e ".[dev,postgres]"
-	touch $(STAMP)
+# Everything in one pip run too (a second run on top of the product's would resolve it all again).
+$(STAMP): $(PY) pyproject.toml setup.py
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-compile torch==2.13.0 -e ".[dev,postgres]"
+	touch $(RUN_STAMP) $(STAMP)
 
 venv: $(STAMP)
 

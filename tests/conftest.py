@@ -118,15 +118,3 @@ def postgres_url(postgres_server) -> str:
     """A fresh PostgreSQL database's URL."""
     return postgres_server.database()
 
-
-# The longest files first: with two xdist workers taking whole files (``--dist loadfile``) in collection
-# order, a long file collected last runs alone at the end while the other worker idles.
-LONG_FIRST = ("tests/e2e/", "test_notebook.py", "tests/apps/test_schemathesis.py", "test_registry_lifecycle.py")
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    def rank(item: pytest.Item) -> int:
-        path = item.path.as_posix()
-        return next((i for i, part in enumerate(LONG_FIRST) if part in path), len(LONG_FIRST))
-
-    items.sort(key=rank)  # stable: the order within each file, and of the other files, is kept
