@@ -4,6 +4,7 @@ stops everything on Ctrl-C."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -83,7 +84,7 @@ def test_launcher_serves_at_once_and_trains_the_missing_default_in_the_backgroun
     missing = domains[0]
     refs = _register_defaults(decisionlab_home, skip={missing})
     proc = subprocess.Popen([sys.executable, "-m", "decisionlab.apps.run"], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.time() + 90
         _wait_for(f"http://127.0.0.1:{api_port}/health", deadline)
@@ -107,7 +108,7 @@ def test_launcher_serves_at_once_and_trains_the_missing_default_in_the_backgroun
         assert "nan" not in output
         # the run is over: what it left unfinished reads as interrupted, not as still training
         assert {j["state"] for j in read_training_status(decisionlab_home)} == {"interrupted"}
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    finally:  # a failed check leaves no API or dashboard behind: the launcher's whole group goes
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
