@@ -10,8 +10,8 @@ Request and response models are built per domain, so the OpenAPI document shows 
 presets, default scenario and state schemas.
 """
 
-# No ``from __future__ import annotations``: FastAPI must see the per-domain request model, a local
-# of domain_router, as a real annotation.
+# No ``from __future__ import annotations``: FastAPI reads the routes' parameter annotations (Query,
+# Depends) when they are defined, inside domain_router.
 import json
 from collections.abc import Callable
 from typing import Annotated, Any
