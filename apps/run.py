@@ -95,6 +95,15 @@ def train_defaults(specs: list[DomainSpec], registry: PolicyRegistry, status: Tr
                       "serves it and the dashboard lists it")
 
 
+def answers(url: str) -> bool:
+    """Whether ``url`` (a health check on 127.0.0.1) answers 200 within a second."""
+    try:
+        with urllib.request.urlopen(url, timeout=1.0) as response:  # noqa: S310 - our own 127.0.0.1 URL
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
 def wait_until_up(processes: dict[str, subprocess.Popen[Any]], urls: dict[str, str], timeout_s: float) -> None:
     """Return when every URL answers 200; raise when a process exits or ``timeout_s`` passes."""
     waiting = dict(urls)
@@ -104,12 +113,8 @@ def wait_until_up(processes: dict[str, subprocess.Popen[Any]], urls: dict[str, s
             if proc.poll() is not None:
                 raise DecisionlabError(f"the {name} exited with status {proc.returncode} while starting (see above)")
         for name, url in list(waiting.items()):
-            try:
-                with urllib.request.urlopen(url, timeout=1.0) as answer:  # noqa: S310 - our own 127.0.0.1 URL
-                    if answer.status == 200:
-                        del waiting[name]
-            except (urllib.error.URLError, OSError):
-                pass
+            if answers(url):
+                del waiting[name]
         if time.monotonic() > deadline:
             raise DecisionlabError(f"{', '.join(waiting)} did not answer within {timeout_s:.0f} s")
         time.sleep(0.2)

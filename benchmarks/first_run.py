@@ -17,23 +17,14 @@ import signal
 import subprocess
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from benchmarks.report import command_line, machine, write_section
 from benchmarks.serving_stall import free_port
+from decisionlab.apps.run import answers
 
 HERE = Path(__file__).resolve().parent.parent
 TIMEOUT_S = 600.0
-
-
-def answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1.0) as response:  # noqa: S310 - our own 127.0.0.1 URL
-            return response.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
 
 
 def one_round() -> tuple[float, float]:
