@@ -5,6 +5,10 @@ PY := $(VENV)/bin/python
 RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed
 export OMP_NUM_THREADS ?= 2
+# "Python compiles what it imports" only holds where it may write the .pyc files: with
+# PYTHONDONTWRITEBYTECODE set (some CI images set it), every process of the tests (notebook kernels,
+# uvicorn and streamlit servers, registry workers) compiled torch and the rest from source again.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: run test e2e figures venv lint bench clean
 

@@ -14,6 +14,7 @@ NOTEBOOK = Path(__file__).resolve().parents[3] / "notebooks" / "execution_quicks
 def test_quickstart_notebook_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     nbclient = pytest.importorskip("nbclient")
     monkeypatch.setenv("DECISIONLAB_NUM_THREADS", "1")
+    monkeypatch.setenv("DECISIONLAB_NOTEBOOK_SMALL", "1")  # the quick sizes
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     start = time.perf_counter()
     client = nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3",

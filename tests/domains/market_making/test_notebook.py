@@ -13,6 +13,7 @@ NOTEBOOK = Path(__file__).resolve().parents[3] / "notebooks" / "market_making_qu
 def test_quickstart_notebook_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     nbclient = pytest.importorskip("nbclient")
     monkeypatch.setenv("DECISIONLAB_NUM_THREADS", "1")
+    monkeypatch.setenv("DECISIONLAB_NOTEBOOK_SMALL", "1")  # the quick sizes
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     client = nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3",
                                      resources={"metadata": {"path": str(tmp_path)}})

@@ -15,6 +15,7 @@ POLICIES = {"nearest", "fare_matching", "nearest+reposition", "td_online"}
 def test_quickstart_notebook_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     nbclient = pytest.importorskip("nbclient")
     monkeypatch.setenv("DECISIONLAB_NUM_THREADS", "1")
+    monkeypatch.setenv("DECISIONLAB_NOTEBOOK_SMALL", "1")  # the quick sizes
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
     assert all(not cell.get("outputs") and cell.get("execution_count") is None for cell in code)  # stored cleared
