@@ -188,10 +188,12 @@ def _serve(domain: DomainSpec, scenario_name: str, parameters: Mapping[str, Any]
             outside = trained_range_problems(answerer.policy, states)
             if outside:
                 raise StateError(outside)
-        obs = serving.observe(context, states, answerer.policy)
+        if serving.decide is not None:  # several decisions per state, taken in turn
+            actions = serving.decide(context, states, answerer.policy)
+        else:
+            actions = decide(answerer.policy, serving.observe(context, states, answerer.policy), len(states))
     except StateError as err:
         raise located(err, at) from None
-    actions = decide(answerer.policy, obs, len(states))
     try:
         answers = serving.respond(context, actions, states)  # may refuse answers that make no sense
     except StateError as err:

@@ -43,6 +43,9 @@ class ServingSpec:
             gave them (a tensor ``[B, ...]`` or a mapping of them, integer choices as int64).
         describe: ``context -> dict``: what ``GET /schema`` adds about the scenario (names, sizes).
         example: ``context -> dict``: a valid state for the scenario (schema, tests, docs).
+        decide: ``(context, states, policy) -> actions``, for settings where one answer is several decisions
+            (an event-driven simulator in which several agents are free at the same moment decides them
+            one after another, each seeing the others' choices): used instead of ``observe`` + one ``act``.
         max_batch: most states per request.
         cost: ``states -> units of work`` of a request (raw dicts or validated states; one unit is about
             one small state's work), read before anything runs: the server keeps heavy requests off its
@@ -58,6 +61,7 @@ class ServingSpec:
     example: Callable[[Any], dict[str, Any]]
     check: Callable[[Any, Sequence[Any]], None] | None = None
     describe: Callable[[Any], dict[str, Any]] | None = None
+    decide: Callable[[Any, Sequence[Any], Policy], Any] | None = None
     max_batch: int = MAX_BATCH
     cost: Callable[[Sequence[Any]], float] | None = None
 

@@ -45,12 +45,14 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class MetricSpec:
-    """A KPI a setting reports per episode."""
+    """A KPI a setting reports per episode. ``measured``: a wall-clock measurement (a decision time), not
+    a function of the seed, so reproducibility checks leave it out."""
 
     name: str
     description: str
     better: Literal["lower", "higher"]
     unit: str = ""
+    measured: bool = False
 
 
 EpisodeMetrics = Callable[..., dict[str, np.ndarray]]

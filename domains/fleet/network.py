@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -82,6 +83,13 @@ class Days:
     delay_h: torch.Tensor
     down_start_h: torch.Tensor
     down_end_h: torch.Tensor
+
+    @cached_property
+    def arrivals_before(self) -> torch.Tensor:
+        """``[B, S + 1, V, V]``: passengers arrived in the slots before ``k`` (a step reads the arrivals of
+        several slots as one difference instead of summing every slot; whole numbers, so exact)."""
+        zero = torch.zeros_like(self.arrivals[:, :1])
+        return torch.cat([zero, self.arrivals.cumsum(1)], dim=1)
 
 
 def sample_days(s: FleetScenario, expected_demand: torch.Tensor, batch: int, generator: torch.Generator | None,

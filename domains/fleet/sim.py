@@ -20,6 +20,7 @@ dollars; the day ends (``terminated``) when the next decision would be at or aft
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import torch
@@ -29,6 +30,39 @@ from decisionlab.domains.fleet.network import Days, layout, sample_days
 from decisionlab.domains.fleet.scenario import FleetScenario
 
 FORECAST_SLOTS = 4  # slots of expected demand the observation shows ahead
+VERTIPORT_FEATURES, AIRCRAFT_FEATURES, EDGE_FEATURES, GLOBAL_FEATURES = 8, 7, 3, 4
+PROFIT_SCALE = 100.0  # dollars: immediate profits in the features are in hundreds
+
+
+@dataclass(frozen=True)
+class FeatureLayout:
+    """Where each part of :meth:`FleetSim.flat_observation` sits for ``V`` vertiports and ``A`` aircraft:
+    vertiports ``[V, 8]``, aircraft ``[A, 7]``, aircraft locations ``[A]`` (indices as floats), forecast
+    ``[4, V, V]`` (seats of demand per slot ahead), edges ``[V, V, 3]`` (waiting seats, distance / map side,
+    closed now), legal ``[V + 1]``, the actor's immediate profit per destination ``[V]`` (hundreds of
+    dollars), and ``[clock, actor battery share, actor location, actor index]``."""
+
+    n_vertiports: int
+    n_aircraft: int
+
+    def sizes(self) -> dict[str, tuple[int, ...]]:
+        v, a = self.n_vertiports, self.n_aircraft
+        return {"vertiports": (v, VERTIPORT_FEATURES), "aircraft": (a, AIRCRAFT_FEATURES), "aircraft_location": (a,),
+                "forecast": (FORECAST_SLOTS, v, v), "edges": (v, v, EDGE_FEATURES), "legal": (v + 1,),
+                "profit_here": (v,), "global": (GLOBAL_FEATURES,)}
+
+    @property
+    def width(self) -> int:
+        return sum(math.prod(shape) for shape in self.sizes().values())
+
+    def split(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``features [B, F]`` -> ``{part: [B, *shape]}``."""
+        parts, at = {}, 0
+        for name, shape in self.sizes().items():
+            size = math.prod(shape)
+            parts[name] = features[:, at:at + size].reshape(-1, *shape)
+            at += size
+        return parts
 
 
 @dataclass(frozen=True)
@@ -62,6 +96,9 @@ class FleetSim:
         self.flight_h = scenario.takeoff_h + self.distance_miles / scenario.cruise_mph + scenario.landing_h
         self.energy_kwh = scenario.kwh_per_mile * self.distance_miles
         self.horizon = scenario.max_decisions
+        self.fare_per_seat = scenario.fare_per_mile * self.distance_miles  # [V, V] dollars per passenger
+        self.flight_cost = self.energy_kwh * scenario.energy_price + self.flight_h * scenario.operating_cost_per_hour
+        self.feature_layout = FeatureLayout(scenario.n_vertiports, scenario.n_aircraft)
         v = scenario.n_vertiports
         self.spaces = Spaces(
             observation=Composite({
@@ -72,7 +109,7 @@ class FleetSim:
             }),
             action=Discrete(v + 1, masked=True, description=f"0..{v - 1}: fly to that vertiport; {v}: stay "
                             "(wait / charge)"),
-            features=Box((4 * v + 4,)),
+            features=Box((self.feature_layout.width,)),
             time_unit="hours",
         )
 
@@ -103,7 +140,7 @@ class FleetSim:
         s = self.scenario
         rows = torch.arange(st.time_h.shape[0], device=self.device)
         here = st.location[rows, st.actor]
-        parked = torch.nn.functional.one_hot(st.location, s.n_vertiports).sum(1)  # [B, V] incl. inbound
+        parked = self.count_at(st.location)  # [B, V] incl. inbound
         battery = st.battery_kwh[rows, st.actor]
         reach = battery[:, None] - self.energy_kwh[here] >= s.reserve_kwh - 1e-4
         open_route = ~st.day.closed[rows, self.slot_of(st.time_h), here]
@@ -111,6 +148,12 @@ class FleetSim:
         other = torch.arange(s.n_vertiports, device=self.device)[None, :] != here[:, None]
         fly = other & (parked < s.parking_pads) & reach & open_route & up[:, None]
         return torch.cat([fly, torch.ones_like(fly[:, :1])], dim=1)
+
+    def count_at(self, location: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        """``[B, V]``: aircraft (or their ``weight``) per vertiport, from ``location [B, A]``."""
+        weight = torch.ones_like(location) if weight is None else weight
+        return torch.zeros(location.shape[0], self.scenario.n_vertiports, dtype=weight.dtype,
+                           device=self.device).scatter_add_(1, location, weight)
 
     def is_down(self, st: FleetState, aircraft: torch.Tensor) -> torch.Tensor:
         rows = torch.arange(st.time_h.shape[0], device=self.device)
@@ -122,12 +165,11 @@ class FleetSim:
         b = st.time_h.shape[0]
         rows = torch.arange(b, device=self.device)
         here = st.location[rows, st.actor]
-        at = torch.nn.functional.one_hot(st.location, s.n_vertiports).float()  # [B, A, V]
         busy_charging = (st.charging & (st.free_at_h > st.time_h[:, None])).float()
         slot = self.slot_of(st.time_h)
         vertiports = torch.stack([
-            at.sum(1) / s.parking_pads,
-            (at * busy_charging[..., None]).sum(1) / max(s.charging_pads, 1),
+            self.count_at(st.location).float() / s.parking_pads,
+            self.count_at(st.location, busy_charging) / max(s.charging_pads, 1),
             st.waiting.sum(2) / s.seats,
             st.waiting.sum(1) / s.seats,
             torch.nn.functional.one_hot(here, s.n_vertiports).float(),
@@ -144,21 +186,28 @@ class FleetSim:
         ], dim=-1)
         ahead = (slot[:, None] + torch.arange(FORECAST_SLOTS, device=self.device)).clamp_max(s.slots - 1)
         forecast = self.expected_demand[ahead] / s.seats  # the pattern the operator knows, not the draw
-        return {"vertiports": vertiports, "aircraft": aircraft, "forecast": forecast, "legal": self.legal(st),
-                "time_h": st.time_h, "actor_location": here, "actor_battery_kwh": st.battery_kwh[rows, st.actor],
-                "waiting_from_here": st.waiting[rows, here]}
+        return {"vertiports": vertiports, "aircraft": aircraft, "aircraft_location": st.location,
+                "forecast": forecast, "waiting": st.waiting, "closed": st.day.closed[rows, slot],
+                "legal": self.legal(st), "time_h": st.time_h, "actor": st.actor, "actor_location": here,
+                "actor_battery_kwh": st.battery_kwh[rows, st.actor], "waiting_from_here": st.waiting[rows, here]}
 
     def flat_observation(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
-        """``[B, 4V + 4]``: per destination the waiting passengers (in seats), the miles, the legal flag
-        and the parking occupancy; the clock, the battery, the stay flag and the actor's pad use."""
+        """``[B, F]``: the whole observation in one row (:class:`FeatureLayout` says where each part is), so
+        the core trainers, which read a flat ``features`` space, can drive a graph network that unflattens it."""
         s = self.scenario
+        b = obs["time_h"].shape[0]
         here = obs["actor_location"]
         clock = (obs["time_h"] - s.day_start_h) / (s.day_end_h - s.day_start_h)
+        pair_waiting = obs["waiting"] / s.seats  # [B, V, V]
+        seats_here = obs["waiting_from_here"].floor().clamp(max=float(s.seats))
+        profit_here = (seats_here * self.fare_per_seat[here] - self.flight_cost[here]) / PROFIT_SCALE
+        edges = torch.stack([pair_waiting, (self.distance_miles / s.map_miles).expand(b, -1, -1),
+                             obs["closed"].float()], dim=-1)
         return torch.cat([
-            obs["waiting_from_here"] / s.seats, self.distance_miles[here] / s.map_miles,
-            obs["legal"][:, :-1].float(), obs["vertiports"][..., 0],
-            clock[:, None], (obs["actor_battery_kwh"] / s.battery_kwh)[:, None],
-            obs["legal"][:, -1:].float(), obs["vertiports"][..., 1].gather(1, here[:, None]),
+            obs["vertiports"].flatten(1), obs["aircraft"].flatten(1), obs["aircraft_location"].float(),
+            obs["forecast"].flatten(1), edges.flatten(1), obs["legal"].float(), profit_here,
+            torch.stack([clock, obs["actor_battery_kwh"] / s.battery_kwh, here.float(),
+                         obs["actor"].float()], dim=1),
         ], dim=1)
 
     def action_mask(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -215,9 +264,9 @@ class FleetSim:
         left = waiting * (1.0 - stay_share)[:, None, None]
         waiting = waiting * stay_share[:, None, None]
         next_slot = self.slot_of(next_time)
-        new_slots = (torch.arange(s.slots, device=dev)[None, :] > slot[:, None]) & (
-            torch.arange(s.slots, device=dev)[None, :] <= next_slot[:, None]) & (next_time < s.day_end_h)[:, None]
-        arrived = (st.day.arrivals * new_slots[:, :, None, None]).sum(1)
+        before = st.day.arrivals_before  # the slots after this one, up to the next decision's, arrive
+        arrived = torch.where((next_time < s.day_end_h)[:, None, None],
+                              before[rows, next_slot + 1] - before[rows, slot + 1], 0.0)
         waiting = waiting + arrived
         state = FleetState(next_time, next_actor, location, free_at_h, battery_kwh, charging, waiting, st.day)
         info = {"profit": fares - costs, "fares": fares, "energy_cost": energy * s.energy_price,

@@ -1,0 +1,326 @@
+"""Fleet benchmark: simulator speed, the assign API's latency, and the learned policy against greedy, random,
+the clairvoyant GA and (on ``uam_small``) the exact perfect-information bound.
+
+``throughput``: decisions per second at 1 and 1,024 days in the batch, one thread, random legal choices
+(the simulator with its masks and full observation) and greedy.
+
+``api``: ``POST /v1/fleet/assign`` on ``uam_8x40`` (40 aircraft, a quarter of them free) on a local uvicorn
+server (one worker): p50 / p99 over sequential requests, greedy and a registered graph policy.
+
+``agents``: PPO (three training seeds) on ``uam_8x40`` against random and greedy on the same held-out days
+(paired 95% t-intervals), the GA on a subset of those days (it plans each day: minutes), and the decision
+time of each (the GA's planning time per decision included).
+
+``small``: on ``uam_small`` the exact bound (HiGHS), the GA, PPO and greedy on the same days: each one's
+gap to the bound.
+
+``transfer``: the policies trained on 8 vertiports / 40 aircraft act on 12 / 60 without retraining, against
+greedy and a policy retrained there.
+
+    python -m benchmarks.fleet_bench throughput [--no-write]
+    python -m benchmarks.fleet_bench api [--requests 300] [--no-write]
+    python -m benchmarks.fleet_bench agents [--steps 100000] [--days 64] [--ga-days 8] [--no-write]
+    python -m benchmarks.fleet_bench small [--days 8] [--no-write]
+    python -m benchmarks.fleet_bench transfer [--steps 100000] [--days 64] [--no-write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import torch
+
+from benchmarks.report import write_section
+from benchmarks.serving_load import free_port, start, stop, wait_ready
+from decisionlab.core import TrainContext, make_generator, rebuild_policy
+from decisionlab.domains.fleet.ga import GAPolicy, GASettings
+from decisionlab.domains.fleet.graph_policy import FleetGraphPolicy
+from decisionlab.domains.fleet.metrics import episode_metrics
+from decisionlab.domains.fleet.policies import GreedyPolicy, RandomLegalPolicy
+from decisionlab.domains.fleet.scenario import PRESETS, FleetScenario
+from decisionlab.domains.fleet.sim import FleetSim
+from decisionlab.domains.fleet.train import FleetPPOOptions, train_fleet_ppo
+
+CPU = torch.device("cpu")
+EVAL_SEED = 20261206
+SEEDS = (0, 1, 2)
+RESULTS = Path(__file__).resolve().parent.parent / ".decisionlab" / "fleet_bench"  # trained weights (ignored by git)
+
+
+def ci(values: np.ndarray) -> tuple[float, float]:
+    """Mean and 95% t-interval half-width (scipy's t quantile: the GA rows have few days)."""
+    from scipy import stats
+
+    n = len(values)
+    half = float(stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
+    return float(values.mean()), half
+
+
+def fmt(mean: float, half: float) -> str:
+    return f"{mean:,.0f} ± {half:,.0f}"
+
+
+# --- throughput -----------------------------------------------------------------------------------
+
+
+def decisions_per_second(sim: FleetSim, policy: Any, batch: int, steps: int) -> float:
+    state = sim.reset(batch, make_generator(0))
+    none = torch.zeros(batch, 0)
+    for _ in range(5):
+        state = sim.step(state, policy.act(sim.observe(state)), none).state
+    start_s = time.perf_counter()
+    for _ in range(steps):
+        state = sim.step(state, policy.act(sim.observe(state)), none).state
+    return batch * steps / (time.perf_counter() - start_s)
+
+
+def throughput(write: bool) -> None:
+    torch.set_num_threads(1)
+    rows = ["| scenario | policy | days in the batch | decisions / s |", "|---|---|---:|---:|"]
+    for name in ("uam_8x40", "uam_small"):
+        sim = FleetSim(PRESETS[name])
+        for label, policy in (("random", RandomLegalPolicy(sim)), ("greedy", GreedyPolicy(sim))):
+            for batch, steps in ((1, 2000), (1024, 200)):
+                rate = decisions_per_second(sim, policy, batch, steps)
+                rows.append(f"| {name} | {label} | {batch:,} | {rate:,.0f} |")
+                print(rows[-1], flush=True)
+    body = ("### Fleet: simulator speed\n\n"
+            "One thread; each decision is one `observe` (the full observation: vertiport, aircraft, forecast and "
+            "mask tensors) + the policy + one `step` (dynamics, rules re-checked). Target: ≥ 500,000 decisions/s "
+            "at 1,024 days.\n\n" + "\n".join(rows))
+    if write:
+        write_section("fleet_throughput", body)
+    print(body)
+
+
+# --- api ------------------------------------------------------------------------------------------
+
+
+def snapshot(scenario: FleetScenario, seed: int) -> dict[str, Any]:
+    """A random mid-morning state of the fleet: a quarter of the aircraft free, passengers waiting."""
+    rng = np.random.default_rng(seed)
+    v, a = scenario.n_vertiports, scenario.n_aircraft
+    ports = rng.permutation(np.repeat(np.arange(v), scenario.parking_pads))[:a]  # within every vertiport's pads
+    aircraft = [{"id": 1000 + k, "vertiport": int(ports[k]),
+                 "battery_kwh": float(rng.uniform(30, scenario.battery_kwh)),
+                 "free_in_h": 0.0 if k < a // 4 else float(rng.uniform(0.05, 0.5))} for k in range(a)]
+    waiting = [{"origin": i, "destination": j, "passengers": float(rng.poisson(2.0))}
+               for i in range(v) for j in range(v) if i != j]
+    return {"time_h": 8.5, "aircraft": aircraft, "waiting": waiting, "closed_routes": []}
+
+
+def api(write: bool, requests: int) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="decisionlab-fleet-api-"))
+    env = {**os.environ, "DECISIONLAB_HOME": str(folder / "home"), "DECISIONLAB_NUM_THREADS": "1"}
+    os.environ["DECISIONLAB_HOME"] = env["DECISIONLAB_HOME"]
+    from decisionlab.core.spec import get_domain
+    from decisionlab.core.training import train_and_register
+
+    report = train_and_register(get_domain("fleet"), "uam_8x40", {}, "ppo", seed=0, name="graph_8x40", device=CPU,
+                                progress=False, options={"total_env_steps": 2048, "num_envs": 32, "rollout_steps": 32,
+                                                         "eval_days": 4, "imitation_steps": 50})
+    port = free_port()
+    server = start([sys.executable, "-m", "decisionlab.apps.cli", "serve", "--port", str(port), "--workers", "1",
+                    "--log-level", "warning"], env, folder / "api.log")
+    url = f"http://127.0.0.1:{port}/v1/fleet/assign"
+    rows = ["| policy | aircraft (free) | p50 ms | p99 ms | server decision ms (p50) |", "|---|---|---:|---:|---:|"]
+    scenario = PRESETS["uam_8x40"]
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", "/ready", timeout_s=600)
+        with httpx.Client(timeout=60) as client:
+            for policy in ("greedy", str(report.record.ref)):
+                latencies, server_ms = [], []
+                for i in range(requests + 10):
+                    body = {"scenario": "uam_8x40", "policy": policy, **snapshot(scenario, i)}
+                    start_s = time.perf_counter()
+                    response = client.post(url, json=body)
+                    elapsed = (time.perf_counter() - start_s) * 1000
+                    response.raise_for_status()
+                    if i >= 10:  # the first requests build the policy and warm the caches
+                        latencies.append(elapsed)
+                        server_ms.append(response.json()["decision_ms"])
+                p50, p99 = np.percentile(latencies, [50, 99])
+                rows.append(f"| {policy} | 40 ({scenario.n_aircraft // 4}) | {p50:.1f} | {p99:.1f} | "
+                            f"{np.median(server_ms):.1f} |")
+                print(rows[-1], flush=True)
+    finally:
+        stop(server)
+    body = ("### Fleet: `POST /v1/fleet/assign` through a real server\n\n"
+            f"A local uvicorn server with one worker and one torch thread, {requests} sequential requests after 10 "
+            "warm-up ones, each a fresh random `uam_8x40` snapshot (40 aircraft, 10 of them free and deciding one "
+            "after another, 56 waiting origin–destination pairs); latency measured by the client, JSON and HTTP "
+            "included. Target: p99 < 50 ms.\n\n" + "\n".join(rows))
+    if write:
+        write_section("fleet_api", body)
+    print(body)
+
+
+# --- agents ---------------------------------------------------------------------------------------
+
+
+def train(scenario: FleetScenario, seed: int, steps: int) -> FleetGraphPolicy:
+    options = FleetPPOOptions(total_env_steps=steps)
+    outcome = train_fleet_ppo(scenario, options, TrainContext(seed, CPU, True))
+    print(f"seed {seed}: {json.dumps({k: round(v, 2) for k, v in outcome.metrics.items()})}", flush=True)
+    return outcome.policy
+
+
+def save(policy: FleetGraphPolicy, path: Path) -> None:
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in policy.state_dict().items()}, str(path.with_suffix(".safetensors")))
+    path.with_suffix(".json").write_text(json.dumps(policy.config()))
+
+
+def load(path: Path, scenario: FleetScenario) -> Any:
+    from safetensors.torch import load_file
+
+    config = json.loads(path.with_suffix(".json").read_text())
+    return rebuild_policy(config, load_file(str(path.with_suffix(".safetensors"))), scenario, CPU)
+
+
+def compare(scenario: FleetScenario, policies: dict[str, Any], days: int,
+            seed: int) -> dict[str, dict[str, np.ndarray]]:
+    out = {}
+    for label, policy in policies.items():
+        start_s = time.perf_counter()
+        out[label] = episode_metrics(scenario, policy, days, seed, CPU)
+        print(f"{label}: {out[label]['daily_profit'].mean():,.0f} $/day ({time.perf_counter() - start_s:.0f} s)",
+              flush=True)
+    return out
+
+
+def agents(write: bool, steps: int, days: int, ga_days: int) -> None:
+    torch.set_num_threads(1)
+    scenario = PRESETS["uam_8x40"]
+    sim = FleetSim(scenario)
+    learned = {}
+    for seed in SEEDS:
+        policy = train(scenario, seed, steps)
+        save(policy, RESULTS / f"fleet_ppo_uam_8x40_seed{seed}")
+        learned[f"ppo (seed {seed})"] = policy
+    base = {"random": RandomLegalPolicy(sim), "greedy": GreedyPolicy(sim)}
+    values = compare(scenario, {**base, **learned}, days, EVAL_SEED)
+    rows = ["| policy | daily profit $ (95% CI) | vs greedy (paired) | vs random (paired) | served share | "
+            "utilisation | ms / decision |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for label, v in values.items():
+        rows.append(f"| {label} | {fmt(*ci(v['daily_profit']))} | "
+                    f"{fmt(*ci(v['daily_profit'] - values['greedy']['daily_profit']))} | "
+                    f"{fmt(*ci(v['daily_profit'] - values['random']['daily_profit']))} | "
+                    f"{v['demand_served_share'].mean():.3f} | {v['utilisation'].mean():.3f} | "
+                    f"{v['decision_ms'].mean():.3f} |")
+    # the GA plans each day (minutes each): the first ga_days of the same days
+    ga = GAPolicy(sim, GASettings())
+    sub = compare(scenario, {"ga": ga, "greedy": base["greedy"], **learned}, ga_days, EVAL_SEED)
+    ga_rows = ["| policy | daily profit $ (95% CI) | vs GA (paired) | ms / decision |", "|---|---:|---:|---:|"]
+    for label, v in sub.items():
+        ga_rows.append(f"| {label} | {fmt(*ci(v['daily_profit']))} | "
+                       f"{fmt(*ci(v['daily_profit'] - sub['ga']['daily_profit']))} | {v['decision_ms'].mean():.3f} |")
+    ppo_ms = np.mean([sub[label]["decision_ms"].mean() for label in learned])
+    ratio = sub["ga"]["decision_ms"].mean() / ppo_ms
+    body = ("### Fleet: PPO with the graph policy against greedy, random and the GA (`uam_8x40`)\n\n"
+            f"PPO (greedy imitation, then {steps:,} env steps of PPO) with three training seeds; every policy on the "
+            f"same {days} held-out days (paired differences, 95% t-intervals over days).\n\n" + "\n".join(rows)
+            + f"\n\nThe clairvoyant GA (DEAP; it knows each day's demand and disruptions in advance) on the first "
+            f"{ga_days} of those days:\n\n" + "\n".join(ga_rows)
+            + f"\n\nDecision time: the GA needs {ratio:,.0f}× the PPO policy's time per decision (its planning "
+            "included).")
+    if write:
+        write_section("fleet_agents", body)
+    print(body)
+
+
+# --- small: the exact bound ------------------------------------------------------------------------
+
+
+def small(write: bool, steps: int, days: int) -> None:
+    from decisionlab.domains.fleet.exact import ExactPolicy, ExactSettings, exact_bound
+
+    torch.set_num_threads(1)
+    scenario = PRESETS["uam_small"]
+    sim = FleetSim(scenario)
+    start_state = sim.reset(days, make_generator(EVAL_SEED))
+    start_s = time.perf_counter()
+    bound = exact_bound(sim, start_state, ExactSettings())
+    bound_s = time.perf_counter() - start_s
+    upper = np.asarray(bound.upper_bound, dtype=float)
+    learned = {f"ppo (seed {seed})": train(scenario, seed, steps) for seed in SEEDS}
+    policies = {"exact (its plan, executed)": ExactPolicy(sim, ExactSettings()), "ga": GAPolicy(sim, GASettings()),
+                "greedy": GreedyPolicy(sim), "random": RandomLegalPolicy(sim), **learned}
+    values = compare(scenario, policies, days, EVAL_SEED)
+    rows = ["| policy | daily profit $ (95% CI) | gap to the bound (paired) | gap % |", "|---|---:|---:|---:|"]
+    rows.append(f"| **exact bound** (MILP optimum, HiGHS) | {fmt(*ci(upper))} | 0 | 0 |")
+    for label, v in values.items():
+        gap = upper - v["daily_profit"]
+        rows.append(f"| {label} | {fmt(*ci(v['daily_profit']))} | {fmt(*ci(gap))} | "
+                    f"{100 * gap.mean() / upper.mean():.1f} |")
+    body = ("### Fleet: gaps to the exact perfect-information bound (`uam_small`)\n\n"
+            f"{days} days; the bound is the optimum of a MILP relaxation of each day with every arrival and "
+            f"disruption known (HiGHS via scipy, {bound_s / days:.1f} s per day, statuses "
+            f"{sorted(set(bound.status))}): no policy, clairvoyant or not, earns more on that day. PPO: three "
+            f"training seeds, {steps:,} env steps each.\n\n" + "\n".join(rows))
+    if write:
+        write_section("fleet_small", body)
+    print(body)
+
+
+# --- transfer -------------------------------------------------------------------------------------
+
+
+def transfer(write: bool, steps: int, days: int) -> None:
+    torch.set_num_threads(1)
+    bigger = PRESETS["uam_8x40"].model_copy(update={"n_vertiports": 12, "n_aircraft": 60})
+    sim = FleetSim(bigger)
+    policies: dict[str, Any] = {"greedy": GreedyPolicy(sim), "random": RandomLegalPolicy(sim)}
+    for seed in SEEDS:
+        path = RESULTS / f"fleet_ppo_uam_8x40_seed{seed}"
+        if path.with_suffix(".json").exists():
+            policies[f"trained on 8/40 (seed {seed})"] = load(path, bigger)
+    policies["retrained on 12/60 (seed 0)"] = train(bigger, 0, steps)
+    values = compare(bigger, policies, days, EVAL_SEED)
+    rows = ["| policy | daily profit $ (95% CI) | vs greedy (paired) |", "|---|---:|---:|"]
+    for label, v in values.items():
+        rows.append(f"| {label} | {fmt(*ci(v['daily_profit']))} | "
+                    f"{fmt(*ci(v['daily_profit'] - values['greedy']['daily_profit']))} |")
+    body = ("### Fleet: the policy trained on 8 vertiports / 40 aircraft acting on 12 / 60\n\n"
+            f"The same weights (no retraining) on {days} held-out days of a 12-vertiport, 60-aircraft network, "
+            f"against greedy and a policy retrained there ({steps:,} env steps).\n\n" + "\n".join(rows))
+    if write:
+        write_section("fleet_transfer", body)
+    print(body)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("part", choices=["throughput", "api", "agents", "small", "transfer"])
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--steps", type=int, default=100_000)
+    parser.add_argument("--days", type=int, default=64)
+    parser.add_argument("--ga-days", type=int, default=8)
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+    write = not args.no_write
+    if args.part == "throughput":
+        throughput(write)
+    elif args.part == "api":
+        api(write, args.requests)
+    elif args.part == "agents":
+        agents(write, args.steps, args.days, args.ga_days)
+    elif args.part == "small":
+        small(write, args.steps, min(args.days, 16))
+    else:
+        transfer(write, args.steps, args.days)
+
+
+if __name__ == "__main__":
+    main()
