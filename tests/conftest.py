@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import torch
+
+REPO = Path(__file__).resolve().parents[1]
 
 # The worked-example domain (tests/fixtures/newsvendor_domain) is importable as ``newsvendor_domain``.
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -118,3 +121,38 @@ def postgres_url(postgres_server) -> str:
     """A fresh PostgreSQL database's URL."""
     return postgres_server.database()
 
+
+
+@dataclass
+class NotebookRun:
+    """An executed notebook: its outputs, the plotly figures among them and their printed text."""
+
+    outputs: list[dict]
+    figures: list[dict]
+    text: str
+
+
+@pytest.fixture
+def run_notebook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201 - returns the runner
+    """``run_notebook(name)`` executes ``notebooks/<name>`` top to bottom at its quick sizes
+    (``DECISIONLAB_NOTEBOOK_SMALL=1``, one torch thread; nbclient, the python3 kernel) after checking that it
+    is stored with its outputs cleared, and fails on any error output."""
+    nbclient = pytest.importorskip("nbclient")
+    import nbformat
+
+    monkeypatch.setenv("DECISIONLAB_NUM_THREADS", "1")
+    monkeypatch.setenv("DECISIONLAB_NOTEBOOK_SMALL", "1")
+
+    def execute(name: str) -> NotebookRun:
+        notebook = nbformat.read(REPO / "notebooks" / name, as_version=4)
+        code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+        assert all(not cell.get("outputs") and cell.get("execution_count") is None for cell in code), \
+            f"{name} is stored with outputs: clear them"
+        nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3",
+                                resources={"metadata": {"path": str(tmp_path)}}).execute()
+        outputs = [o for cell in code for o in cell.get("outputs", [])]
+        assert not [o for o in outputs if o.get("output_type") == "error"]
+        figures = [o for o in outputs if "application/vnd.plotly.v1+json" in o.get("data", {})]
+        return NotebookRun(outputs, figures, "".join(o.get("text", "") for o in outputs))
+
+    return execute

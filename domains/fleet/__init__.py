@@ -80,6 +80,7 @@ UAM = SettingSpec(
     ),
     default_policies=("greedy", "random"),
     default_episodes=32,
+    quick={"day_end_h": 12.0},  # the dashboard starts from the morning peak (one Run in seconds); 18.0: the day
     smoke={"day_end_h": 6.5},  # half an hour: the exact bound solves a day in a fraction of a second
     input_limits={"n_vertiports": (2, 32), "n_aircraft": (1, 256)},
     episode_label="Days",

@@ -1,29 +1,13 @@
-"""The quickstart notebook executes top to bottom (nbclient, the current environment's python3 kernel)."""
+"""The execution quickstart notebook executes top to bottom (small sizes) in under two minutes."""
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
-
-import nbformat
-import pytest
-
-NOTEBOOK = Path(__file__).resolve().parents[3] / "notebooks" / "execution_quickstart.ipynb"
 
 
-def test_quickstart_notebook_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    nbclient = pytest.importorskip("nbclient")
-    monkeypatch.setenv("DECISIONLAB_NUM_THREADS", "1")
-    monkeypatch.setenv("DECISIONLAB_NOTEBOOK_SMALL", "1")  # the quick sizes
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
+def test_quickstart_notebook_runs(run_notebook) -> None:
     start = time.perf_counter()
-    client = nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3",
-                                     resources={"metadata": {"path": str(tmp_path)}})
-    client.execute()
+    run = run_notebook("execution_quickstart.ipynb")
     assert time.perf_counter() - start < 120
-    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
-    assert not [o for o in outputs if o.get("output_type") == "error"]
-    figures = [o for o in outputs if "application/vnd.plotly.v1+json" in o.get("data", {})]
-    assert len(figures) == 3
-    text = "".join(o.get("text", "") for o in outputs)
-    assert "541956" in text  # the paper's trajectory
+    assert len(run.figures) == 3
+    assert "541956" in run.text  # the paper's trajectory

@@ -1,32 +1,15 @@
-"""The ride-hailing quickstart notebook executes top to bottom (nbclient, the current environment's python3 kernel)."""
+"""The ride-hailing quickstart notebook executes top to bottom (small sizes)."""
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
-import nbformat
-import pytest
-
-NOTEBOOK = Path(__file__).resolve().parents[3] / "notebooks" / "ride_hailing_quickstart.ipynb"
 POLICIES = {"nearest", "fare_matching", "nearest+reposition", "td_online"}
 
 
-def test_quickstart_notebook_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    nbclient = pytest.importorskip("nbclient")
-    monkeypatch.setenv("DECISIONLAB_NUM_THREADS", "1")
-    monkeypatch.setenv("DECISIONLAB_NOTEBOOK_SMALL", "1")  # the quick sizes
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
-    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
-    assert all(not cell.get("outputs") and cell.get("execution_count") is None for cell in code)  # stored cleared
-    client = nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3",
-                                     resources={"metadata": {"path": str(tmp_path)}})
-    client.execute()
-    outputs = [o for cell in code for o in cell.get("outputs", [])]
-    assert not [o for o in outputs if o.get("output_type") == "error"]
-    figures = [o for o in outputs if "application/vnd.plotly.v1+json" in o.get("data", {})]
-    assert len(figures) == 3  # KPIs with CIs, the value map, the income distribution
-    text = "".join(o.get("text", "") for o in outputs)
-    rates = {name: float(value) for name, value in re.findall(r"^answer_rate (\S+): ([0-9.]+)$", text, re.M)}
-    assert set(rates) == POLICIES, text
+def test_quickstart_notebook_runs(run_notebook) -> None:
+    run = run_notebook("ride_hailing_quickstart.ipynb")
+    assert len(run.figures) == 3  # KPIs with CIs, the value map, the income distribution
+    rates = {name: float(value) for name, value in re.findall(r"^answer_rate (\S+): ([0-9.]+)$", run.text, re.M)}
+    assert set(rates) == POLICIES, run.text
     assert all(0.0 < rate <= 1.0 for rate in rates.values()), rates
