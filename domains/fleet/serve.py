@@ -217,9 +217,6 @@ def respond(sim: FleetSim, actions: torch.Tensor, states: Sequence[FleetSnapshot
     v = sim.scenario.n_vertiports
     out = []
     for state, row in zip(states, actions.cpu().tolist(), strict=True):
-        if isinstance(row, int):  # one decision (a policy served through observe + act)
-            first = min(range(len(state.aircraft)), key=lambda j: state.aircraft[j].free_in_h)
-            row = [row if j == first else -1 for j in range(len(state.aircraft))]
         assignments = [{"aircraft_id": plane.id, "destination": code if code < v else None, "legal": code <= v}
                        for plane, code in zip(state.aircraft, row, strict=True) if code >= 0]
         out.append({"assignments": assignments})
