@@ -15,6 +15,7 @@ import polars as pl
 import torch
 
 from decisionlab.core import Policy, make_generator, run
+from decisionlab.domains.fleet.metrics import alive
 from decisionlab.domains.fleet.scenario import FleetScenario
 from decisionlab.domains.fleet.schedule import Planner
 from decisionlab.domains.fleet.sim import FleetSim, FleetState
@@ -44,8 +45,7 @@ def simulate_day(scenario: FleetScenario, policies: Sequence[tuple[str, Policy]]
             "origin": lambda step: step.obs["actor_location"],
             "destination": lambda step: step.result.state.location.gather(1, step.obs["actor"][:, None])[:, 0],
             "flight": "flights", "boarded": "boarded", "spilled": "spilled", "profit": "profit",
-            "alive": lambda step: torch.ones_like(step.obs["time_h"], dtype=torch.bool) if step.alive is None
-            else step.alive,
+            "alive": alive,
             "charging": lambda step: step.obs["vertiports"][:, :, 1] * max(scenario.charging_pads, 1),
         })
         records = {name: values[0].cpu() for name, values in done.records.items()}

@@ -49,6 +49,11 @@ class TimedPolicy:
         return action
 
 
+def alive(step: Step) -> torch.Tensor:
+    """``[B]`` bool: the day had not ended before this decision (the engine gives None before any day ends)."""
+    return torch.ones_like(step.obs["time_h"], dtype=torch.bool) if step.alive is None else step.alive
+
+
 def broken_rules(sim: FleetSim) -> Any:
     """A reducer input: the rules each decision broke, per day."""
 

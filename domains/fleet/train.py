@@ -26,7 +26,7 @@ from decisionlab.core import (
     train_ppo,
 )
 from decisionlab.domains.fleet.graph_policy import FleetGraphPolicy
-from decisionlab.domains.fleet.metrics import episode_metrics
+from decisionlab.domains.fleet.metrics import alive, episode_metrics
 from decisionlab.domains.fleet.policies import GreedyPolicy
 from decisionlab.domains.fleet.scenario import FleetScenario
 from decisionlab.domains.fleet.sim import FleetSim
@@ -67,12 +67,11 @@ def imitate_greedy(policy: FleetGraphPolicy, sim: FleetSim, settings: FleetPPOSe
     days = run(sim, greedy, batch=settings.imitation_days, generator=ctx.generator("imitation"), until_done=True,
                record={"features": lambda step: sim.flat_observation(step.obs), "legal": lambda step: step.obs["legal"],
                        "choice": lambda step: step.action.reshape(-1),
-                       "alive": lambda step: torch.ones_like(step.action.reshape(-1), dtype=torch.bool)
-                       if step.alive is None else step.alive})
-    alive = days.records["alive"].reshape(-1)
-    features = days.records["features"].flatten(0, 1)[alive]
-    legal = days.records["legal"].flatten(0, 1)[alive]
-    choice = days.records["choice"].flatten(0, 1)[alive]
+                       "alive": alive})
+    kept = days.records["alive"].reshape(-1)
+    features = days.records["features"].flatten(0, 1)[kept]
+    legal = days.records["legal"].flatten(0, 1)[kept]
+    choice = days.records["choice"].flatten(0, 1)[kept]
     optimizer = torch.optim.Adam(policy.net.parameters(), lr=1e-3)
     draws = ctx.generator("imitation_batches")
     accuracy = float("nan")
