@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from decisionlab.core import TrainContext, make_generator, rebuild_policy
+from decisionlab.core import TrainContext, configure_threads, make_generator, rebuild_policy
 from decisionlab.domains.fleet.graph_policy import FleetGraphPolicy
 from decisionlab.domains.fleet.metrics import episode_metrics
 from decisionlab.domains.fleet.policies import GreedyPolicy, RandomLegalPolicy
@@ -21,6 +21,7 @@ SMALL = PRESETS["uam_small"]
 
 @pytest.fixture(scope="module")
 def trained() -> FleetGraphPolicy:
+    configure_threads()  # the project's default (one thread) whatever ran before: float sums differ with more
     options = FleetPPOOptions(total_env_steps=4096, num_envs=32, rollout_steps=32, eval_days=16,
                               imitation_steps=150, imitation_days=8)
     return train_fleet_ppo(SMALL, options, TrainContext(0, CPU, False)).policy
