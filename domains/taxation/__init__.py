@@ -1,0 +1,73 @@
+"""Taxation: a planner sets income-tax brackets, heterogeneous workers respond, revenue is rebated equally.
+
+Setting ``one_step`` (the one-period economy with exact best responses): the baselines ``free_market``,
+``us_federal``, ``saez`` (the closed-form Saez rates of the skill distribution) and ``optimal`` (the exact
+best schedule on the rate grid, ``optimal.py``). The simulator has two agent groups, the planner and
+the workers (``sim.py``), for two-level training.
+"""
+
+from __future__ import annotations
+
+from decisionlab.core import DomainSpec, PolicySpec, SettingSpec, register_domain
+from decisionlab.domains.taxation.metrics import METRICS, episode_metrics
+from decisionlab.domains.taxation.policies import (
+    OptimalBaseline,
+    free_market,
+    optimal_problem,
+    saez,
+    us_federal,
+    us_federal_problem,
+)
+from decisionlab.domains.taxation.scenario import PRESETS, OneStepScenario
+from decisionlab.domains.taxation.serve import SERVING
+from decisionlab.domains.taxation.sim import OneStepSim
+
+ONE_STEP = SettingSpec(
+    name="one_step",
+    title="One-step economy",
+    description="N workers with Pareto skills choose their incomes under seven marginal rates; taxes are "
+    "rebated equally; the planner's objective is equality × productivity or welfare",
+    scenario_model=OneStepScenario,
+    presets=PRESETS,
+    make_simulator=lambda scenario, device: OneStepSim(scenario, device),
+    episode_metrics=episode_metrics,
+    metrics=METRICS,
+    primary_metric="equality_times_productivity",
+    policies={
+        "free_market": PolicySpec("free_market", "no tax", free_market),
+        "us_federal": PolicySpec("us_federal", "the 2018 US federal rates (10, 12, 22, 24, 32, 35, 37%)", us_federal,
+                                 check=us_federal_problem),
+        "saez": PolicySpec("saez", "the Saez formula at each cut-off, in closed form for the skill distribution",
+                           saez),
+        "optimal": PolicySpec("optimal", "the exact best schedule of the scenario's objective on the rate grid",
+                              lambda s, d: OptimalBaseline(s, d), check=optimal_problem, expensive=True),
+    },
+    serving=SERVING,
+    default_policies=("free_market", "us_federal", "saez", "optimal"),
+    default_episodes=8,
+    smoke={"n_agents": 5},
+    input_limits={"n_agents": (1, 1000)},
+    episode_label="Economies",
+)
+
+
+
+def _routes():  # noqa: ANN202 - imported on use
+    from decisionlab.domains.taxation.routes import build_router
+
+    return build_router()
+
+
+SPEC = register_domain(
+    DomainSpec(
+        name="taxation",
+        title="Taxation",
+        description="Set income-tax brackets for workers who respond: free market, US federal, the Saez formula "
+        "and the exact optimum of the one-step economy.",
+        settings=(ONE_STEP,),
+        default_scenario="one_step",
+        routes=_routes,
+    )
+)
+
+__all__ = ["ONE_STEP", "SPEC"]
