@@ -8,7 +8,7 @@ the workers (``sim.py``), for two-level training.
 
 from __future__ import annotations
 
-from decisionlab.core import DomainSpec, PolicySpec, SettingSpec, register_domain
+from decisionlab.core import AlgoSpec, DomainSpec, PolicySpec, SettingSpec, ViewSpec, register_domain
 from decisionlab.domains.taxation.metrics import METRICS, episode_metrics
 from decisionlab.domains.taxation.policies import (
     OptimalBaseline,
@@ -21,6 +21,9 @@ from decisionlab.domains.taxation.policies import (
 from decisionlab.domains.taxation.scenario import PRESETS, OneStepScenario
 from decisionlab.domains.taxation.serve import SERVING
 from decisionlab.domains.taxation.sim import OneStepSim
+from decisionlab.domains.taxation.train import TwoLevelOptions, train_two_level
+
+VIEWS = "decisionlab.domains.taxation.view"
 
 ONE_STEP = SettingSpec(
     name="one_step",
@@ -43,6 +46,21 @@ ONE_STEP = SettingSpec(
                               lambda s, d: OptimalBaseline(s, d), check=optimal_problem, expensive=True),
     },
     serving=SERVING,
+    algos={"two_level_ppo": AlgoSpec(
+        "two_level_ppo", "the AI Economist's two-level RL: workers (shared PPO) learn to earn without tax, then the "
+        "planner (PPO on the social objective) and the workers learn together, the planner's largest rate annealed",
+        train_two_level, TwoLevelOptions,
+        smoke_options={"worker_steps": 64, "planner_steps": 64, "worker_stages": 1, "planner_stages": 1, "cycles": 1,
+                       "num_envs": 16, "eval_economies": 4})},
+    policy_kinds={"taxation_pair": "decisionlab.domains.taxation.train:TaxationPair",
+                  "taxation_planner": "decisionlab.domains.taxation.train:TaxationPlanner",
+                  "taxation_workers": "decisionlab.domains.taxation.train:TaxationWorkers"},
+    views=(
+        ViewSpec("Lorenz curves", f"{VIEWS}:lorenz_tab"),
+        ViewSpec("Tax schedules", f"{VIEWS}:schedules_tab"),
+        ViewSpec("Equality–productivity frontier", f"{VIEWS}:frontier_tab"),
+        ViewSpec("Labour response", f"{VIEWS}:labour_tab"),
+    ),
     default_policies=("free_market", "us_federal", "saez", "optimal"),
     default_episodes=8,
     smoke={"n_agents": 5},
@@ -66,6 +84,7 @@ SPEC = register_domain(
         "and the exact optimum of the one-step economy.",
         settings=(ONE_STEP,),
         default_scenario="one_step",
+        default_algo="two_level_ppo",
         routes=_routes,
     )
 )

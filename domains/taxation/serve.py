@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from decisionlab.core import Policy, ServingSpec, StateError, decide, problem
 from decisionlab.domains.taxation.scenario import US_FEDERAL_RATES
-from decisionlab.domains.taxation.sim import PLANNER, WORKERS, EconomyState, OneStepSim
+from decisionlab.domains.taxation.sim import MAX_SHARE, PLANNER, WORKERS, EconomyState, OneStepSim
 
 Rate = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 MAX_STATES = 16
@@ -51,14 +51,26 @@ def decide_both(sim: OneStepSim, states: Sequence[TaxState], policy: Policy) -> 
     every worker responds to the rates in force."""
     b = len(states)
     start = sim.reset(b)
-    planned = decide(policy, sim.observe(start), b)[PLANNER].reshape(b, -1).to(start.rates).clamp(0.0, 1.0)
+    first = decide(policy, sim.observe(start), b)
     given = torch.tensor([s.rates if s.rates is not None else [0.0] * sim.scenario.n_brackets for s in states],
                          dtype=torch.float64, device=sim.device)
     has = torch.tensor([s.rates is not None for s in states], device=sim.device)
-    rates = torch.where(has[:, None], given, planned)
+    if PLANNER in first:
+        planned = first[PLANNER].reshape(b, -1).to(given).clamp(0.0, 1.0)
+        rates = torch.where(has[:, None], given, planned)
+    elif bool(has.all()):
+        rates = given
+    else:  # a workers-only member: it answers rates, it does not set them
+        raise StateError([problem((i, "rates"), "missing", "this policy has no planner: give the rates the workers "
+                                  "face") for i, state in enumerate(states) if state.rates is None])
     facing = EconomyState(rates, torch.ones_like(start.phase), start.period, start.skills)
-    shares = decide(policy, sim.observe(facing), b)[WORKERS].reshape(b, -1).to(rates).clamp(0.0, 1.0)
-    return {"rates": rates, "incomes": shares * sim.economy.untaxed_of(facing.skills)}
+    answer = decide(policy, sim.observe(facing), b)
+    if WORKERS in answer:
+        shares = answer[WORKERS].reshape(b, -1).to(rates).clamp(0.0, MAX_SHARE)
+        incomes = shares * sim.economy.untaxed_of(facing.skills)
+    else:  # a planner-only member: the workers answer its rates exactly
+        incomes = sim.economy.respond(rates)
+    return {"rates": rates, "incomes": incomes}
 
 
 def respond(sim: OneStepSim, actions: dict[str, torch.Tensor], states: Sequence[TaxState]) -> list[dict[str, Any]]:

@@ -1,0 +1,228 @@
+"""Two-level PPO (``two_level_ppo``): the workers and the planner of the one-step economy learn together.
+
+Both groups are actor-critics trained by the core PPO in one run of the two-group simulator
+(``sim.py``); the workers share one network (their skill is in their observation). The curriculum is
+the AI Economist's, which the paper needed for stability:
+
+1. **Workers alone, no tax.** The planner's rates are held at 0 while the workers learn to earn, with
+   their labour cost annealed from ``labour_start`` to its true value over ``worker_stages`` stages.
+2. **Planner and workers together.** The planner's rates are ``max_rate · a`` with ``max_rate``
+   annealed from ``max_rate_start`` to 1 over ``planner_stages`` stages, and its entropy bonus annealed
+   from ``entropy_start`` to 0; the workers keep learning as the taxes they face change.
+
+Rewards are scaled per group to about 1 (the planner's objective by its free-market value, a worker's
+utility by its mean no-tax income). The held-out score of a stage is the objective the two trained
+policies reach together (learned workers, not exact best responses); the final stage keeps its best
+weights. The outcome is one registered pair, ``planner`` + ``workers``, each servable on its own.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import polars as pl
+import torch
+from pydantic import BaseModel, Field
+
+from decisionlab.core import (
+    ActorCriticPolicy,
+    JointPolicy,
+    MergedPolicy,
+    PPOConfig,
+    StepResult,
+    Sum,
+    TrainContext,
+    TrainOutcome,
+    run,
+    train_ppo,
+)
+from decisionlab.domains.taxation.economy import Economy
+from decisionlab.domains.taxation.scenario import OneStepScenario
+from decisionlab.domains.taxation.sim import PLANNER, WORKERS, OneStepSim
+
+
+class TwoLevelOptions(BaseModel):
+    """What a user may set (``--algo-set key=value``) for ``two_level_ppo``."""
+
+    worker_steps: int = Field(60_000, ge=1, le=100_000_000, description="env steps of phase 1 (workers, no tax)")
+    planner_steps: int = Field(100_000, ge=1, le=100_000_000, description="the planner's env steps in phase 2")
+    worker_stages: int = Field(3, ge=1, le=50, description="labour-cost annealing stages of phase 1")
+    planner_stages: int = Field(5, ge=1, le=50, description="max-rate annealing stages of phase 2")
+    worker_share: float = Field(0.75, ge=0, lt=1, description="share of phase 2's steps in which the workers learn "
+                                "(the planner's the rest), alternating in cycles")
+    cycles: int = Field(4, ge=1, le=100, description="planner-then-workers cycles per phase-2 stage")
+    labour_start: float = Field(0.5, gt=0, le=1, description="labour-cost multiplier at the start of phase 1")
+    max_rate_start: float = Field(0.2, gt=0, le=1, description="the planner's largest rate at the start of phase 2")
+    entropy_start: float = Field(0.01, ge=0, le=1, description="entropy bonus at the start of phase 2 (then to 0)")
+    num_envs: int = Field(256, ge=2, le=65_536, description="economies per batch")
+    learning_rate: float = Field(1e-3, gt=0, le=1)
+    hidden: int = Field(64, ge=4, le=1024, description="width of the two hidden layers of each network")
+    eval_economies: int = Field(64, ge=1, le=65_536, description="economies of each held-out evaluation")
+
+
+def training_sim(scenario: OneStepScenario, device: Any, **curriculum: float) -> OneStepSim:
+    """The simulator the pair learns and acts in (the economy, with the curriculum's settings)."""
+    return OneStepSim(scenario, device, **curriculum)
+
+
+class TaxationMember(ActorCriticPolicy):
+    """One group's actor-critic, acting in any one-step scenario with the same brackets."""
+
+    group_name: ClassVar[str] = ""
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "kind": self.kind}
+
+    @classmethod
+    def initial(cls, scenario: OneStepScenario, device: Any, hidden: int = 64) -> TaxationMember:
+        sim = training_sim(scenario, device)
+        config = PPOConfig(hidden=(hidden, hidden), init_log_std=-1.0)
+        return cls(config.build_network(sim.spaces.agents[cls.group_name]), sim, cls.group_name, cls.group_name)
+
+    def for_scenario(self, scenario: OneStepScenario) -> TaxationMember:
+        device = next(self.net.parameters()).device
+        return self.bind(training_sim(scenario, device))
+
+
+class TaxationPlanner(TaxationMember):
+    kind: ClassVar[str] = "taxation_planner"
+    group_name: ClassVar[str] = PLANNER
+
+
+class TaxationWorkers(TaxationMember):
+    kind: ClassVar[str] = "taxation_workers"
+    group_name: ClassVar[str] = WORKERS
+
+
+class TaxationPair(JointPolicy):
+    """The planner and its workers, trained together (members ``planner`` and ``workers``)."""
+
+    kind: ClassVar[str] = "taxation_pair"
+
+    @classmethod
+    def initial(cls, scenario: OneStepScenario, device: Any, hidden: int = 64) -> TaxationPair:
+        return cls({PLANNER: TaxationPlanner.initial(scenario, device, hidden),
+                    WORKERS: TaxationWorkers.initial(scenario, device, hidden)}, "two_level_ppo")
+
+
+class Scaled:
+    """``sim`` with each group's reward divided by its scale, and the workers' without the rebate.
+
+    The rebate is the same for every worker, and a worker's own choice moves it only by its own tax / N:
+    the exact best response takes it as given, and so does learning. Left in, it carries every other
+    worker's exploration noise into each worker's reward, which no value baseline can remove."""
+
+    def __init__(self, sim: OneStepSim, scales: dict[str, float]) -> None:
+        self.sim, self.scales = sim, scales
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sim, name)
+
+    def step(self, state: Any, action: Any, exogenous: torch.Tensor) -> StepResult[Any]:
+        result = self.sim.step(state, action, exogenous)
+        reward = {PLANNER: result.reward[PLANNER] / self.scales[PLANNER],
+                  WORKERS: (result.reward[WORKERS] - result.info["rebate"][:, None].to(result.reward[WORKERS]))
+                  / self.scales[WORKERS]}
+        return StepResult(result.state, reward, result.info, result.terminated, result.truncated, result.elapsed)
+
+
+class NoTax:
+    """``sim`` with the planner's rates held at 0 (phase 1)."""
+
+    def __init__(self, sim: Any) -> None:
+        self.sim = sim
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sim, name)
+
+    def step(self, state: Any, action: Any, exogenous: torch.Tensor) -> StepResult[Any]:
+        return self.sim.step(state, {**action, PLANNER: torch.zeros_like(action[PLANNER])}, exogenous)
+
+
+def joint_objective(scenario: OneStepScenario, pair: TaxationPair, economies: int, device: torch.device,
+                    sim: OneStepSim | None = None) -> float:
+    """The objective the planner and the workers reach acting together (deterministically), per period."""
+    sim = sim or training_sim(scenario, device)
+    policy = MergedPolicy({name: member.bind(sim) for name, member in pair.members.items()})
+    done = run(sim, policy, batch=economies, reducers={"objective": Sum(scenario.objective)})
+    return float(done.totals["objective"].mean()) / scenario.tax_periods
+
+
+def planner_rates(pair: TaxationPair, scenario: OneStepScenario, sim: OneStepSim | None = None) -> list[float]:
+    """The rates the trained planner sets (its deterministic action, times ``sim.max_rate``)."""
+    sim = sim or training_sim(scenario, next(pair.parameters()).device)
+    planner = pair.members[PLANNER].bind(sim)
+    action = planner.act(sim.observe(sim.reset(1)))[PLANNER].reshape(-1)
+    return (sim.max_rate * action.clamp(0.0, 1.0)).tolist()
+
+
+def train_two_level(scenario: OneStepScenario, options: TwoLevelOptions, ctx: TrainContext) -> TrainOutcome:
+    ctx.seed_init()
+    device = ctx.device
+    pair = TaxationPair.initial(scenario, device, options.hidden)
+    nets = {name: member.net for name, member in pair.members.items()}
+    economy = Economy(scenario, device)
+    free = float(economy.metrics(torch.zeros(1, scenario.n_brackets, dtype=torch.float64))[scenario.objective][0])
+    scales = {PLANNER: max(abs(free), 1e-6), WORKERS: max(float(economy.untaxed.mean()), 1e-6)}
+    rollout = 2 * scenario.tax_periods
+    curves: list[pl.DataFrame] = []
+    generator = ctx.generator("train")
+
+    def config(steps: int, entropy: float, stages: int, gamma: float) -> PPOConfig:
+        """γ = 0 for the workers: each response is a bandit (its reward comes at once; the phase in which the
+        planner decides carries no signal for them); γ = 1 for the planner, whose reward comes one decision later."""
+        per_update = options.num_envs * rollout
+        return PPOConfig(num_envs=options.num_envs, rollout_steps=rollout,
+                         total_env_steps=max(per_update, steps // stages), gamma=gamma, gae_lambda=1.0,
+                         learning_rate=options.learning_rate, ent_coef=entropy, update_epochs=4, minibatches=4,
+                         eval_every=max(per_update, steps // stages // 4))
+
+    for stage in range(options.worker_stages):  # phase 1: workers, no tax, labour cost annealed up
+        share = stage / max(options.worker_stages - 1, 1)
+        scale = options.labour_start + (1.0 - options.labour_start) * share
+        sim = Scaled(NoTax(training_sim(scenario, device, labour_scale=scale)), scales)
+        result = train_ppo(sim, nets, config(options.worker_steps, 0.0, options.worker_stages, 0.0), train=[WORKERS],
+                           generator=generator, progress=ctx.progress,
+                           description=f"workers {stage + 1}/{options.worker_stages}")
+        curves.append(result.history.with_columns(pl.lit("workers").alias("phase"), pl.lit(stage).alias("stage")))
+
+    best_score, best_state = -float("inf"), None
+    for stage in range(options.planner_stages):  # phase 2: both, the planner's largest rate annealed up
+        share = stage / max(options.planner_stages - 1, 1)
+        max_rate = options.max_rate_start + (1.0 - options.max_rate_start) * share
+        entropy = options.entropy_start * (1.0 - share)
+        base = training_sim(scenario, device, max_rate=max_rate)
+        steps = options.planner_steps // (options.planner_stages * options.cycles)
+        catch_up = int(steps * options.worker_share / (1.0 - options.worker_share))
+        for cycle in range(options.cycles):
+            # two time scales: the planner moves a little, then the workers catch up with its rates
+            label = f"stage {stage + 1}/{options.planner_stages} cycle {cycle + 1}/{options.cycles}"
+            result = train_ppo(Scaled(base, scales), nets, config(steps, entropy, 1, 1.0), train=[PLANNER],
+                               generator=generator, progress=ctx.progress,
+                               description=f"planner {label} (max rate {max_rate:.2f})")
+            curves.append(result.history.with_columns(pl.lit("planner").alias("phase"), pl.lit(stage).alias("stage")))
+            result = train_ppo(Scaled(base, scales), nets, config(catch_up, 0.0, 1, 0.0), train=[WORKERS],
+                               generator=generator, progress=ctx.progress, description=f"workers {label}")
+            curves.append(result.history.with_columns(pl.lit("workers").alias("phase"), pl.lit(stage).alias("stage")))
+            if stage == options.planner_stages - 1:  # keep the best pair of the last stage (learned workers)
+                score = joint_objective(scenario, pair, options.eval_economies, device, base)
+                if score > best_score:
+                    best_score = score
+                    best_state = {name: {k: v.clone() for k, v in net.state_dict().items()}
+                                  for name, net in nets.items()}
+        if ctx.progress:
+            rates = planner_rates(pair, scenario, base)
+            print(f"stage {stage + 1}: rates {[round(r, 3) for r in rates]}", flush=True)
+    if best_state is not None:
+        for name, net in nets.items():
+            net.load_state_dict(best_state[name])
+
+    for member in pair.members.values():
+        member.for_scenario(scenario)
+    rates = planner_rates(pair, scenario)
+    exact = economy.metrics(torch.tensor([rates], dtype=torch.float64))
+    learned = joint_objective(scenario, pair, options.eval_economies, device)
+    metrics = {f"exact_{name}": float(value[0]) for name, value in exact.items()}
+    metrics |= {"learned_objective": learned, **{f"rate_{k}": r for k, r in enumerate(rates)}}
+    curve = pl.concat(curves, how="diagonal_relaxed")
+    return TrainOutcome(pair, pair.config(), metrics, curve, options.model_dump())
