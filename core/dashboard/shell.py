@@ -39,10 +39,15 @@ def main() -> None:
     from decisionlab.core.dashboard.training import draw_training_status
 
     st.set_page_config(page_title="decisionlab", layout="wide")
-    draw_training_status()
     try:
         navigation = st.navigation(pages())
     except DecisionlabError as err:  # e.g. $DECISIONLAB_DOMAINS names a module that does not import
+        draw_training_status()
         st.error(str(err))
         return
+    # The status fragment after st.navigation: the browser starts its auto-rerun timer (REFRESH_S) when the
+    # fragment arrives and sends the page it knows then. Drawn before, a first navigation slower than that (it
+    # imports every domain: over 5 s in a fresh process) sent the rerun for the main script, and that fragment
+    # run left the opened page blank.
+    draw_training_status()
     navigation.run()
