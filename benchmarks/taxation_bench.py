@@ -9,8 +9,13 @@ scaled to the whole grid.
 workers; every agent acts at every decision) at 4, 100 and 1,000 workers per economy with 1,024
 economies, one thread, the exact ``saez`` baseline acting (best responses computed in the policy).
 
+``two_level``: ``two_level_ppo`` with its default options on ``one_step`` (N = 10), one objective, several
+training seeds: the planner's rates beside ``optimal``'s, the objective of its rates under exact best
+responses and under its own learned workers, and the wall time of each training run (one thread).
+
     python -m benchmarks.taxation_bench optimal [--no-write]
     python -m benchmarks.taxation_bench throughput [--no-write]
+    python -m benchmarks.taxation_bench two_level [--objective welfare] [--seeds 3] [--no-write]
 """
 
 from __future__ import annotations
@@ -105,13 +110,68 @@ def throughput(write: bool) -> None:
     print(body)
 
 
+def two_level(write: bool, objective: str, seeds: int) -> None:
+    import statistics
+
+    from decisionlab.core import TrainContext
+    from decisionlab.domains.taxation.saez import one_step_saez_rates
+    from decisionlab.domains.taxation.train import TwoLevelOptions, train_two_level
+
+    scenario = OneStepScenario(objective=objective)
+    best = best_schedule(scenario)
+    economy = Economy(scenario)
+    saez_value = float(economy.metrics(torch.tensor([one_step_saez_rates(scenario)]))[objective][0])
+    rows, gaps = [], []
+    for seed in range(seeds):
+        start = time.perf_counter()
+        outcome = train_two_level(scenario, TwoLevelOptions(), TrainContext(seed, torch.device("cpu"), progress=False))
+        seconds = time.perf_counter() - start
+        m = outcome.metrics
+        rates = " ".join(f"{m[f'rate_{k}']:.2f}" for k in range(scenario.n_brackets))
+        exact, learned = m[f"exact_{objective}"], m["learned_objective"]
+        gaps.append(100.0 * (exact / best.value - 1.0))
+        rows.append(f"| {seed} | {rates} | {exact:,.4f} | {gaps[-1]:+.2f}% | {learned:,.4f} | {seconds:.0f} |")
+        print(rows[-1], flush=True)
+    shown = " ".join("·" if free else f"{rate:.2f}" for rate, free in zip(best.rates, best.free, strict=True))
+    mean = statistics.fmean(gaps)
+    half = 0.0
+    if len(gaps) > 1:
+        from scipy import stats
+
+        half = float(stats.t.ppf(0.975, len(gaps) - 1)) * statistics.stdev(gaps) / len(gaps) ** 0.5
+    body = "\n".join([
+        f"### Taxation: two-level PPO against the exact optimum (`one_step`, N = 10, {objective})",
+        "",
+        "Default options of `two_level_ppo`, one thread, one training run per seed. The planner's rates are "
+        "scored twice: under the workers' exact best responses (what the schedule is worth) and under its own "
+        "learned workers (what it reached in training). Target: within 2% of `optimal`.",
+        "",
+        "| seed | planner's rates | exact responses | vs optimal | learned workers | seconds |",
+        "|---:|---|---:|---:|---:|---:|",
+        *rows,
+        f"| `optimal` | {shown} | {best.value:,.4f} | | | |",
+        f"| `saez` | | {saez_value:,.4f} | {100.0 * (saez_value / best.value - 1.0):+.2f}% | | |",
+        "",
+        f"Gap to `optimal` over the seeds: {mean:+.2f}% ± {half:.2f}% (95% t-interval over {len(gaps)} seeds).",
+    ])
+    if write:
+        write_section(f"taxation_two_level_{objective}", body)
+    print(body)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("part", choices=["optimal", "throughput"])
+    parser.add_argument("part", choices=["optimal", "throughput", "two_level"])
+    parser.add_argument("--objective", choices=["equality_times_productivity", "welfare"],
+                        default="equality_times_productivity")
+    parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     configure_threads()
-    (optimal if args.part == "optimal" else throughput)(not args.no_write)
+    if args.part == "two_level":
+        two_level(not args.no_write, args.objective, args.seeds)
+    else:
+        (optimal if args.part == "optimal" else throughput)(not args.no_write)
 
 
 if __name__ == "__main__":

@@ -8,12 +8,13 @@ the AI Economist's, which the paper needed for stability:
    their labour cost annealed from ``labour_start`` to its true value over ``worker_stages`` stages.
 2. **Planner and workers together.** The planner's rates are ``max_rate · a`` with ``max_rate``
    annealed from ``max_rate_start`` to 1 over ``planner_stages`` stages, and its entropy bonus annealed
-   from ``entropy_start`` to 0; the workers keep learning as the taxes they face change.
+   from ``entropy_start`` to 0. Each stage alternates on two time scales: the planner learns for a few
+   updates (γ = 1: its reward comes one decision after its action), then the workers catch up with its
+   rates (γ = 0: a response is a bandit). A last catch-up of the workers ends the training.
 
 Rewards are scaled per group to about 1 (the planner's objective by its free-market value, a worker's
-utility by its mean no-tax income). The held-out score of a stage is the objective the two trained
-policies reach together (learned workers, not exact best responses); the final stage keeps its best
-weights. The outcome is one registered pair, ``planner`` + ``workers``, each servable on its own.
+utility, without the rebate, by its mean no-tax income). The outcome is one registered pair,
+``planner`` + ``workers``, each servable on its own.
 """
 
 from __future__ import annotations
@@ -47,15 +48,17 @@ class TwoLevelOptions(BaseModel):
     worker_steps: int = Field(60_000, ge=1, le=100_000_000, description="env steps of phase 1 (workers, no tax)")
     planner_steps: int = Field(100_000, ge=1, le=100_000_000, description="the planner's env steps in phase 2")
     worker_stages: int = Field(3, ge=1, le=50, description="labour-cost annealing stages of phase 1")
-    planner_stages: int = Field(5, ge=1, le=50, description="max-rate annealing stages of phase 2")
+    planner_stages: int = Field(3, ge=1, le=50, description="max-rate annealing stages of phase 2")
     worker_share: float = Field(0.75, ge=0, lt=1, description="share of phase 2's steps in which the workers learn "
                                 "(the planner's the rest), alternating in cycles")
     cycles: int = Field(4, ge=1, le=100, description="planner-then-workers cycles per phase-2 stage")
     labour_start: float = Field(0.5, gt=0, le=1, description="labour-cost multiplier at the start of phase 1")
-    max_rate_start: float = Field(0.2, gt=0, le=1, description="the planner's largest rate at the start of phase 2")
-    entropy_start: float = Field(0.01, ge=0, le=1, description="entropy bonus at the start of phase 2 (then to 0)")
+    max_rate_start: float = Field(0.5, gt=0, le=1, description="the planner's largest rate at the start of phase 2")
+    entropy_start: float = Field(0.1, ge=0, le=1, description="entropy bonus at the start of phase 2 (then to 0)")
     num_envs: int = Field(256, ge=2, le=65_536, description="economies per batch")
-    learning_rate: float = Field(1e-3, gt=0, le=1)
+    learning_rate: float = Field(1e-3, gt=0, le=1, description="the workers' Adam learning rate")
+    planner_learning_rate: float = Field(3e-4, gt=0, le=1, description="the planner's Adam learning rate")
+    planner_log_std: float = Field(0.0, ge=-5, le=2, description="the planner's initial log-std (pre-squash)")
     hidden: int = Field(64, ge=4, le=1024, description="width of the two hidden layers of each network")
     eval_economies: int = Field(64, ge=1, le=65_536, description="economies of each held-out evaluation")
 
@@ -74,9 +77,10 @@ class TaxationMember(ActorCriticPolicy):
         return {**super().config(), "kind": self.kind}
 
     @classmethod
-    def initial(cls, scenario: OneStepScenario, device: Any, hidden: int = 64) -> TaxationMember:
+    def initial(cls, scenario: OneStepScenario, device: Any, hidden: int = 64, log_std: float = -1.0
+                ) -> TaxationMember:
         sim = training_sim(scenario, device)
-        config = PPOConfig(hidden=(hidden, hidden), init_log_std=-1.0)
+        config = PPOConfig(hidden=(hidden, hidden), init_log_std=log_std)
         return cls(config.build_network(sim.spaces.agents[cls.group_name]), sim, cls.group_name, cls.group_name)
 
     def for_scenario(self, scenario: OneStepScenario) -> TaxationMember:
@@ -100,8 +104,9 @@ class TaxationPair(JointPolicy):
     kind: ClassVar[str] = "taxation_pair"
 
     @classmethod
-    def initial(cls, scenario: OneStepScenario, device: Any, hidden: int = 64) -> TaxationPair:
-        return cls({PLANNER: TaxationPlanner.initial(scenario, device, hidden),
+    def initial(cls, scenario: OneStepScenario, device: Any, hidden: int = 64, planner_log_std: float = -1.0
+                ) -> TaxationPair:
+        return cls({PLANNER: TaxationPlanner.initial(scenario, device, hidden, planner_log_std),
                     WORKERS: TaxationWorkers.initial(scenario, device, hidden)}, "two_level_ppo")
 
 
@@ -159,7 +164,7 @@ def planner_rates(pair: TaxationPair, scenario: OneStepScenario, sim: OneStepSim
 def train_two_level(scenario: OneStepScenario, options: TwoLevelOptions, ctx: TrainContext) -> TrainOutcome:
     ctx.seed_init()
     device = ctx.device
-    pair = TaxationPair.initial(scenario, device, options.hidden)
+    pair = TaxationPair.initial(scenario, device, options.hidden, options.planner_log_std)
     nets = {name: member.net for name, member in pair.members.items()}
     economy = Economy(scenario, device)
     free = float(economy.metrics(torch.zeros(1, scenario.n_brackets, dtype=torch.float64))[scenario.objective][0])
@@ -168,13 +173,13 @@ def train_two_level(scenario: OneStepScenario, options: TwoLevelOptions, ctx: Tr
     curves: list[pl.DataFrame] = []
     generator = ctx.generator("train")
 
-    def config(steps: int, entropy: float, stages: int, gamma: float) -> PPOConfig:
+    def config(steps: int, entropy: float, stages: int, gamma: float, lr: float | None = None) -> PPOConfig:
         """γ = 0 for the workers: each response is a bandit (its reward comes at once; the phase in which the
         planner decides carries no signal for them); γ = 1 for the planner, whose reward comes one decision later."""
         per_update = options.num_envs * rollout
         return PPOConfig(num_envs=options.num_envs, rollout_steps=rollout,
                          total_env_steps=max(per_update, steps // stages), gamma=gamma, gae_lambda=1.0,
-                         learning_rate=options.learning_rate, ent_coef=entropy, update_epochs=4, minibatches=4,
+                         learning_rate=lr or options.learning_rate, ent_coef=entropy, update_epochs=4, minibatches=4,
                          eval_every=max(per_update, steps // stages // 4))
 
     for stage in range(options.worker_stages):  # phase 1: workers, no tax, labour cost annealed up
@@ -186,7 +191,6 @@ def train_two_level(scenario: OneStepScenario, options: TwoLevelOptions, ctx: Tr
                            description=f"workers {stage + 1}/{options.worker_stages}")
         curves.append(result.history.with_columns(pl.lit("workers").alias("phase"), pl.lit(stage).alias("stage")))
 
-    best_score, best_state = -float("inf"), None
     for stage in range(options.planner_stages):  # phase 2: both, the planner's largest rate annealed up
         share = stage / max(options.planner_stages - 1, 1)
         max_rate = options.max_rate_start + (1.0 - options.max_rate_start) * share
@@ -196,26 +200,26 @@ def train_two_level(scenario: OneStepScenario, options: TwoLevelOptions, ctx: Tr
         catch_up = int(steps * options.worker_share / (1.0 - options.worker_share))
         for cycle in range(options.cycles):
             # two time scales: the planner moves a little, then the workers catch up with its rates
-            label = f"stage {stage + 1}/{options.planner_stages} cycle {cycle + 1}/{options.cycles}"
-            result = train_ppo(Scaled(base, scales), nets, config(steps, entropy, 1, 1.0), train=[PLANNER],
-                               generator=generator, progress=ctx.progress,
+            label = f"stage {stage + 1}/{options.planner_stages}, cycle {cycle + 1}/{options.cycles}"
+            planner_config = config(steps, entropy, 1, 1.0, options.planner_learning_rate)
+            result = train_ppo(Scaled(base, scales), nets, planner_config, train=[PLANNER], generator=generator,
+                               progress=ctx.progress,
                                description=f"planner {label} (max rate {max_rate:.2f})")
             curves.append(result.history.with_columns(pl.lit("planner").alias("phase"), pl.lit(stage).alias("stage")))
             result = train_ppo(Scaled(base, scales), nets, config(catch_up, 0.0, 1, 0.0), train=[WORKERS],
                                generator=generator, progress=ctx.progress, description=f"workers {label}")
             curves.append(result.history.with_columns(pl.lit("workers").alias("phase"), pl.lit(stage).alias("stage")))
-            if stage == options.planner_stages - 1:  # keep the best pair of the last stage (learned workers)
-                score = joint_objective(scenario, pair, options.eval_economies, device, base)
-                if score > best_score:
-                    best_score = score
-                    best_state = {name: {k: v.clone() for k, v in net.state_dict().items()}
-                                  for name, net in nets.items()}
         if ctx.progress:
             rates = planner_rates(pair, scenario, base)
             print(f"stage {stage + 1}: rates {[round(r, 3) for r in rates]}", flush=True)
-    if best_state is not None:
-        for name, net in nets.items():
-            net.load_state_dict(best_state[name])
+    # The workers catch up with the planner's final rates. No "best" pair is picked by the objective the two
+    # reach together: the highest is where the planner exploits workers that lag (it taxes what they have
+    # not yet learned to avoid), so that pick would select exploitation.
+    final = config(options.worker_steps, 0.0, options.worker_stages, 0.0)  # as long as one stage of phase 1
+    result = train_ppo(Scaled(base, scales), nets, final, train=[WORKERS],
+                       generator=generator, progress=ctx.progress, description="workers, final catch-up")
+    curves.append(result.history.with_columns(pl.lit("workers").alias("phase"), pl.lit(options.planner_stages)
+                                              .alias("stage")))
 
     for member in pair.members.values():
         member.for_scenario(scenario)
