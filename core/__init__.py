@@ -88,6 +88,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "decisionlab.core.workpool": ("WorkPool", "work_pool", "OverloadedError", "TooMuchWorkError"),
     "decisionlab.core.resolve": ("build_policy", "record_kind"),
     "decisionlab.core.store.registry": ("PolicyRegistry",),
+    "decisionlab.core.store.runs": ("RunStore", "RunRecord"),
     "decisionlab.core.dashboard.compare": ("ViewContext",),
     "decisionlab.core.ui": ("palette", "legend_below", "legend_layout", "short_label"),
     "decisionlab.core.agents": ("GroupRows", "group_rows", "assemble"),

@@ -60,6 +60,7 @@ ONE_STEP = SettingSpec(
         ViewSpec("Tax schedules", f"{VIEWS}:schedules_tab"),
         ViewSpec("Equality–productivity frontier", f"{VIEWS}:frontier_tab"),
         ViewSpec("Labour response", f"{VIEWS}:labour_tab"),
+        ViewSpec("Training (both levels)", "decisionlab.domains.taxation.training_view:training_tab"),
     ),
     default_policies=("free_market", "us_federal", "saez", "optimal"),
     default_episodes=8,

@@ -171,6 +171,25 @@ def train_two_level(scenario: OneStepScenario, options: TwoLevelOptions, ctx: Tr
     scales = {PLANNER: max(abs(free), 1e-6), WORKERS: max(float(economy.untaxed.mean()), 1e-6)}
     rollout = 2 * scenario.tax_periods
     curves: list[pl.DataFrame] = []
+    done_steps = 0
+
+    def record(history: pl.DataFrame, phase: str, stage: int) -> None:
+        """One training call's rows, on the run's cumulative step axis (``step``)."""
+        nonlocal done_steps
+        rows = history.filter(pl.col("update") > 0)
+        curves.append(rows.with_columns((pl.col("env_steps") + done_steps).alias("step"), pl.lit(phase).alias("phase"),
+                                        pl.lit(stage).alias("stage")))
+        done_steps += int(history["env_steps"].max() or 0)
+
+    def measure(stage: int, sim: OneStepSim) -> None:
+        """The planner's rates scored with exact responses and with its own workers (``eval_score``: the
+        latter, negated, lower is better, as the core's curves read it)."""
+        rates = planner_rates(pair, scenario, sim)
+        exact = float(economy.metrics(torch.tensor([rates], dtype=torch.float64))[scenario.objective][0])
+        learned = joint_objective(scenario, pair, options.eval_economies, device, sim)
+        curves.append(pl.DataFrame({"step": [done_steps], "phase": ["measure"], "stage": [stage],
+                                    "exact_objective": [exact], "learned_objective": [learned],
+                                    "eval_score": [-learned]}))
     generator = ctx.generator("train")
 
     def config(steps: int, entropy: float, stages: int, gamma: float, lr: float | None = None) -> PPOConfig:
@@ -189,7 +208,7 @@ def train_two_level(scenario: OneStepScenario, options: TwoLevelOptions, ctx: Tr
         result = train_ppo(sim, nets, config(options.worker_steps, 0.0, options.worker_stages, 0.0), train=[WORKERS],
                            generator=generator, progress=ctx.progress,
                            description=f"workers {stage + 1}/{options.worker_stages}")
-        curves.append(result.history.with_columns(pl.lit("workers").alias("phase"), pl.lit(stage).alias("stage")))
+        record(result.history, "workers", stage)
 
     for stage in range(options.planner_stages):  # phase 2: both, the planner's largest rate annealed up
         share = stage / max(options.planner_stages - 1, 1)
@@ -205,10 +224,11 @@ def train_two_level(scenario: OneStepScenario, options: TwoLevelOptions, ctx: Tr
             result = train_ppo(Scaled(base, scales), nets, planner_config, train=[PLANNER], generator=generator,
                                progress=ctx.progress,
                                description=f"planner {label} (max rate {max_rate:.2f})")
-            curves.append(result.history.with_columns(pl.lit("planner").alias("phase"), pl.lit(stage).alias("stage")))
+            record(result.history, "planner", stage)
             result = train_ppo(Scaled(base, scales), nets, config(catch_up, 0.0, 1, 0.0), train=[WORKERS],
                                generator=generator, progress=ctx.progress, description=f"workers {label}")
-            curves.append(result.history.with_columns(pl.lit("workers").alias("phase"), pl.lit(stage).alias("stage")))
+            record(result.history, "workers", stage)
+            measure(stage, base)
         if ctx.progress:
             rates = planner_rates(pair, scenario, base)
             print(f"stage {stage + 1}: rates {[round(r, 3) for r in rates]}", flush=True)
@@ -218,8 +238,8 @@ def train_two_level(scenario: OneStepScenario, options: TwoLevelOptions, ctx: Tr
     final = config(options.worker_steps, 0.0, options.worker_stages, 0.0)  # as long as one stage of phase 1
     result = train_ppo(Scaled(base, scales), nets, final, train=[WORKERS],
                        generator=generator, progress=ctx.progress, description="workers, final catch-up")
-    curves.append(result.history.with_columns(pl.lit("workers").alias("phase"), pl.lit(options.planner_stages)
-                                              .alias("stage")))
+    record(result.history, "workers", options.planner_stages)
+    measure(options.planner_stages, base)
 
     for member in pair.members.values():
         member.for_scenario(scenario)
