@@ -73,3 +73,80 @@ PRESETS: dict[str, OneStepScenario] = {
     "one_step": OneStepScenario(),
     "one_step_100": OneStepScenario(n_agents=100),
 }
+
+
+GTB_CUTOFFS = (0.0, 9.7, 39.475, 84.2, 160.725, 204.1, 510.3)
+"""The 2018 US single-filer cut-offs divided by 1,000 (the AI Economist's ``usd_scaling``): coin per tax period."""
+
+
+class GatherTradeBuildScenario(Scenario):
+    """The AI Economist's Gather-Trade-Build economy (``gtb.py``): workers on a map gather wood and stone,
+    trade them in a double auction and build houses for coin; a planner taxes each period's income.
+    Defaults: the published configuration (../shared/domain-notes.md) and the Foundation's components
+    (sources per field in ``gtb.py``'s docstring)."""
+
+    n_agents: int = Field(4, ge=1, le=64, description="workers on the map")
+    map_size: int = Field(25, ge=5, le=100, description="side of the square map, in tiles")
+    observation_range: int = Field(5, ge=1, le=10, description="tiles a worker sees on each side (window of "
+                                   "2·range + 1)")
+    episode_steps: int = Field(1000, ge=1, le=100_000, description="steps per episode")
+    tax_period_steps: int = Field(100, ge=1, le=100_000, description="steps per tax period (the planner sets "
+                                  "the rates at its first step, the tax is collected at its last)")
+    bracket_cutoffs: tuple[float, ...] = Field(GTB_CUTOFFS, min_length=1, max_length=12,
+                                               description="lower cut-offs of the brackets in coin of income per "
+                                               "period, from 0, increasing (the top bracket is open)")
+    isoelastic_eta: float = Field(0.23, ge=0.0, lt=1.0, description="η: curvature of the utility of coin "
+                                  "(c^(1−η) − 1)/(1 − η)")
+    energy_cost: float = Field(0.21, ge=0.0, le=100.0, description="utility lost per unit of labour")
+    starting_coin: float = Field(0.0, ge=0.0, le=1e6, description="each worker's coin at the start")
+    move_labor: float = Field(1.0, ge=0.0, le=100.0, description="labour of a move to an adjacent tile")
+    collect_labor: float = Field(1.0, ge=0.0, le=100.0, description="labour of collecting the resource on a tile")
+    gather_skill_pareto_shape: float = Field(3.0, gt=0.0, le=100.0, description="shape a of the Lomax draw X of "
+                                             "the gather skill: bonus-unit probability min(2, X)/2")
+    build_labor: float = Field(10.0, ge=0.0, le=1000.0, description="labour of building a house")
+    build_payment: float = Field(10.0, ge=0.0, le=1e4, description="coin a house pays at skill multiplier 1")
+    payment_max_skill_multiplier: float = Field(3.0, ge=1.0, le=100.0, description="largest build-skill "
+                                                "multiplier m: min(m, (m − 1)·X + 1) for a Lomax draw X")
+    build_skill_pareto_shape: float = Field(4.0, gt=0.0, le=100.0, description="shape a of the Lomax draw X of "
+                                            "the build skill")
+    max_bid_ask: int = Field(10, ge=1, le=100, description="highest bid or ask price, in coin (prices 0..max)")
+    order_labor: float = Field(0.25, ge=0.0, le=100.0, description="labour of placing a bid or an ask")
+    order_duration: int = Field(50, ge=1, le=1000, description="steps an unfilled order stays open after the "
+                                "step it is placed in")
+    max_num_orders: int = Field(5, ge=1, le=32, description="most open bids + asks of one worker per resource")
+    resource_regen_prob: float = Field(0.01, ge=0.0, le=1.0, description="probability per step that an emptied "
+                                       "resource tile grows its unit back")
+    wood_coverage: float = Field(0.025, gt=0.0, lt=0.5, description="target share of the tiles that are wood "
+                                 "sources at the start")
+    stone_coverage: float = Field(0.025, gt=0.0, lt=0.5, description="target share of the tiles that are stone "
+                                  "sources at the start")
+    wood_clumpiness: float = Field(0.35, ge=0.0, le=1.0, description="degree to which wood tiles cluster "
+                                   "(the share of the coverage grown from seeds)")
+    stone_clumpiness: float = Field(0.5, ge=0.0, le=1.0, description="degree to which stone tiles cluster")
+    gradient_steepness: float = Field(8.0, ge=1.0, le=50.0, description="how steeply wood gathers at the bottom "
+                                      "of the map and stone at the top (row^steepness)")
+
+    @field_validator("bracket_cutoffs")
+    @classmethod
+    def _cutoffs(cls, cutoffs: tuple[float, ...]) -> tuple[float, ...]:
+        if cutoffs[0] != 0.0:
+            raise ValueError(f"the first bracket must start at 0, got {cutoffs[0]}")
+        if any(b <= a for a, b in zip(cutoffs, cutoffs[1:], strict=False)):
+            raise ValueError(f"cut-offs must increase strictly, got {list(cutoffs)}")
+        return cutoffs
+
+    @model_validator(mode="after")
+    def _fits(self) -> GatherTradeBuildScenario:
+        if self.tax_period_steps > self.episode_steps:
+            raise ValueError(f"tax_period_steps ({self.tax_period_steps}) is longer than the episode "
+                             f"({self.episode_steps})")
+        if self.n_agents > self.map_size ** 2 // 4:
+            raise ValueError(f"{self.n_agents} workers do not fit a {self.map_size}×{self.map_size} map "
+                             f"(at most a quarter of its tiles)")
+        if self.wood_coverage + self.stone_coverage >= 0.5:
+            raise ValueError("wood_coverage + stone_coverage must stay below 0.5")
+        return self
+
+    @property
+    def n_brackets(self) -> int:
+        return len(self.bracket_cutoffs)
