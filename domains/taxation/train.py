@@ -52,6 +52,8 @@ class TwoLevelOptions(BaseModel):
     worker_share: float = Field(0.75, ge=0, lt=1, description="share of phase 2's steps in which the workers learn "
                                 "(the planner's the rest), alternating in cycles")
     cycles: int = Field(4, ge=1, le=100, description="planner-then-workers cycles per phase-2 stage")
+    restarts: int = Field(3, ge=1, le=16, description="phase 2 runs from the same phase-1 workers, each with a "
+                          "fresh planner; the pair whose planner reaches the best objective with its workers is kept")
     labour_start: float = Field(0.5, gt=0, le=1, description="labour-cost multiplier at the start of phase 1")
     max_rate_start: float = Field(0.5, gt=0, le=1, description="the planner's largest rate at the start of phase 2")
     entropy_start: float = Field(0.1, ge=0, le=1, description="entropy bonus at the start of phase 2 (then to 0)")
@@ -210,36 +212,53 @@ def train_two_level(scenario: OneStepScenario, options: TwoLevelOptions, ctx: Tr
                            description=f"workers {stage + 1}/{options.worker_stages}")
         record(result.history, "workers", stage)
 
-    for stage in range(options.planner_stages):  # phase 2: both, the planner's largest rate annealed up
-        share = stage / max(options.planner_stages - 1, 1)
-        max_rate = options.max_rate_start + (1.0 - options.max_rate_start) * share
-        entropy = options.entropy_start * (1.0 - share)
-        base = training_sim(scenario, device, max_rate=max_rate)
-        steps = options.planner_steps // (options.planner_stages * options.cycles)
-        catch_up = int(steps * options.worker_share / (1.0 - options.worker_share))
-        for cycle in range(options.cycles):
-            # two time scales: the planner moves a little, then the workers catch up with its rates
-            label = f"stage {stage + 1}/{options.planner_stages}, cycle {cycle + 1}/{options.cycles}"
-            planner_config = config(steps, entropy, 1, 1.0, options.planner_learning_rate)
-            result = train_ppo(Scaled(base, scales), nets, planner_config, train=[PLANNER], generator=generator,
-                               progress=ctx.progress,
-                               description=f"planner {label} (max rate {max_rate:.2f})")
-            record(result.history, "planner", stage)
-            result = train_ppo(Scaled(base, scales), nets, config(catch_up, 0.0, 1, 0.0), train=[WORKERS],
-                               generator=generator, progress=ctx.progress, description=f"workers {label}")
-            record(result.history, "workers", stage)
-            measure(stage, base)
-        if ctx.progress:
-            rates = planner_rates(pair, scenario, base)
-            print(f"stage {stage + 1}: rates {[round(r, 3) for r in rates]}", flush=True)
-    # The workers catch up with the planner's final rates. No "best" pair is picked by the objective the two
-    # reach together: the highest is where the planner exploits workers that lag (it taxes what they have
-    # not yet learned to avoid), so that pick would select exploitation.
-    final = config(options.worker_steps, 0.0, options.worker_stages, 0.0)  # as long as one stage of phase 1
-    result = train_ppo(Scaled(base, scales), nets, final, train=[WORKERS],
-                       generator=generator, progress=ctx.progress, description="workers, final catch-up")
-    record(result.history, "workers", options.planner_stages)
-    measure(options.planner_stages, base)
+    # Phase 2 from the same phase-1 workers, once per restart of the planner (a fresh network each); the
+    # pair kept is the one whose planner reaches the best objective with its own caught-up workers: what
+    # the planner itself can observe, never the exact responses.
+    phase_one = {name: {k: v.clone() for k, v in net.state_dict().items()} for name, net in nets.items()}
+    best_score, best_state = -float("inf"), phase_one
+    for restart in range(options.restarts):
+        if restart > 0:
+            torch.manual_seed(ctx.stream(f"planner_{restart}"))
+            fresh = TaxationPlanner.initial(scenario, device, options.hidden, options.planner_log_std).net
+            nets[PLANNER].load_state_dict(fresh.state_dict())
+            nets[WORKERS].load_state_dict(phase_one[WORKERS])
+        for stage in range(options.planner_stages):  # phase 2: both, the planner's largest rate annealed up
+            share = stage / max(options.planner_stages - 1, 1)
+            max_rate = options.max_rate_start + (1.0 - options.max_rate_start) * share
+            entropy = options.entropy_start * (1.0 - share)
+            base = training_sim(scenario, device, max_rate=max_rate)
+            steps = options.planner_steps // (options.planner_stages * options.cycles)
+            catch_up = int(steps * options.worker_share / (1.0 - options.worker_share))
+            for cycle in range(options.cycles):
+                # two time scales: the planner moves a little, then the workers catch up with its rates
+                label = f"stage {stage + 1}/{options.planner_stages}, cycle {cycle + 1}/{options.cycles}"
+                planner_config = config(steps, entropy, 1, 1.0, options.planner_learning_rate)
+                result = train_ppo(Scaled(base, scales), nets, planner_config, train=[PLANNER], generator=generator,
+                                   progress=ctx.progress,
+                                   description=f"planner {label} (max rate {max_rate:.2f})")
+                record(result.history, "planner", stage)
+                result = train_ppo(Scaled(base, scales), nets, config(catch_up, 0.0, 1, 0.0), train=[WORKERS],
+                                   generator=generator, progress=ctx.progress, description=f"workers {label}")
+                record(result.history, "workers", stage)
+                measure(stage, base)
+            if ctx.progress:
+                rates = planner_rates(pair, scenario, base)
+                print(f"stage {stage + 1}: rates {[round(r, 3) for r in rates]}", flush=True)
+        # The workers catch up with the planner's final rates. No "best" moment of the run is picked by the
+        # objective the two reach together: the highest is where the planner exploits workers that lag (it
+        # taxes what they have not yet learned to avoid); restarts are compared only after this catch-up.
+        final = config(options.worker_steps, 0.0, options.worker_stages, 0.0)  # as long as one stage of phase 1
+        result = train_ppo(Scaled(base, scales), nets, final, train=[WORKERS],
+                           generator=generator, progress=ctx.progress, description="workers, final catch-up")
+        record(result.history, "workers", options.planner_stages)
+        measure(options.planner_stages, base)
+        score = joint_objective(scenario, pair, options.eval_economies, device)
+        if score > best_score:
+            best_score = score
+            best_state = {name: {k: v.clone() for k, v in net.state_dict().items()} for name, net in nets.items()}
+    for name, net in nets.items():
+        net.load_state_dict(best_state[name])
 
     for member in pair.members.values():
         member.for_scenario(scenario)

@@ -27,6 +27,8 @@ def test_a_two_level_run_records_both_levels_and_the_measured_rates(tmp_path: Pa
     figure = returns_figure(curve)
     assert [trace.name.split(" ")[0] for trace in figure.data] == ["planner", "workers"]
     measured = objective_figure(curve, "equality_times_productivity")
-    assert measured is not None and len(measured.data[0].x) == 2 + 1  # a cycle per stage, then the final catch-up
-    final = curve.filter(curve["phase"] == "measure")["exact_objective"][-1]
-    assert abs(final - report.outcome.metrics["exact_equality_times_productivity"]) < 1e-9
+    per_restart = 2 + 1  # a cycle per stage, then the final catch-up
+    assert measured is not None and len(measured.data[0].x) == SMOKE["restarts"] * per_restart
+    ends = curve.filter(curve["phase"] == "measure")["exact_objective"].to_list()[per_restart - 1::per_restart]
+    kept = report.outcome.metrics["exact_equality_times_productivity"]
+    assert any(abs(end - kept) < 1e-9 for end in ends)  # the pair kept is one restart's final pair
