@@ -23,6 +23,15 @@ US_FEDERAL_RATES = (0.10, 0.12, 0.22, 0.24, 0.32, 0.35, 0.37)
 Objective = Literal["equality_times_productivity", "welfare"]
 
 
+def valid_cutoffs(cutoffs: tuple[float, ...]) -> tuple[float, ...]:
+    """``cutoffs`` if the brackets start at 0 and increase strictly (else a ValueError saying which)."""
+    if cutoffs[0] != 0.0:
+        raise ValueError(f"the first bracket must start at 0, got {cutoffs[0]}")
+    if any(b <= a for a, b in zip(cutoffs, cutoffs[1:], strict=False)):
+        raise ValueError(f"cut-offs must increase strictly, got {list(cutoffs)}")
+    return cutoffs
+
+
 class OneStepScenario(Scenario):
     """One tax period of ``n_agents`` workers (module docstring for the model)."""
 
@@ -45,11 +54,7 @@ class OneStepScenario(Scenario):
     @field_validator("bracket_cutoffs")
     @classmethod
     def _cutoffs(cls, cutoffs: tuple[float, ...]) -> tuple[float, ...]:
-        if cutoffs[0] != 0.0:
-            raise ValueError(f"the first bracket must start at 0, got {cutoffs[0]}")
-        if any(b <= a for a, b in zip(cutoffs, cutoffs[1:], strict=False)):
-            raise ValueError(f"cut-offs must increase strictly, got {list(cutoffs)}")
-        return cutoffs
+        return valid_cutoffs(cutoffs)
 
     @model_validator(mode="after")
     def _grid(self) -> OneStepScenario:
@@ -129,11 +134,7 @@ class GatherTradeBuildScenario(Scenario):
     @field_validator("bracket_cutoffs")
     @classmethod
     def _cutoffs(cls, cutoffs: tuple[float, ...]) -> tuple[float, ...]:
-        if cutoffs[0] != 0.0:
-            raise ValueError(f"the first bracket must start at 0, got {cutoffs[0]}")
-        if any(b <= a for a, b in zip(cutoffs, cutoffs[1:], strict=False)):
-            raise ValueError(f"cut-offs must increase strictly, got {list(cutoffs)}")
-        return cutoffs
+        return valid_cutoffs(cutoffs)
 
     @model_validator(mode="after")
     def _fits(self) -> GatherTradeBuildScenario:

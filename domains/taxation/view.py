@@ -12,7 +12,7 @@ runs at once; beyond, on request.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, cast, get_args
+from typing import TYPE_CHECKING, Any, cast, get_args
 
 import polars as pl
 import streamlit as st
@@ -132,15 +132,18 @@ def rate_table(chosen: Schedules) -> pl.DataFrame:
     return pl.DataFrame(rows, schema={"policy": pl.String, **dict.fromkeys(columns, pl.String)})
 
 
+def _side_by_side(ctx: ViewContext, *figures: tuple[Any, str]) -> None:
+    """Two figures in two columns, each with its widget key."""
+    for column, (figure, key) in zip(st.columns(len(figures)), figures, strict=True):
+        with column:
+            st.plotly_chart(figure, key=ctx.key(key))
+
+
 def schedules_tab(ctx: ViewContext) -> None:
     """Marginal and effective rates by income under each baseline, and their rates per bracket."""
     chosen, found = _found(ctx, "schedules")
     marginal, effective = schedule_figures(found)
-    left, right = st.columns(2)
-    with left:
-        st.plotly_chart(marginal, key=ctx.key("marginal_rates"))
-    with right:
-        st.plotly_chart(effective, key=ctx.key("effective_rates"))
+    _side_by_side(ctx, (marginal, "marginal_rates"), (effective, "effective_rates"))
     st.caption("Marginal rate of each bracket (· after a rate of `optimal`: a free bracket, where any rate on the "
                "grid leaves every worker's income and net income unchanged).")
     st.dataframe(rate_table(chosen), hide_index=True, key=ctx.key("rate_table"))
@@ -165,11 +168,7 @@ def labour_tab(ctx: ViewContext) -> None:
     """Each worker's income and labour by skill under each baseline, and the bunching at the cut-offs."""
     _, found = _found(ctx, "labour")
     income, labour = labour_figures(found)
-    left, right = st.columns(2)
-    with left:
-        st.plotly_chart(income, key=ctx.key("labour_income"))
-    with right:
-        st.plotly_chart(labour, key=ctx.key("labour_hours"))
+    _side_by_side(ctx, (income, "labour_income"), (labour, "labour_hours"))
     at_cutoffs = bunching(found.income, found.cutoffs).sum(1)
     st.caption("Workers whose best response is a cut-off exactly (a kink: the marginal rate jumps there): "
                + ", ".join(f"{label} {int(n)}" for label, n in zip(found.labels, at_cutoffs, strict=True)) + ".")
