@@ -2,7 +2,7 @@
 ``/schema`` and ``/policies``.
 
 - ``POST /schedule``: a population (the scenario's parameters) and an objective → the bracket rates of a
-  policy (default ``optimal``, the exact best schedule on the rate grid), with their metrics under the
+  policy (default ``saez``; ``optimal``: the exact best schedule on the rate grid), with their metrics under the
   workers' exact best responses and, for ``optimal``, which brackets' rates are free (any value on the
   grid gives the same outcome).
 - ``POST /evaluate``: a schedule → its metrics, every worker's response and the effective tax rate per
@@ -40,14 +40,16 @@ from decisionlab.domains.taxation.economy import Economy
 from decisionlab.domains.taxation.scenario import Objective, OneStepScenario
 from decisionlab.domains.taxation.serve import Rate, TaxState
 
-TaxEnvelope = envelope(SPEC, policy="optimal", scenario="one_step")
+# The default policy is the closed form, which answers at once; `optimal` searches once per scenario (up to
+# seconds, then cached) and answers 503 with Retry-After while it does.
+TaxEnvelope = envelope(SPEC, policy="saez", scenario="one_step")
 
 
 class ScheduleRequest(TaxEnvelope):  # type: ignore[misc, valid-type]
     """The population (scenario and parameters), the objective and the policy that sets the rates."""
 
     model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [{
-        "scenario": "one_step", "parameters": {"n_agents": 100, "skill_pareto_alpha": 2.5}, "policy": "optimal",
+        "scenario": "one_step", "parameters": {"n_agents": 100, "skill_pareto_alpha": 2.5}, "policy": "saez",
         "objective": "welfare"}]})
 
     objective: Objective | None = Field(None, description="the social objective (default: the scenario's)")

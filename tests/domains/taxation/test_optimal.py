@@ -33,7 +33,7 @@ def random_case(rng: random.Random) -> OneStepScenario:
     return OneStepScenario(n_agents=rng.choice([1, 2, 6, 15, 40]), skill_pareto_alpha=rng.choice([1.3, 2.5, 4.0]),
                            labour_exponent=rng.choice([1.5, 2.0, 3.0]), skill_min=rng.choice([2.0, 10.0]),
                            objective=rng.choice(["equality_times_productivity", "welfare"]),
-                           bracket_cutoffs=cutoffs, rate_grid_step=1 / 3 if len(cutoffs) == 7 else 0.1)
+                           bracket_cutoffs=cutoffs, rate_grid_step={7: 1 / 3, 5: 0.2, 4: 0.1}[len(cutoffs)])
 
 
 @pytest.mark.parametrize("case", range(8))
