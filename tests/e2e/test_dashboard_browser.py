@@ -40,7 +40,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SHOTS = Path(os.environ.get("DECISIONLAB_SCREENSHOTS") or REPO / "docs" / "screenshots")
 RUN_TIMEOUT_MS = 240_000
-EPISODES = 8  # what the page is asked to evaluate: the page's workings, not the figures, are under test
+EPISODES = 4  # what the page is asked to evaluate: the page's workings, not the figures, are under test
 
 
 @functools.cache
