@@ -30,6 +30,7 @@ from decisionlab.core import (
     JointPolicy,
     MergedPolicy,
     PPOConfig,
+    Reshaped,
     StepResult,
     Sum,
     TrainContext,
@@ -112,25 +113,20 @@ class TaxationPair(JointPolicy):
                     WORKERS: TaxationWorkers.initial(scenario, device, hidden)}, "two_level_ppo")
 
 
-class Scaled:
-    """``sim`` with each group's reward divided by its scale, and the workers' without the rebate.
+def learning_reward(scales: dict[str, float]) -> Any:
+    """The rewards the pair learns from (for :class:`decisionlab.core.Reshaped`; the simulator's own stay in
+    ``info["env_reward"]``, what the training curves show): each group's divided by its scale, and the
+    workers' without the rebate.
 
     The rebate is the same for every worker, and a worker's own choice moves it only by its own tax / N:
     the exact best response takes it as given, and so does learning. Left in, it carries every other
     worker's exploration noise into each worker's reward, which no value baseline can remove."""
 
-    def __init__(self, sim: OneStepSim, scales: dict[str, float]) -> None:
-        self.sim, self.scales = sim, scales
+    def shaping(result: StepResult[Any]) -> dict[str, torch.Tensor]:
+        workers = result.reward[WORKERS] - result.info["rebate"][:, None].to(result.reward[WORKERS])
+        return {PLANNER: result.reward[PLANNER] / scales[PLANNER], WORKERS: workers / scales[WORKERS]}
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.sim, name)
-
-    def step(self, state: Any, action: Any, exogenous: torch.Tensor) -> StepResult[Any]:
-        result = self.sim.step(state, action, exogenous)
-        reward = {PLANNER: result.reward[PLANNER] / self.scales[PLANNER],
-                  WORKERS: (result.reward[WORKERS] - result.info["rebate"][:, None].to(result.reward[WORKERS]))
-                  / self.scales[WORKERS]}
-        return StepResult(result.state, reward, result.info, result.terminated, result.truncated, result.elapsed)
+    return shaping
 
 
 class NoTax:
@@ -172,6 +168,7 @@ def train_two_level(scenario: OneStepScenario, options: TwoLevelOptions, ctx: Tr
     free = float(economy.metrics(torch.zeros(1, scenario.n_brackets, dtype=torch.float64))[scenario.objective][0])
     scales = {PLANNER: max(abs(free), 1e-6), WORKERS: max(float(economy.untaxed.mean()), 1e-6)}
     rollout = 2 * scenario.tax_periods
+    reward = learning_reward(scales)
     curves: list[pl.DataFrame] = []
     done_steps = 0
 
@@ -206,7 +203,7 @@ def train_two_level(scenario: OneStepScenario, options: TwoLevelOptions, ctx: Tr
     for stage in range(options.worker_stages):  # phase 1: workers, no tax, labour cost annealed up
         share = stage / max(options.worker_stages - 1, 1)
         scale = options.labour_start + (1.0 - options.labour_start) * share
-        sim = Scaled(NoTax(training_sim(scenario, device, labour_scale=scale)), scales)
+        sim = Reshaped(NoTax(training_sim(scenario, device, labour_scale=scale)), reward)
         result = train_ppo(sim, nets, config(options.worker_steps, 0.0, options.worker_stages, 0.0), train=[WORKERS],
                            generator=generator, progress=ctx.progress,
                            description=f"workers {stage + 1}/{options.worker_stages}")
@@ -228,17 +225,18 @@ def train_two_level(scenario: OneStepScenario, options: TwoLevelOptions, ctx: Tr
             max_rate = options.max_rate_start + (1.0 - options.max_rate_start) * share
             entropy = options.entropy_start * (1.0 - share)
             base = training_sim(scenario, device, max_rate=max_rate)
+            shaped = Reshaped(base, reward)
             steps = options.planner_steps // (options.planner_stages * options.cycles)
             catch_up = int(steps * options.worker_share / (1.0 - options.worker_share))
             for cycle in range(options.cycles):
                 # two time scales: the planner moves a little, then the workers catch up with its rates
                 label = f"stage {stage + 1}/{options.planner_stages}, cycle {cycle + 1}/{options.cycles}"
                 planner_config = config(steps, entropy, 1, 1.0, options.planner_learning_rate)
-                result = train_ppo(Scaled(base, scales), nets, planner_config, train=[PLANNER], generator=generator,
+                result = train_ppo(shaped, nets, planner_config, train=[PLANNER], generator=generator,
                                    progress=ctx.progress,
                                    description=f"planner {label} (max rate {max_rate:.2f})")
                 record(result.history, "planner", stage)
-                result = train_ppo(Scaled(base, scales), nets, config(catch_up, 0.0, 1, 0.0), train=[WORKERS],
+                result = train_ppo(shaped, nets, config(catch_up, 0.0, 1, 0.0), train=[WORKERS],
                                    generator=generator, progress=ctx.progress, description=f"workers {label}")
                 record(result.history, "workers", stage)
                 measure(stage, base)
@@ -249,7 +247,7 @@ def train_two_level(scenario: OneStepScenario, options: TwoLevelOptions, ctx: Tr
         # objective the two reach together: the highest is where the planner exploits workers that lag (it
         # taxes what they have not yet learned to avoid); restarts are compared only after this catch-up.
         final = config(options.worker_steps, 0.0, options.worker_stages, 0.0)  # as long as one stage of phase 1
-        result = train_ppo(Scaled(base, scales), nets, final, train=[WORKERS],
+        result = train_ppo(shaped, nets, final, train=[WORKERS],
                            generator=generator, progress=ctx.progress, description="workers, final catch-up")
         record(result.history, "workers", options.planner_stages)
         measure(options.planner_stages, base)

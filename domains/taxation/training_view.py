@@ -1,9 +1,8 @@
 """The taxation page's training tab: both levels of a registered two-level run, from its recorded curve.
 
-The curve (``train.py``) holds, per PPO update, each group's mean episode return (scaled rewards: the
-planner's objective over its free-market value, a worker's utility before the rebate over the mean no-tax
-income) on the run's cumulative step axis, the phase (``workers``: workers alone or catching up;
-``planner``: the planner learning), and at the end of each cycle of phase 2 a ``measure`` row: the
+The curve (``train.py``) holds, per PPO update, each group's mean episode return (the simulator's own
+rewards: the planner's objective, a worker's utility) on the run's cumulative step axis, the phase
+(``workers``: workers alone or catching up; ``planner``: the planner learning), and at the end of each cycle of phase 2 a ``measure`` row: the
 planner's rates scored under exact best responses and under its own learned workers.
 """
 
@@ -19,8 +18,8 @@ from decisionlab.core import RunRecord, RunStore, legend_below, palette
 if TYPE_CHECKING:
     from decisionlab.core import ViewContext
 
-LEVELS = {"planner/episode_return": "planner (objective / free market)",
-          "workers/episode_return": "workers (utility / mean no-tax income)"}
+LEVELS = {"planner/episode_return": "planner (its objective)",
+          "workers/episode_return": "workers (utility)"}
 
 
 def returns_figure(curve: pl.DataFrame) -> go.Figure:
@@ -35,7 +34,7 @@ def returns_figure(curve: pl.DataFrame) -> go.Figure:
         figure.add_trace(go.Scatter(x=learning["step"].to_list(), y=learning[column].to_list(), mode="lines",
                                     name=label, line={"color": colour}))
     figure.update_layout(title="Episode return of both levels during training", xaxis_title="env steps (cumulative)",
-                         yaxis_title="mean episode return (scaled)", height=380)
+                         yaxis_title="mean episode return", height=380)
     return legend_below(figure)
 
 
