@@ -2,8 +2,9 @@
 
 The curve (``train.py``) holds, per PPO update, each group's mean episode return (the simulator's own
 rewards: the planner's objective, a worker's utility) on the run's cumulative step axis, the phase
-(``workers``: workers alone or catching up; ``planner``: the planner learning), and at the end of each cycle of phase 2 a ``measure`` row: the
-planner's rates scored under exact best responses and under its own learned workers.
+(``workers``: workers alone or catching up; ``planner``: the planner learning), and at the end of each
+cycle of phase 2 a ``measure`` row: the planner's rates scored under exact best responses and under its
+own learned workers.
 """
 
 from __future__ import annotations
