@@ -100,7 +100,7 @@ def evaluate(
     """Compare policies on the same random numbers: mean, 95% CI, paired difference vs the first."""
 
     def run() -> None:
-        from decisionlab.core.evaluation import check_memory, evaluate_policies
+        from decisionlab.core.evaluation import check_episodes, check_memory, default_episodes, evaluate_policies
         from decisionlab.core.progress import Progress
         from decisionlab.core.resolve import build_policy
         from decisionlab.core.scenario import parse_overrides
@@ -110,8 +110,9 @@ def evaluate(
         spec = get_domain(domain)
         resolved = spec.scenario(scenario or spec.default_scenario, parse_overrides(overrides or []))
         setting = spec.setting_of(resolved)
-        n_episodes = episodes or setting.default_episodes
+        n_episodes = episodes or default_episodes(setting, resolved)
         check_memory(setting, len(policy), n_episodes)  # before anything is built
+        check_episodes(setting, resolved, n_episodes)
         device = _setup_torch()
         built = []
         # a search or an exact solve can take minutes: a bar on a terminal, a line every 10 s in a log
@@ -176,7 +177,8 @@ def _print_report(report: Any, primary: str) -> None:
     # Piped output has no terminal width: print the whole table rather than wrap it at 80 columns.
     console = out if out.is_terminal else Console(width=10_000)
     columns = report_columns(rows, console.width)
-    table = Table(title=f"{report.domain}: {report.episodes:,} episodes, seed {report.seed}")
+    table = Table(title=f"{report.domain}: {report.episodes:,} episodes ({report.effective_episodes:,} effective: "
+                  f"independent), seed {report.seed}")
     for column in columns:
         numeric = column not in ("policy", "metric")
         table.add_column(column, justify="right" if numeric else "left", no_wrap=numeric,

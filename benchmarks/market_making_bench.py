@@ -1,5 +1,4 @@
-"""Market-making benchmark: simulator throughput, agents against the GLFT optimum, reward families,
-mis-specified models and the order-book replay.
+"""Market-making benchmark: simulator throughput, agents against the exact optimum, reward families.
 
 ``throughput``: env-steps/s of both settings at batch 1, 1k and 64k on one thread (model: the torch
 simulator against a batched numpy simulator of the same process, measured in the same run).
@@ -10,12 +9,12 @@ pathwise, core PPO with each reward family, and Stable-Baselines3 PPO on the sam
 the gymnasium adapter (same normalised observations and reward scale) under a wall-clock budget;
 then every trained policy against GLFT and AS with paired 95% CIs.
 
-``misspecified``: on ``trending``, ``mean_reverting``, ``jumpy`` and ``lob_replay``, the learned
-policies against AS and GLFT with paired 95% CIs.
+The learned quotes against the best *informed* closed form on the mis-specified models, over several
+training seeds, are :mod:`benchmarks.market_making_claims`; on the order-book replay,
+:mod:`benchmarks.market_making_replay`.
 
     python -m benchmarks.market_making_bench throughput [--no-write]
     python -m benchmarks.market_making_bench agents [--ppo-steps 20000000] [--sb3-seconds 300] [--no-write]
-    python -m benchmarks.market_making_bench misspecified [--ppo-steps 10000000] [--no-write]
 """
 
 from __future__ import annotations
@@ -38,9 +37,10 @@ from decisionlab.core.gym import SimulatorEnv, to_simulator_action
 from decisionlab.core.options import TrainContext
 from decisionlab.core.policy import ConstantPolicy, Policy
 from decisionlab.core.seeding import make_generator
-from decisionlab.domains.market_making import SPEC, _model_sim, _replay_sim
+from decisionlab.domains.market_making import SPEC, _model_sim
 from decisionlab.domains.market_making.baselines import AvellanedaStoikov, GLFTExact, Symmetric
 from decisionlab.domains.market_making.learned import observation_scales
+from decisionlab.domains.market_making.model.dp import DPOptimal
 from decisionlab.domains.market_making.model.recursion import exact_statistics
 from decisionlab.domains.market_making.model.scenario import ModelScenario
 from decisionlab.domains.market_making.model.sim import ModelSim
@@ -276,11 +276,13 @@ def agents(ppo_steps: int, sb3_seconds: float, write: bool, pathwise_steps: int 
         best = float((-history["eval_score"]).max()) if "eval_score" in history.columns else float("nan")
         lines.append(f"| {label} | {'not reached' if reached is None else f'{reached:.0f}'} | {best:.3f} | "
                      f"{seconds:.0f} | {steps:,.0f} |")
-    baselines = [("glft", glft), ("avellaneda_stoikov", AvellanedaStoikov(scenario)),
+    optimal = DPOptimal(scenario)
+    baselines = [("glft", glft), ("dp_optimal", optimal), ("avellaneda_stoikov", AvellanedaStoikov(scenario)),
                  ("symmetric", Symmetric(scenario))]
     body = "\n".join([
         f"`{command_line()}` — {machine()}; one thread. GLFT exact's certainty equivalent (exact recursion): "
-        f"{optimum:.3f}; Avellaneda–Stoikov's: {stoikov:.3f} ({100 * (1 - stoikov / optimum):.2f}% below). "
+        f"{optimum:.3f}; the discrete market's exact optimum (dp_optimal): {optimal.certainty_equivalent:.3f}; "
+        f"Avellaneda–Stoikov's: {stoikov:.3f} ({100 * (1 - stoikov / optimum):.2f}% below GLFT). "
         f"Target: {target:.3f}. Held-out scores on 8,192 fixed episodes (common random numbers).", "",
         *lines, "",
         f"Every trained policy against GLFT exact on {EVAL_EPISODES:,} fresh episodes (paired on the same random "
@@ -292,37 +294,9 @@ def agents(ppo_steps: int, sb3_seconds: float, write: bool, pathwise_steps: int 
     print(body)
 
 
-def misspecified(ppo_steps: int, write: bool, pathwise_steps: int | None = None) -> None:
-    torch.set_num_threads(1)
-    ctx = TrainContext(0, CPU, False)
-    sections = [f"`{command_line()}` — {machine()}; one thread."]
-    for preset in ("trending", "mean_reverting", "jumpy", "lob_replay"):
-        scenario = SPEC.scenario(preset)
-        trained: list[tuple[str, Policy]] = []
-        start = time.perf_counter()
-        if isinstance(scenario, ModelScenario):
-            trained.append(("pathwise", train_pathwise_quoter(scenario, _pathwise_settings(pathwise_steps), ctx,
-                                                              _model_sim).policy))
-            make = _model_sim
-        else:
-            make = _replay_sim
-        for reward in ("mean_variance", "dampened"):
-            settings = QuotingPPOSettings(reward=reward, total_env_steps=ppo_steps)
-            trained.append((f"ppo_{reward}", train_ppo_quoter(scenario, settings, ctx, make).policy))
-        seconds = time.perf_counter() - start
-        baselines = [("glft", GLFTExact(scenario)), ("avellaneda_stoikov", AvellanedaStoikov(scenario))]
-        sections += ["", f"**{preset}** (training {seconds:.0f} s):", "", *_ci_table(scenario, baselines + trained,
-                                                                                      "glft")]
-        print("\n".join(sections[-1:]))
-    body = "\n".join(sections)
-    if write:
-        write_section("market_making_misspecified", body)
-    print(body)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("part", choices=("throughput", "agents", "misspecified"))
+    parser.add_argument("part", choices=("throughput", "agents"))
     parser.add_argument("--ppo-steps", type=int, default=None)
     parser.add_argument("--sb3-seconds", type=float, default=300.0)
     parser.add_argument("--pathwise-steps", type=int, default=None, help="smoke runs: fewer pathwise steps")
@@ -331,10 +305,8 @@ def main() -> None:
     write = not args.no_write
     if args.part == "throughput":
         throughput(write)
-    elif args.part == "agents":
-        agents(args.ppo_steps or 20_000_000, args.sb3_seconds, write, args.pathwise_steps)
     else:
-        misspecified(args.ppo_steps or 10_000_000, write, args.pathwise_steps)
+        agents(args.ppo_steps or 20_000_000, args.sb3_seconds, write, args.pathwise_steps)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,12 @@ Episodes are simulated in chunks of at most the setting's ``eval_chunk`` (chunk 
 is bounded whatever the episode count. The per-episode values are kept (paired differences and
 influence values need them): an evaluation whose values would need more than
 :data:`MAX_VALUES_BYTES` (``$DECISIONLAB_MAX_EVAL_BYTES``) is refused up front, naming the memory.
+
+The intervals assume independent episodes. A setting that scores disjoint parts of a finite data set
+declares ``SettingSpec.max_episodes``: asking for more is refused up front (:func:`check_episodes`)
+rather than answered with overlapping, correlated episodes and intervals too narrow. The report's
+``effective_episodes`` is the number of independent episodes behind its intervals: the episodes
+actually scored (a data setting may score fewer than asked when its data ends).
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import polars as pl
 import torch
 from scipy import stats
 
-from decisionlab.core.errors import DecisionlabError
+from decisionlab.core.errors import DecisionlabError, ScenarioError
 from decisionlab.core.policy import Policy
 from decisionlab.core.progress import Progress
 from decisionlab.core.scenario import Scenario
@@ -59,6 +65,11 @@ class EvaluationReport:
     episodes: int
     seed: int
     setting: str = ""
+    effective_episodes: int | None = None  # independent episodes behind the intervals; None: ``episodes``
+
+    def __post_init__(self) -> None:
+        if self.effective_episodes is None:
+            self.effective_episodes = self.episodes
 
     def table(self) -> pl.DataFrame:
         """Long table: policy, metric, mean, ci95, diff_vs_first, diff_ci95, n."""
@@ -114,6 +125,7 @@ class EvaluationReport:
             "setting": self.setting,
             "scenario": self.scenario.describe(),
             "episodes": self.episodes,
+            "effective_episodes": self.effective_episodes,
             "seed": self.seed,
             "results": results,
         }
@@ -142,6 +154,30 @@ def check_memory(setting: SettingSpec, policies: int, episodes: int) -> None:
             f"{needed / 1024**3:.1f} GiB of per-episode values, over the limit of {limit / 1024**3:.1f} GiB "
             f"({MAX_VALUES_ENV}); use fewer episodes (a 95% CI shrinks with the square root of their number)"
         )
+
+
+def episode_limit(setting: SettingSpec, scenario: Scenario) -> int | None:
+    """The most episodes an evaluation of ``scenario`` may ask for (``SettingSpec.max_episodes``), or None."""
+    return None if setting.max_episodes is None else setting.max_episodes(scenario)
+
+
+def check_episodes(setting: SettingSpec, scenario: Scenario, episodes: int) -> None:
+    """Refuse more episodes than the scenario has disjoint ones (:class:`ScenarioError` naming ``episodes``
+    and the maximum)."""
+    limit = episode_limit(setting, scenario)
+    if limit is not None and episodes > limit:
+        raise ScenarioError(
+            f"episodes: at most {limit:,} for this scenario, got {episodes:,}: the {setting.title} setting scores "
+            f"disjoint parts of its data (overlapping episodes would be correlated and their confidence intervals "
+            f"too narrow) and only {limit:,} fit; ask for {limit:,} or fewer, or for more data"
+        )
+
+
+def default_episodes(setting: SettingSpec, scenario: Scenario) -> int:
+    """Episodes an evaluation runs when none are asked for: the setting's ``default_episodes``, capped at
+    the scenario's maximum (:func:`episode_limit`)."""
+    limit = episode_limit(setting, scenario)
+    return setting.default_episodes if limit is None else max(1, min(setting.default_episodes, limit))
 
 
 def episode_values(
@@ -188,10 +224,12 @@ def evaluate_policies(
         raise DecisionlabError(f"episodes must be >= 1 (got {episodes})")
     setting = domain.setting_of(scenario)
     check_memory(setting, len(labels), episodes)
+    check_episodes(setting, scenario, episodes)
     per_episode = {
         label: episode_values(setting, scenario, policy, episodes, seed, device, progress, label)
         for label, policy in policies
     }
+    scored = min(len(next(iter(values.values()))) for values in per_episode.values())
     return EvaluationReport(
         domain=domain.name,
         scenario=scenario,
@@ -200,4 +238,5 @@ def evaluate_policies(
         episodes=episodes,
         seed=seed,
         setting=setting.name,
+        effective_episodes=scored,
     )

@@ -152,6 +152,14 @@ class SettingSpec:
         input_limits: narrower bounds of the dashboard's number boxes (``{field: (low, high)}``),
             where the model's bounds admit values too slow for an interactive page.
         episode_label: what the dashboard calls an episode ("Series scored" for data replays).
+        max_episodes: ``scenario -> int | None``, the most episodes an evaluation of ``scenario`` may
+            ask for (``None``: no limit). For settings whose episodes are disjoint parts of a finite
+            data set (held-out windows of a replay): the evaluation's confidence intervals treat
+            episodes as independent, so it scores only disjoint parts and refuses more episodes than
+            fit (:func:`decisionlab.core.evaluation.check_episodes`, a ``ScenarioError`` naming
+            ``episodes`` and the maximum); the default episode count is capped at it
+            (:func:`decisionlab.core.evaluation.default_episodes`). ``None`` (the default): episodes
+            are drawn independently, as many as asked.
     """
 
     name: str
@@ -176,6 +184,7 @@ class SettingSpec:
     finalize_metrics: Callable[[Scenario, dict[str, np.ndarray]], dict[str, np.ndarray]] | None = None
     input_limits: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     episode_label: str = "Episodes"
+    max_episodes: Callable[[Scenario], int | None] | None = None
 
     def __post_init__(self) -> None:
         for name, preset in self.presets.items():

@@ -23,6 +23,29 @@ if str(FIXTURES) not in sys.path:
 TEST_THREADS = int(os.environ.get("DECISIONLAB_NUM_THREADS") or 1)
 
 
+# The longest files, longest first. ``make test`` hands whole files to two workers in collection order
+# (``-n 2 --dist loadfile``), so a long file collected last (tests/e2e sorts after tests/domains) ran alone
+# at the end while the other worker idled; starting the long ones first lets the short ones fill in.
+LONGEST_FIRST = (
+    "tests/e2e/",
+    "tests/apps/test_schemathesis.py",
+    "/test_notebook.py",
+    "tests/conformance/",
+    "tests/apps/test_run.py",
+    "tests/core/test_registry_lifecycle.py",
+)
+
+
+def _rank(item: pytest.Item) -> int:
+    path = item.nodeid.split("::", 1)[0]
+    path = path if path.startswith("tests/") else f"tests/{path}"
+    return next((i for i, part in enumerate(LONGEST_FIRST) if part in path), len(LONGEST_FIRST))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    items.sort(key=_rank)  # stable: within a rank, collection order stays
+
+
 @pytest.fixture(autouse=True)
 def decisionlab_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Point ``DECISIONLAB_HOME`` at a fresh folder so no test touches ``~/.decisionlab``."""

@@ -28,7 +28,7 @@ import torch
 
 from decisionlab.core import ui
 from decisionlab.core.errors import DecisionlabError
-from decisionlab.core.evaluation import EvaluationReport, evaluate_policies
+from decisionlab.core.evaluation import EvaluationReport, default_episodes, evaluate_policies
 from decisionlab.core.policy import Policy
 from decisionlab.core.resolve import record_kind
 from decisionlab.core.scenario import Scenario
@@ -242,7 +242,7 @@ def preset_state(domain: DomainSpec, preset: str, registry: PolicyRegistry) -> d
     quick = {k: v for k, v in setting.quick.items() if k in type(scenario).model_fields}
     scenario = scenario.model_copy(update=quick) if quick else scenario
     values = ui.preset_values(scenario, limits=setting.input_limits)
-    values["episodes"] = setting.default_episodes
+    values["episodes"] = default_episodes(setting, scenario)  # capped where the data holds fewer
     values["policies"] = default_selection(domain, scenario, registry)
     return values
 
@@ -296,7 +296,8 @@ def _comparison_tab(domain: DomainSpec, result: ComparisonResult | None, current
                if label in setting.policies and not setting.policies[label].admissible]
     reference = result.report.labels[0]
     st.caption(
-        f"{setting.title}: {result.report.episodes:,} episodes, seed {result.report.seed}, computed in "
+        f"{setting.title}: {result.report.episodes:,} episodes ({result.report.effective_episodes:,} effective: "
+        f"independent), seed {result.report.seed}, computed in "
         f"{result.seconds:.1f} s. `diff_vs_first` is the paired difference to **{reference}** on the same random "
         "numbers (95% CI)." + (f" {', '.join(oracles)} reads the future: a bound, not a policy." if oracles else "")
     )

@@ -20,13 +20,17 @@ from __future__ import annotations
 from decisionlab.core import AlgoSpec, DomainSpec, PolicySpec, SettingSpec, ViewSpec, register_domain
 from decisionlab.domains.market_making.baselines import (
     AvellanedaStoikov,
+    AvellanedaStoikovInformed,
     GLFTApprox,
+    GLFTApproxDrift,
+    GLFTDrift,
     GLFTExact,
     Symmetric,
     glft_exact_problem,
     glft_problem,
 )
 from decisionlab.domains.market_making.metrics import METRICS, episode_metrics, finalize_metrics
+from decisionlab.domains.market_making.model.dp import DPOptimal, dp_problem
 from decisionlab.domains.market_making.model.scenario import PRESETS as MODEL_PRESETS
 from decisionlab.domains.market_making.model.scenario import ModelScenario
 from decisionlab.domains.market_making.model.sim import ModelSim
@@ -43,8 +47,13 @@ PPO_DESCRIPTION = ("core PPO (squashed Gaussian depths, GAE, clipped ratio) with
                    "P&L), dampened (asymmetrically dampened P&L) or mean_variance (the default)")
 
 
+def _glft_drift_problem(scenario) -> str | None:  # noqa: ANN001
+    return glft_exact_problem(scenario, True)
+
+
 def closed_form_policies() -> dict[str, PolicySpec]:
-    """The closed forms, shared by both settings (they read only time left and inventory)."""
+    """The closed forms both settings share (they read only time left and inventory), each calibrated on the
+    scenario's total return volatility."""
     return {
         "avellaneda_stoikov": PolicySpec(
             "avellaneda_stoikov", "Avellaneda–Stoikov: quotes around the reservation price s − qγσ²(T−t)",
@@ -61,18 +70,52 @@ def closed_form_policies() -> dict[str, PolicySpec]:
     }
 
 
+def model_policies() -> dict[str, PolicySpec]:
+    """The model market's baselines: the shared closed forms, the informed ones that also read the drift and
+    the mean reversion the scenario states (the replay has neither), and ``dp_optimal``, the exact optimum."""
+    return {
+        **closed_form_policies(),
+        "avellaneda_stoikov_informed": PolicySpec(
+            "avellaneda_stoikov_informed", "Avellaneda–Stoikov around the expected mid at the horizon (drift, "
+            "mean reversion) less q·γ·Var: the informed reservation price",
+            lambda s, d: AvellanedaStoikovInformed(s)),
+        "glft_drift": PolicySpec(
+            "glft_drift", "GLFT exact with the mid's drift μ in its matrix (needs max_inventory)",
+            lambda s, d: GLFTDrift(s), check=_glft_drift_problem),
+        "glft_approx_drift": PolicySpec(
+            "glft_approx_drift", "GLFT approximation with the local expected drift μ − κ(s − s0) (needs "
+            "max_inventory)", lambda s, d: GLFTApproxDrift(s), check=glft_problem),
+        "dp_optimal": PolicySpec(
+            "dp_optimal", "the exact optimum of the model market: backward dynamic programme over (step, "
+            "inventory) for the certainty equivalent (no mean reversion)",
+            lambda s, d: DPOptimal(s), check=dp_problem, expensive=True),
+    }
+
+
 def _model_sim(scenario: ModelScenario, device, purpose: str = "eval") -> ModelSim:  # noqa: ANN001
     return ModelSim(scenario, device, surrogate_gradients=purpose == "surrogate")
 
 
 def _replay_sim(scenario: ReplayScenario, device, purpose: str = "eval") -> ReplaySim:  # noqa: ANN001
-    """Training reads the first ``train_fraction`` of the data; evaluation, the views and the
-    gymnasium adapter the held-out rest."""
-    return ReplaySim(scenario, device, "train" if purpose == "train" else "test")
+    """Training and checkpoint selection read the first ``train_fraction`` of the data; evaluation, the
+    views and the gymnasium adapter the held-out rest."""
+    return ReplaySim(scenario, device, "train" if purpose in ("train", "select") else "test")
 
 
 def _replay_metrics(scenario, policy, episodes, seed, device="cpu", start=0):  # noqa: ANN001, ANN202
-    return episode_metrics(scenario, policy, episodes, seed, device, start, make_sim=_replay_sim)
+    """Episodes ``start .. start + episodes`` are the disjoint held-out windows of those numbers, whatever the
+    seed and the chunking: every policy and chunk sees the same windows and no two overlap."""
+    def tiled(s: ReplayScenario, d) -> ReplaySim:  # noqa: ANN001
+        return ReplaySim(s, d, "test", first_window=start)
+
+    return episode_metrics(scenario, policy, episodes, seed, device, start, make_sim=tiled)
+
+
+def _replay_max_episodes(scenario: ReplayScenario) -> int:
+    """An evaluation scores at most the disjoint windows of the held-out part."""
+    from decisionlab.domains.market_making.replay.scenario import held_out_windows
+
+    return held_out_windows(scenario)
 
 
 VIEW_SPECS = (
@@ -93,7 +136,7 @@ MODEL = SettingSpec(
     finalize_metrics=finalize_metrics,
     metrics=METRICS,
     primary_metric="certainty_equivalent",
-    policies=closed_form_policies(),
+    policies=model_policies(),
     algos={
         "ppo": AlgoSpec("ppo", PPO_DESCRIPTION, algo_ppo(_model_sim), PPOOptions, smoke_options=PPO_SMOKE),
         "pathwise": AlgoSpec(
@@ -116,7 +159,8 @@ REPLAY = SettingSpec(
     name="lob_replay",
     title="Order-book replay",
     description="quotes filled by queue position against replayed L2 snapshots and trades (tardis or LOBSTER "
-    "CSV; a synthetic sample ships), latency, fees; trained on the first part of the data, scored on the rest",
+    "CSV; a synthetic sample ships), latency, fees; trained on the first part of the data, scored on disjoint "
+    "windows of the rest",
     scenario_model=ReplayScenario,
     presets=REPLAY_PRESETS,
     make_simulator=lambda scenario, device: _replay_sim(scenario, device),
@@ -131,7 +175,9 @@ REPLAY = SettingSpec(
     serving=SERVING,
     views=(*VIEW_SPECS, ViewSpec("Order book replay", f"{VIEWS}:replay_tab")),
     default_policies=("avellaneda_stoikov", "symmetric", "glft"),
-    default_episodes=512,
+    default_episodes=512,  # capped at max_episodes: every held-out window of the shipped presets (7, 58)
+    max_episodes=_replay_max_episodes,
+    episode_label="Held-out windows",
     smoke={"horizon": 20.0},
     eval_chunk=1 << 12,
 )

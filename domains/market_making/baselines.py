@@ -1,7 +1,9 @@
 """Closed-form quoting policies on the shared observation ``[B, 6]`` -> depths ``[B, 2]`` (price units).
 
-All of them read only the time left τ = T − t and the inventory q of the observation, and ignore the
-fee, the penalties and any mis-specification of the mid (drift, reversion, jumps):
+Each is calibrated as a practitioner would calibrate it from the scenario (:mod:`.mid_model`): σ is the
+mid's total return volatility √(σ² + λ·jump_size²), jumps included. The plain forms read only the time
+left τ = T − t and the inventory q of the observation and ignore the fee, the penalties and the mid's
+expected move; the *informed* forms add the drift μ and the mean reversion κ the scenario states:
 
 - :class:`AvellanedaStoikov` (2008): reservation price r = s − q·γσ²τ, total spread
   γσ²τ + (2/γ)·ln(1 + γ/k) centred on r, so δ^b = spread/2 + qγσ²τ and δ^a = spread/2 − qγσ²τ;
@@ -11,7 +13,17 @@ fee, the penalties and any mis-specification of the mid (drift, reversion, jumps
   off-diagonals −η), v(τ) = exp(−M·τ)·1 and
   δ^b(q) = (1/k)·ln(v_q/v_{q+1}) + (1/γ)·ln(1 + γ/k), δ^a(q) = (1/k)·ln(v_q/v_{q−1}) + (1/γ)·ln(1 + γ/k);
 - :class:`GLFTApprox`: the closed-form approximation c₁ = (1/γ)·ln(1 + γ/k),
-  c₂ = √(σ²γ/(2kA)·(1 + γ/k)^(1+k/γ)), δ^b = c₁ + (2q + 1)·c₂/2, δ^a = c₁ − (2q − 1)·c₂/2.
+  c₂ = √(σ²γ/(2kA)·(1 + γ/k)^(1+k/γ)), δ^b = c₁ + (2q + 1)·c₂/2, δ^a = c₁ − (2q − 1)·c₂/2;
+- :class:`GLFTDrift` (informed): GLFT exact with the drift term of the Hamilton–Jacobi–Bellman equation,
+  whose ansatz gives M's diagonal αq² − kμq (the drift rewards holding q in the direction of μ);
+- :class:`GLFTApproxDrift` (informed): Guéant's (2017) approximation with drift,
+  δ^b = c₁ + (−μ/(γσ²) + (2q + 1)/2)·c₂, δ^a = c₁ + (μ/(γσ²) − (2q − 1)/2)·c₂, read with the local
+  expected drift μ − κ·(s − s0) (the offset is in the observation), so it also leans against a
+  mean-reverting mid; depths clipped to the learners' depth bounds;
+- :class:`AvellanedaStoikovInformed` (informed): Avellaneda–Stoikov's indifference price with the mid's
+  expected move and variance to the horizon, r = s + E[s_T − s] − q·γ·Var[s_T − s] and total spread
+  γ·Var[s_T − s] + (2/γ)·ln(1 + γ/k): E and Var of the drifting or Ornstein–Uhlenbeck mid (the
+  "OU-aware reservation price").
 
 At the bound the GLFT policies post the side that cannot trade at the depth bound ``action_high``
 (bid at q ≥ Q, ask at q ≤ −Q); the simulators enforce the bound whatever a policy quotes.
@@ -27,8 +39,22 @@ import numpy as np
 import torch
 
 from decisionlab.core import NotTractableError, ScenarioError
+from decisionlab.domains.market_making.mid_model import (
+    drift_of,
+    expected_move,
+    local_drift,
+    move_variance,
+    return_variance_rate,
+)
 from decisionlab.domains.market_making.params import QuotingScenario
-from decisionlab.domains.market_making.quotes import OBS_INVENTORY, OBS_TIME_LEFT, depth_bounds, observation, time_left
+from decisionlab.domains.market_making.quotes import (
+    OBS_INVENTORY,
+    OBS_MID_OFFSET,
+    OBS_TIME_LEFT,
+    depth_bounds,
+    observation,
+    time_left,
+)
 
 GLFT_MIN_RANGE = 1e-12
 """GLFT exact refuses parameters where v(T) spans more than 1/this between its smallest and largest
@@ -57,9 +83,10 @@ def require_bounded(scenario: QuotingScenario) -> int:
 
 
 def as_half_spread_and_skew(scenario: QuotingScenario, tau: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Avellaneda–Stoikov's half spread ``[B]`` and the skew per unit of inventory γσ²τ ``[B]`` (price units)."""
-    g, k, sigma = scenario.risk_aversion, scenario.fill_decay_k, scenario.sigma
-    per_unit = tau * (g * sigma**2)
+    """Avellaneda–Stoikov's half spread ``[B]`` and the skew per unit of inventory γσ²τ ``[B]`` (price units),
+    σ² the total return variance rate."""
+    g, k = scenario.risk_aversion, scenario.fill_decay_k
+    per_unit = tau * (g * return_variance_rate(scenario))
     half = per_unit * 0.5 + math.log1p(g / k) / g
     return half, per_unit
 
@@ -79,6 +106,24 @@ class AvellanedaStoikov:
         return torch.stack([half + skew, half - skew], dim=1)
 
 
+class AvellanedaStoikovInformed:
+    """Avellaneda–Stoikov's indifference quotes with the mid's expected move and variance to the horizon
+    (module docstring): the drift and the mean reversion the scenario states move the reservation price."""
+
+    name = "avellaneda_stoikov_informed"
+
+    def __init__(self, scenario: QuotingScenario) -> None:
+        self.scenario = scenario
+
+    def act(self, obs: torch.Tensor) -> torch.Tensor:
+        s = self.scenario
+        tau = obs[:, OBS_TIME_LEFT].clamp_min(0.0)
+        variance = move_variance(s, tau)
+        half = variance * (0.5 * s.risk_aversion) + math.log1p(s.risk_aversion / s.fill_decay_k) / s.risk_aversion
+        lean = expected_move(s, obs[:, OBS_MID_OFFSET], tau) - obs[:, OBS_INVENTORY] * s.risk_aversion * variance
+        return torch.stack([half - lean, half + lean], dim=1)
+
+
 class Symmetric:
     """Avellaneda–Stoikov's total spread centred on the mid, whatever the inventory."""
 
@@ -93,22 +138,24 @@ class Symmetric:
 
 
 def glft_constants(scenario: QuotingScenario) -> tuple[float, float, float, float]:
-    """``(α, η, c₁, c₂)`` of GLFT (module docstring)."""
-    g, k, a, sigma = scenario.risk_aversion, scenario.fill_decay_k, scenario.fill_intensity_a, scenario.sigma
-    alpha = 0.5 * k * g * sigma**2
+    """``(α, η, c₁, c₂)`` of GLFT (module docstring), σ² the total return variance rate."""
+    g, k, a = scenario.risk_aversion, scenario.fill_decay_k, scenario.fill_intensity_a
+    variance = return_variance_rate(scenario)
+    alpha = 0.5 * k * g * variance
     log_base = math.log1p(g / k)
     eta = a * math.exp(-(1.0 + k / g) * log_base)
     c1 = log_base / g
-    c2 = math.sqrt(sigma**2 * g / (2.0 * k * a) * math.exp((1.0 + k / g) * log_base))
+    c2 = math.sqrt(variance * g / (2.0 * k * a) * math.exp((1.0 + k / g) * log_base))
     return alpha, eta, c1, c2
 
 
-def glft_matrix(scenario: QuotingScenario) -> np.ndarray:
-    """GLFT's M ``[2Q+1, 2Q+1]`` (float64) on q = −Q..Q: diagonal αq², off-diagonals −η."""
+def glft_matrix(scenario: QuotingScenario, drift: float = 0.0) -> np.ndarray:
+    """GLFT's M ``[2Q+1, 2Q+1]`` (float64) on q = −Q..Q: diagonal αq² − kμq (μ = ``drift``), off-diagonals −η."""
     q_max = require_bounded(scenario)
     alpha, eta, _, _ = glft_constants(scenario)
     q = np.arange(-q_max, q_max + 1, dtype=np.float64)
-    return np.diag(alpha * q**2) - eta * (np.eye(q.size, k=1) + np.eye(q.size, k=-1))
+    diagonal = alpha * q**2 - scenario.fill_decay_k * drift * q
+    return np.diag(diagonal) - eta * (np.eye(q.size, k=1) + np.eye(q.size, k=-1))
 
 
 class _BoundedQuotes:
@@ -142,6 +189,27 @@ class GLFTApprox(_BoundedQuotes):
         return self._close_sides(q, bid, ask)
 
 
+class GLFTApproxDrift(_BoundedQuotes):
+    """Guéant's approximation with the local expected drift μ − κ·(s − s0) (module docstring)."""
+
+    name = "glft_approx_drift"
+
+    def __init__(self, scenario: QuotingScenario) -> None:
+        super().__init__(scenario)
+        _, _, self.c1, self.c2 = glft_constants(scenario)
+        variance = return_variance_rate(scenario)
+        # the lean μ/(γσ²) is the inventory the drift makes worth holding; σ = 0 leaves no risk to weigh
+        self.lean_per_drift = self.c2 / (scenario.risk_aversion * variance) if variance > 0 else 0.0
+        self.low, self.high = depth_bounds(scenario)
+
+    def act(self, obs: torch.Tensor) -> torch.Tensor:
+        q = obs[:, OBS_INVENTORY]
+        lean = local_drift(self.scenario, obs[:, OBS_MID_OFFSET]) * self.lean_per_drift
+        bid = ((2.0 * q + 1.0) * (0.5 * self.c2) + self.c1 - lean).clamp(self.low, self.high)
+        ask = ((2.0 * q - 1.0) * (-0.5 * self.c2) + self.c1 + lean).clamp(self.low, self.high)
+        return self._close_sides(q, bid, ask)
+
+
 class GLFTExact(_BoundedQuotes):
     """GLFT's exact quotes from v(τ) = exp(−M·τ)·1 (module docstring).
 
@@ -154,10 +222,10 @@ class GLFTExact(_BoundedQuotes):
 
     name = "glft_exact"
 
-    def __init__(self, scenario: QuotingScenario) -> None:
+    def __init__(self, scenario: QuotingScenario, drift: float = 0.0) -> None:
         super().__init__(scenario)
         _, _, self.c1, _ = glft_constants(scenario)
-        eigenvalues, vectors = np.linalg.eigh(glft_matrix(scenario))
+        eigenvalues, vectors = np.linalg.eigh(glft_matrix(scenario, drift))
         self._rates = torch.from_numpy(eigenvalues - eigenvalues[0])  # [n] ≥ 0
         self._vectors = torch.from_numpy(vectors)  # [n, n], column j = eigenvector j
         self._weights = self._vectors.sum(dim=0)  # Vᵀ1 [n]
@@ -203,15 +271,25 @@ class GLFTExact(_BoundedQuotes):
         return self._close_sides(q, depths[:, 0], depths[:, 1])
 
 
+class GLFTDrift(GLFTExact):
+    """GLFT exact with the scenario's drift μ in M (module docstring); GLFT exact where μ = 0."""
+
+    name = "glft_drift"
+
+    def __init__(self, scenario: QuotingScenario) -> None:
+        super().__init__(scenario, drift_of(scenario))
+
+
 @lru_cache(maxsize=256)
-def glft_exact_problem(scenario: QuotingScenario) -> str | None:
-    """Why :class:`GLFTExact` cannot serve ``scenario`` (None when it can): no inventory bound, or a bound
-    too large for float64 at these parameters (see :data:`GLFT_MIN_RANGE`). For ``PolicySpec.check``."""
+def glft_exact_problem(scenario: QuotingScenario, with_drift: bool = False) -> str | None:
+    """Why :class:`GLFTExact` (:class:`GLFTDrift` with ``with_drift``) cannot serve ``scenario`` (None when
+    it can): no inventory bound, or a bound too large for float64 at these parameters (see
+    :data:`GLFT_MIN_RANGE`). For ``PolicySpec.check``."""
     problem = glft_problem(scenario)
     if problem is not None:
         return problem
     try:
-        GLFTExact(scenario)
+        GLFTExact(scenario, drift_of(scenario) if with_drift else 0.0)
     except NotTractableError as err:
         return str(err)
     return None

@@ -55,12 +55,15 @@ from decisionlab.core import (
 )
 from decisionlab.domains.market_making.baselines import Symmetric
 from decisionlab.domains.market_making.learned import QuoteNet
+from decisionlab.domains.market_making.mid_model import return_variance_rate
 from decisionlab.domains.market_making.params import QuotingScenario
 
 Reward = Literal["pnl", "dampened", "mean_variance"]
 SimFactory = Callable[[QuotingScenario, torch.device, str], BatchedSimulator[Any]]
 """``(scenario, device, purpose) -> simulator``; ``purpose`` is ``"train"``, ``"surrogate"`` (pathwise
-training: straight-through fills) or ``"eval"`` (held-out: a replay reads only its test span)."""
+training: straight-through fills), ``"select"`` (the episodes a trainer selects its checkpoint on: never
+the evaluation's data, so a replay reads its training span) or ``"eval"`` (held-out: a replay reads only
+its test span)."""
 
 
 def certainty_equivalent(outcome: torch.Tensor, risk_aversion: float) -> torch.Tensor:
@@ -86,9 +89,10 @@ def held_out_score(sim: BatchedSimulator[Any], exogenous: torch.Tensor,
 
 def held_out_episodes(scenario: QuotingScenario, episodes: int, ctx: TrainContext,
                       make_sim: SimFactory) -> Callable[[Policy], float]:
-    """:func:`held_out_score` on ``episodes`` fixed episodes of the ``"eval"`` simulator, drawn from the
-    context's ``"eval"`` seed stream."""
-    eval_sim = make_sim(scenario, ctx.device, "eval")
+    """:func:`held_out_score` on ``episodes`` fixed episodes of the ``"select"`` simulator (fresh model
+    episodes; on a replay, windows of the training span: checkpoint selection must not read the held-out
+    data the evaluation scores), drawn from the context's ``"eval"`` seed stream."""
+    eval_sim = make_sim(scenario, ctx.device, "select")
     paths = eval_sim.sample_exogenous(episodes, eval_sim.horizon, ctx.generator("eval"))
     return held_out_score(eval_sim, paths, scenario.risk_aversion)
 
@@ -105,7 +109,7 @@ def record_trained_ranges(quoter: QuoteNet, scenario: QuotingScenario, ctx: Trai
     if scenario.max_inventory is not None:
         inventory = (-float(scenario.max_inventory), float(scenario.max_inventory))
     else:
-        sim = make_sim(scenario, ctx.device, "eval")
+        sim = make_sim(scenario, ctx.device, "select")
         reached = run(sim, quoter, batch=RANGE_EPISODES, generator=ctx.generator("ranges"),
                       reducers={"low": Min("inventory"), "high": Max("inventory")}).totals
         inventory = (min(0.0, float(reached["low"].min())), max(0.0, float(reached["high"].max())))
@@ -124,7 +128,8 @@ def reward_function(reward: Reward, scenario: QuotingScenario, damping: float): 
             return result.reward - damping * inventory_gain.clamp_min(0.0)
 
         return dampened
-    variance_weight = 0.5 * scenario.risk_aversion * scenario.sigma**2 * scenario.dt
+    # the variance each step adds: the mid's total return variance, jumps included (what the CE charges)
+    variance_weight = 0.5 * scenario.risk_aversion * return_variance_rate(scenario) * scenario.dt
 
     def mean_variance(result: StepResult[Any]) -> torch.Tensor:
         return result.reward - variance_weight * result.info["inventory"].square()
@@ -184,7 +189,7 @@ def reward_scale_of(sim: BatchedSimulator[Any], scenario: QuotingScenario, gener
 
 def train_ppo_quoter(scenario: QuotingScenario, settings: QuotingPPOSettings, ctx: TrainContext,
                      make_sim: SimFactory) -> TrainOutcome:
-    """PPO on ``make_sim(scenario, device, "train")``, selected on ``make_sim(..., "eval")``."""
+    """PPO on ``make_sim(scenario, device, "train")``, selected on ``make_sim(..., "select")``."""
     ctx.seed_init()
     device = ctx.device
     sim = make_sim(scenario, device, "train")

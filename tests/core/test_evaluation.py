@@ -111,3 +111,34 @@ def test_episodes_below_one_are_refused(episodes: int) -> None:
 def test_no_policies_is_refused() -> None:
     with pytest.raises(DecisionlabError):
         evaluate_policies(get_domain("inventory"), SCENARIO, [], episodes=2, seed=0, device=CPU)
+
+
+def test_effective_episodes_are_the_episodes_scored(report: EvaluationReport) -> None:
+    assert report.effective_episodes == report.episodes == 24
+    assert report.to_json()["effective_episodes"] == 24
+
+
+def _capped(limit: int):  # noqa: ANN202
+    """The inventory domain with its single-store setting limited to ``limit`` episodes (``max_episodes``)."""
+    import dataclasses
+
+    from decisionlab.core.spec import DomainSpec
+
+    inventory = get_domain("inventory")
+    single = dataclasses.replace(inventory.setting("single_store"), max_episodes=lambda scenario: limit,
+                                 default_episodes=64)
+    return DomainSpec("capped", "capped", "", [single], "lost_sales"), single
+
+
+def test_max_episodes_refuses_more_and_caps_the_default() -> None:
+    from decisionlab.core.errors import ScenarioError
+    from decisionlab.core.evaluation import check_episodes, default_episodes
+
+    domain, single = _capped(5)
+    with pytest.raises(ScenarioError, match="episodes: at most 5 for this scenario, got 6"):
+        evaluate_policies(domain, SCENARIO, [("a", BaseStockPolicy(18.0))], episodes=6, seed=0, device=CPU)
+    check_episodes(single, SCENARIO, 5)
+    assert default_episodes(single, SCENARIO) == 5
+    assert default_episodes(get_domain("inventory").setting("single_store"), SCENARIO) == 64  # no limit
+    done = evaluate_policies(domain, SCENARIO, [("a", BaseStockPolicy(18.0))], episodes=5, seed=0, device=CPU)
+    assert done.effective_episodes == 5

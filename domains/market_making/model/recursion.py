@@ -1,9 +1,11 @@
 """The exact, noise-free oracle for quoting policies whose depths depend only on (t, q).
 
-When the mid is an arithmetic Brownian motion (:attr:`ModelScenario.closed_form_exact`), the fills of
-such a policy do not depend on the price path, and the price P&L of a step given the inventory q'
-held over it, q'·σ·√dt·ξ, is independent of everything before: mean 0, variance q'²σ²dt, CARA factor
-E[exp(−γ·q'σ√dt·ξ)] = exp(γ²q'²σ²dt/2). So a forward recursion over the distribution of q, carrying
+When the mid has no mean reversion (:attr:`ModelScenario.recursion_exact`), the fills of such a policy do
+not depend on the price path, and the price P&L of a step given the inventory q' held over it,
+q'·(μ·dt + σ·√dt·ξ + J), is independent of everything before, with closed-form moments (:func:`price_step`):
+mean q'μ·dt, variance q'²(σ²·dt + λ·dt·jump_size²), and CARA factor
+E[exp(−γ·q'·move)] = exp(−γq'μ·dt + γ²q'²σ²·dt/2)·(1 − λ·dt + λ·dt·exp(γ²q'²·jump_size²/2)).
+So a forward recursion over the distribution of q, carrying
 
 - ``P(q)``: the probability of inventory q,
 - ``E[X; q]`` and ``E[X²; q]``: the first two moments of the score X restricted to {inventory = q},
@@ -95,12 +97,36 @@ def _log_shift_down(a: np.ndarray) -> np.ndarray:
 
 def check_exact(scenario: ModelScenario) -> None:
     """Raise :class:`NotTractableError` unless the recursion is exact for ``scenario``."""
-    if not scenario.closed_form_exact:
+    if not scenario.recursion_exact:
         raise NotTractableError(
-            "the exact recursion needs the closed forms' arithmetic Brownian mid: drift, mean_reversion and "
-            f"jump_intensity must be 0 (got drift={scenario.drift:g}, mean_reversion={scenario.mean_reversion:g}, "
-            f"jump_intensity={scenario.jump_intensity:g}); use the Monte-Carlo evaluation instead"
+            "the exact recursion needs price moves independent of the state: mean_reversion must be 0 (got "
+            f"{scenario.mean_reversion:g}); use the Monte-Carlo evaluation instead"
         )
+
+
+@dataclass(frozen=True)
+class PriceStep:
+    """The price P&L of one step, q'·move, for each inventory q' held over it ``[n_q]`` (float64):
+    its mean, its variance and ``log E[exp(−γ·q'·move)]``."""
+
+    mean: np.ndarray
+    variance: np.ndarray
+    log_cara: np.ndarray
+
+
+def price_step(scenario: ModelScenario, inventories: np.ndarray) -> PriceStep:
+    """:class:`PriceStep` of ``inventories [n_q]`` (module docstring)."""
+    s, q = scenario, np.asarray(inventories, dtype=np.float64)
+    g, dt = s.risk_aversion, s.dt
+    jump_probability, jump_variance = s.jump_intensity * dt, s.jump_size**2
+    log_cara = -g * q * s.drift * dt + 0.5 * g**2 * q**2 * s.sigma**2 * dt
+    if jump_probability > 0:
+        # log((1 − p) + p·exp(γ²q²J²/2)) without overflow at large |q|
+        log_cara = log_cara + np.logaddexp(np.log1p(-jump_probability) if jump_probability < 1 else -np.inf,
+                                           np.log(jump_probability) + 0.5 * g**2 * q**2 * jump_variance)
+    return PriceStep(mean=q * (s.drift * dt),
+                     variance=q**2 * (s.sigma**2 * dt + jump_probability * jump_variance),
+                     log_cara=log_cara)
 
 
 def recursion_from_table(scenario: ModelScenario, depths: np.ndarray | torch.Tensor,
@@ -124,7 +150,7 @@ def recursion_from_table(scenario: ModelScenario, depths: np.ndarray | torch.Ten
         raise ValueError("an unbounded scenario needs inventories q0 − N..q0 + N (every reachable one)")
 
     g, adt, k, fee = s.risk_aversion, s.fill_intensity_a * s.dt, s.fill_decay_k, s.maker_fee
-    variance = q**2 * (s.sigma**2 * s.dt)  # of the step's price P&L given q'
+    price = price_step(s, q)
     bid_open = q < s.max_inventory if bounded else np.ones(n_q, dtype=bool)
     ask_open = q > -s.max_inventory if bounded else np.ones(n_q, dtype=bool)
     both_open = bid_open & ask_open
@@ -170,11 +196,12 @@ def recursion_from_table(scenario: ModelScenario, depths: np.ndarray | torch.Ten
                 new_first += moment1
                 new_second += moment2
                 new_log = np.logaddexp(new_log, log_term)
-            # the mid moves (independent, mean 0) and the step's penalties are charged on q'
+            # the mid moves (independently of the past) and the step's penalties are charged on q'
             penalty = q**2 * (s.running_penalty * s.dt + (s.terminal_penalty if step == n_steps - 1 else 0.0))
-            second = new_second + variance * new_prob + penalty**2 * new_prob - 2.0 * penalty * new_first
-            first = new_first - penalty * new_prob
-            log_cara = new_log + 0.5 * g**2 * variance + g * penalty
+            shift = price.mean - penalty  # the step's mean change of X given q'
+            second = new_second + 2.0 * shift * new_first + (price.variance + shift**2) * new_prob
+            first = new_first + shift * new_prob
+            log_cara = new_log + price.log_cara + g * penalty
             prob = new_prob
             abs_inventory += float(np.sum(prob * np.abs(q)))
 

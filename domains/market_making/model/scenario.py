@@ -2,8 +2,9 @@
 
 The mid follows ``s ← s + μ·dt − κ·(s − s0)·dt + σ·√dt·ξ + J`` per step (ξ standard normal; J a
 normal jump of std ``jump_size`` with probability ``λ·dt``). With μ = κ = λ = 0 this is the arithmetic
-Brownian motion of Avellaneda–Stoikov and GLFT (:attr:`ModelScenario.closed_form_exact`), and the
-exact recursion of :mod:`.recursion` is the oracle. The other presets give a learned policy something
+Brownian motion of Avellaneda–Stoikov and GLFT (:attr:`ModelScenario.closed_form_exact`). Without
+reversion the exact recursion of :mod:`.recursion` is the oracle of (t, q) policies and :mod:`.dp`
+gives the optimum. The other presets give a learned policy something
 the closed forms leave on the table: a known drift (lean long), a mean-reverting mid (lean against the
 offset ``s − s0``, which the observation shows) or jumps (more inventory risk than σ says).
 """
@@ -49,6 +50,12 @@ class ModelScenario(QuotingScenario):
     def closed_form_exact(self) -> bool:
         """Whether the mid is the closed forms' arithmetic Brownian motion (no drift, reversion or jumps)."""
         return self.drift == 0 and self.mean_reversion == 0 and self.jump_intensity == 0
+
+    @property
+    def recursion_exact(self) -> bool:
+        """Whether the mid's moves are independent of the state (no mean reversion): then a (t, q) policy's
+        statistics follow exactly from :mod:`.recursion` and :mod:`.dp` solves the optimum."""
+        return self.mean_reversion == 0
 
 
 PRESETS: dict[str, ModelScenario] = {

@@ -7,8 +7,10 @@ Modules:
   during each step by aggressor side and price);
 - :mod:`.generate_sample`: the SYNTHETIC queue-reactive sample shipped in ``sample/`` and the
   generator that rewrites it bit-identically;
+- :mod:`.synthetic_days`: the longer SYNTHETIC set of the ``lob_replay_days`` preset (32.5 h of the same
+  generator), generated on first use into the cache;
 - :mod:`.scenario`: :class:`~.scenario.ReplayScenario` (data, clock, latency, queue model, fees,
-  train/held-out split) and the ``lob_replay`` preset;
+  train/held-out split, disjoint evaluation windows) and the presets;
 - :mod:`.sim`: :class:`~.sim.ReplaySim`, the batched simulator (order of events in its docstring);
 - :mod:`.calibration`: σ, A and k of the data for the closed-form baselines.
 """

@@ -307,23 +307,33 @@ def _price(ticks: int) -> str:
     return f"{ticks // 100}.{ticks % 100:02d}"
 
 
-def tardis_lines(config: SampleConfig = TARDIS_SAMPLE, start_us: int = TARDIS_START_US) -> tuple[list[str], list[str]]:
-    """The lines (headers included) of the tardis book and trades files of ``config``."""
+def tardis_rows(config: SampleConfig = TARDIS_SAMPLE, start_us: int = TARDIS_START_US) -> Iterator[tuple[bool, str]]:
+    """The lines of the tardis files of ``config`` as they are made, ``(is_book, line)`` (the book's header
+    and snapshot first, then the trades' header): a run of any length streams in constant memory."""
     book = SyntheticBook(config)
-    book_lines, trade_lines = [TARDIS_BOOK_HEADER], [TARDIS_TRADES_HEADER]
     prefix = "synthetic,SYN"
+    yield True, TARDIS_BOOK_HEADER
     for is_bid, price, size in book.snapshot():
         side = "bid" if is_bid else "ask"
-        book_lines.append(f"{prefix},{start_us},{start_us + 250},true,{side},{_price(price)},{size}")
+        yield True, f"{prefix},{start_us},{start_us + 250},true,{side},{_price(price)},{size}"
+    yield False, TARDIS_TRADES_HEADER
     trade_id = 0
     for change in book.events():
         stamp = start_us + round(change.time * 1_000_000)
         local = stamp + 250
         for buy, price, size in change.trades:
             trade_id += 1
-            trade_lines.append(f"{prefix},{stamp},{local},{trade_id},{'buy' if buy else 'sell'},{_price(price)},{size}")
+            yield False, f"{prefix},{stamp},{local},{trade_id},{'buy' if buy else 'sell'},{_price(price)},{size}"
         for is_bid, price, size in change.levels:
-            book_lines.append(f"{prefix},{stamp},{local},false,{'bid' if is_bid else 'ask'},{_price(price)},{size}")
+            yield True, f"{prefix},{stamp},{local},false,{'bid' if is_bid else 'ask'},{_price(price)},{size}"
+
+
+def tardis_lines(config: SampleConfig = TARDIS_SAMPLE, start_us: int = TARDIS_START_US) -> tuple[list[str], list[str]]:
+    """The lines (headers included) of the tardis book and trades files of ``config``."""
+    book_lines: list[str] = []
+    trade_lines: list[str] = []
+    for is_book, line in tardis_rows(config, start_us):
+        (book_lines if is_book else trade_lines).append(line)
     return book_lines, trade_lines
 
 

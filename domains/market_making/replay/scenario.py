@@ -2,8 +2,9 @@
 
 **Data.** ``data_path = "sample"`` reads the SYNTHETIC sample shipped in ``replay/sample/`` (see
 :mod:`.generate_sample`; four hours of a simulated 1-s book in tardis format, and half an hour in
-LOBSTER format); anything else is the user's own folder or file in ``data_format`` (:mod:`.data`
-describes both formats and every check).
+LOBSTER format); ``"synthetic_days"`` the longer SYNTHETIC data set of the same generator (32.5 h
+in tardis format, generated into the cache on first use, :mod:`.synthetic_days`); anything else is
+the user's own folder or file in ``data_format`` (:mod:`.data` describes both formats and every check).
 
 **Time.** The data is replayed on a clock of ``step_seconds``; one step of the scenario is ``dt`` of
 its time units, so a time unit is ``step_seconds / dt`` seconds of data and an episode is
@@ -16,6 +17,11 @@ them with :func:`.calibration.calibrated`.
 **Split.** The first ``train_fraction`` of the snapshots is the training part, the rest is held
 out: a simulator built for ``split="test"`` holds only held-out rows, and one for ``"train"`` only
 training rows, so nothing trained on one can read the other (:mod:`.sim`).
+
+**Evaluation windows.** Training draws episodes at random start rows (they may overlap); the
+evaluation tiles the held-out part into disjoint windows (:func:`held_out_windows` of them) and
+scores one episode per window, so its episodes are as independent as the data allows and its
+confidence intervals mean what they say. Asking for more episodes than windows is refused.
 
 ``initial_price`` is not used by the replay (the mid comes from the data); the preset sets it to the
 sample's first mid for the serving examples.
@@ -34,6 +40,7 @@ from decisionlab.core import ScenarioError, server_path
 from decisionlab.domains.market_making.params import QuotingScenario
 from decisionlab.domains.market_making.replay.data import DataFormat, ReplayData, infer_tick, load_replay
 from decisionlab.domains.market_making.replay.generate_sample import SAMPLE_DIR
+from decisionlab.domains.market_making.replay.synthetic_days import SYNTHETIC_DAYS, ensure_days
 
 SAMPLE = "sample"
 QueueModel = Literal["pessimistic", "proportional"]
@@ -42,8 +49,10 @@ QueueModel = Literal["pessimistic", "proportional"]
 class ReplayScenario(QuotingScenario):
     """Quoting against replayed order-book data (see the module docstring for time, data and split)."""
 
-    data_path: str = server_path("'sample': the shipped SYNTHETIC sample; else a folder holding one pair of files, "
-                                 "or one file of the pair, in data_format", SAMPLE, min_length=1, max_length=4096)
+    data_path: str = server_path("'sample': the shipped SYNTHETIC sample; 'synthetic_days': 32.5 h of the same "
+                                 "generator (tardis; generated into the cache on first use); else a folder holding "
+                                 "one pair of files, or one file of the pair, in data_format", SAMPLE, min_length=1,
+                                 max_length=4096)
     data_format: DataFormat = Field("tardis", description="'tardis' (incremental_book_L2 + trades CSVs) or "
                                     "'lobster' (message + orderbook files)")
     book_levels: int = Field(15, ge=1, le=100, description="levels per side read from the data (LOBSTER: at most "
@@ -86,8 +95,13 @@ class ReplayScenario(QuotingScenario):
 
 
 def data_location(scenario: ReplayScenario) -> Path:
-    """Where the scenario's files are: the sample folder for ``"sample"``, else ``data_path``."""
-    return SAMPLE_DIR if scenario.data_path == SAMPLE else Path(scenario.data_path)
+    """Where the scenario's files are: the sample folder for ``"sample"``, the cached (generated on first
+    use) folder for ``"synthetic_days"``, else ``data_path``."""
+    if scenario.data_path == SAMPLE:
+        return SAMPLE_DIR
+    if scenario.data_path == SYNTHETIC_DAYS:
+        return ensure_days()
+    return Path(scenario.data_path)
 
 
 def replay_data(scenario: ReplayScenario) -> ReplayData:
@@ -104,6 +118,20 @@ def split_row(train_fraction: float, snapshots: int) -> int:
 def tick_of(scenario: ReplayScenario, data: ReplayData) -> float:
     """``tick_size``, or the data's own tick when unset."""
     return float(scenario.tick_size) if scenario.tick_size is not None else infer_tick(data)
+
+
+def disjoint_windows(rows: int, steps: int) -> int:
+    """Disjoint episodes of ``steps`` steps in ``rows`` snapshots: window w plays rows ``w·steps .. (w + 1)·steps``
+    (consecutive windows share a boundary snapshot, no step)."""
+    return max(0, (rows - 1) // steps)
+
+
+def held_out_windows(scenario: ReplayScenario) -> int:
+    """Disjoint episodes of the held-out part: the most an evaluation scores (``ScenarioError`` naming the
+    fields when not even one fits, :func:`check_data`)."""
+    check_data(scenario)
+    data = replay_data(scenario)
+    return disjoint_windows(data.snapshots - split_row(scenario.train_fraction, data.snapshots), scenario.steps)
 
 
 @lru_cache(maxsize=16)
@@ -130,6 +158,20 @@ PRESETS: dict[str, ReplayScenario] = {
     "lob_replay": ReplayScenario(
         data_path=SAMPLE, data_format="tardis", horizon=600.0, dt=1.0, step_seconds=1.0,
         sigma=0.005265, fill_intensity_a=0.1112, fill_decay_k=86.15, risk_aversion=0.25,
+        max_inventory=10, initial_price=100.0,
+    ),
+    # The long SYNTHETIC data set (:mod:`.synthetic_days`: 5 × 6.5 h of the same generator, another seed;
+    # generated into the cache on first use, about 16 s): the same episodes and bounds; the first 70%
+    # (22.75 h) trains, the last 9.75 h is held out: 58 disjoint 10-minute windows. σ, A and k are
+    # :func:`.calibration.calibrate` of its training part, recomputed with
+    #   python -c "from decisionlab.domains.market_making.replay.calibration import calibrate; \
+    #   from decisionlab.domains.market_making.replay.scenario import PRESETS, replay_data; \
+    #   p = PRESETS['lob_replay_days']; print(calibrate(replay_data(p), p))"
+    # (σ = 0.0057795, A = 0.097379, k = 72.350); γ by the lob_replay rule: a tick of skew at |q| = 5
+    # halfway through an episode, 5 · 0.2 · 0.00578² · 300 ≈ 0.0100.
+    "lob_replay_days": ReplayScenario(
+        data_path=SYNTHETIC_DAYS, data_format="tardis", horizon=600.0, dt=1.0, step_seconds=1.0,
+        sigma=0.005780, fill_intensity_a=0.09738, fill_decay_k=72.35, risk_aversion=0.2,
         max_inventory=10, initial_price=100.0,
     ),
 }

@@ -42,8 +42,13 @@ marked at the final mid, or liquidated with ``flatten_at_end``) less its penalti
 horizon are inert (no quotes, no fills, no reward, the book stays).
 
 **Episodes and the exogenous tensor.** ``sample_exogenous(B, T, generator)`` draws one start row
-per episode, uniformly among the rows of the simulator's split where a whole episode fits, and
-returns ``[B, T, 1]`` float32: the data row each step plays (``start + min(t, steps)``; rows count
+per episode, uniformly among the rows of the simulator's split where a whole episode fits (training:
+overlapping windows are fine there), or, in a simulator built with ``first_window=w`` (evaluation),
+tiles the split: episode b plays the disjoint window w + b, rows ``(w + b)·steps .. (w + b + 1)·steps``
+(consecutive windows share only their boundary snapshot, no step), whatever the generator, so every
+policy and every chunk of an evaluation sees the same windows and no two episodes overlap
+(:attr:`ReplaySim.windows` of them fit; asking for more is a ``ScenarioError`` naming ``episodes``).
+It returns ``[B, T, 1]`` float32: the data row each step plays (``start + min(t, steps)``; rows count
 from the first row of the split). The step reads that row's book and trades from tables the
 simulator holds on its device (the same data, gathered per step instead of copied into
 ``[B, T, C]``). A state from ``reset(B, generator)`` is *bound* to the rows that
@@ -77,7 +82,13 @@ from decisionlab.domains.market_making.quotes import (
     time_left,
 )
 from decisionlab.domains.market_making.replay.data import ReplayData, to_ticks
-from decisionlab.domains.market_making.replay.scenario import ReplayScenario, replay_data, split_row, tick_of
+from decisionlab.domains.market_making.replay.scenario import (
+    ReplayScenario,
+    disjoint_windows,
+    replay_data,
+    split_row,
+    tick_of,
+)
 
 Split = Literal["train", "test"]
 TRADE_SLOTS = 4  # distinct trade prices kept per step and side (exact for the fill rule, see build_table)
@@ -267,6 +278,9 @@ class ReplaySim:
         device: where the tables and every state tensor live.
         split: ``"train"`` holds only the training rows, ``"test"`` only the held-out rows.
         data: use this data instead of the scenario's files (tests, calibration).
+        first_window: ``None`` draws start rows at random (training, the views); an int ``w`` tiles the
+            split into disjoint windows and episode b of a batch plays window ``w + b`` (evaluation:
+            the chunk of episodes ``w ..`` of :func:`decisionlab.core.evaluation.episode_values`).
 
     ``action_low``/``action_high`` bound the depths for adapters and squashed policies (price units):
     from minus the split's median spread (a quote improving the book by up to a spread) to 20 ticks;
@@ -276,9 +290,12 @@ class ReplaySim:
     differentiable = False
 
     def __init__(self, scenario: ReplayScenario, device: torch.device | str = "cpu", split: Split = "train", *,
-                 data: ReplayData | None = None) -> None:
+                 data: ReplayData | None = None, first_window: int | None = None) -> None:
         if split not in ("train", "test"):
             raise ValueError(f"split must be 'train' or 'test', not {split!r}")
+        if first_window is not None and first_window < 0:
+            raise ValueError(f"first_window must be >= 0, not {first_window}")
+        self.first_window = first_window
         self.scenario = scenario
         self.device = torch.device(device)
         self.split = split
@@ -333,10 +350,28 @@ class ReplaySim:
         """Number of possible start rows: an episode at row r plays rows r .. r + steps."""
         return self.rows - self.horizon
 
+    @property
+    def windows(self) -> int:
+        """Disjoint windows of the split: window w plays rows ``w·steps .. (w + 1)·steps``."""
+        return disjoint_windows(self.rows, self.horizon)
+
     def _draw(self, batch: int, generator: torch.Generator | None) -> torch.Tensor:
+        if self.first_window is not None:
+            return self._tiles(batch)
         gen = generator if generator is not None else torch.default_generator
         starts = torch.randint(0, self.start_rows, (batch,), generator=gen, device=gen.device)
         return starts.to(self.device)
+
+    def _tiles(self, batch: int) -> torch.Tensor:
+        """``[batch]`` start rows of the disjoint windows ``first_window ..`` (module docstring)."""
+        first = int(self.first_window or 0)
+        if first + batch > self.windows:
+            part = "training" if self.split == "train" else "held-out"
+            raise ScenarioError(
+                f"episodes: at most {self.windows:,} for this scenario, got {first + batch:,}: the {part} part has "
+                f"{self.rows:,} snapshots, {self.windows:,} disjoint windows of {self.horizon} steps (an episode "
+                f"never overlaps another); ask for {self.windows:,} or fewer, a shorter horizon or more data")
+        return (torch.arange(first, first + batch, device=self.device) * self.horizon).long()
 
     def sample_exogenous(self, batch: int, periods: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """``[B, periods, 1]`` float32: the data row (from the split's first row) each step plays, for

@@ -4,6 +4,7 @@ errors that name the field, and a registered policy answering with its version."
 from __future__ import annotations
 
 import math
+import time
 
 import pytest
 import torch
@@ -138,3 +139,31 @@ def test_a_learned_policy_refuses_states_far_outside_its_training_range(client: 
     opted_in = client.post(QUOTES, json={**body, "allow_extrapolation": True,
                                          "states": [{"mid": 100.0, "inventory": 20, "time_left": 0.5}]})
     assert opted_in.status_code == 200, opted_in.text
+
+
+def test_the_exact_optimum_and_the_informed_closed_forms_answer(client: TestClient) -> None:
+    """``dp_optimal`` serves its table (built off the request path: a 503 with Retry-After until it is
+    ready); a mean-reverting mid, where no (t, q) optimum exists, is a 422 naming the policy. The drift-aware
+    GLFT leans long on ``trending``: a lower bid than drift-blind GLFT at the same state."""
+    from decisionlab.domains.market_making.model.dp import solve
+
+    state = {"mid": 100.0, "inventory": 2, "time_left": 0.5}
+    body = None
+    for _ in range(100):
+        response = client.post(QUOTES, json={"policy": "dp_optimal", "scenario": "glft_bounded", "states": [state]})
+        if response.status_code != 503:
+            break
+        time.sleep(0.1)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    scenario = PRESETS["glft_bounded"]
+    table = solve(scenario).depths[scenario.steps // 2, 2 + scenario.max_inventory]
+    assert 100.0 - body["bid_prices"][0] == pytest.approx(table[0], abs=1e-4)
+    assert body["ask_prices"][0] - 100.0 == pytest.approx(table[1], abs=1e-4)
+
+    refused = client.post(QUOTES, json={"policy": "dp_optimal", "scenario": "mean_reverting", "states": [state]})
+    assert refused.status_code == 422 and "mean_reversion" in refused.text
+
+    bids = {name: client.post(QUOTES, json={"policy": name, "scenario": "trending", "states": [state]}).json()
+            ["bid_prices"][0] for name in ("glft", "glft_drift")}
+    assert bids["glft_drift"] > bids["glft"]  # a higher bid price: it buys more readily

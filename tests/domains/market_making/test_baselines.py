@@ -12,7 +12,10 @@ import torch
 from decisionlab.core.errors import NotTractableError, ScenarioError
 from decisionlab.domains.market_making.baselines import (
     AvellanedaStoikov,
+    AvellanedaStoikovInformed,
     GLFTApprox,
+    GLFTApproxDrift,
+    GLFTDrift,
     GLFTExact,
     Symmetric,
     depth_table,
@@ -128,3 +131,61 @@ def test_depth_table_tabulates_time_and_inventory() -> None:
     assert torch.allclose(table[7], direct, atol=1e-6)
     assert inventory_grid(STANDARD).tolist() == list(range(-200, 201))
     assert inventory_grid(ModelScenario(initial_inventory=3, horizon=0.01)).tolist() == [1, 2, 3, 4, 5]
+
+
+def test_closed_forms_are_calibrated_on_the_total_return_volatility() -> None:
+    """On ``jumpy`` (σ = 2, ten jumps of std 1 per time unit) the closed forms skew with σ² + λ·J² = 14."""
+    jumpy = PRESETS["jumpy"]
+    plain = jumpy.model_copy(update={"sigma": math.sqrt(14.0), "jump_intensity": 0.0, "jump_size": 0.0})
+    obs = _obs(0.4, [-3.0, 0.0, 5.0])
+    for build in (AvellanedaStoikov, GLFTExact, GLFTApprox):
+        torch.testing.assert_close(build(jumpy).act(obs), build(plain).act(obs))
+
+
+def test_drift_aware_glft_matches_a_direct_matrix_exponential() -> None:
+    """GLFT with drift: M's diagonal αq² − kμq; μ = 0 gives GLFT exact, μ > 0 lowers the bids (buy more)."""
+    trending = PRESETS["trending"]
+    q_max, k = trending.max_inventory, trending.fill_decay_k
+    matrix = glft_matrix(trending, trending.drift)
+    q = np.arange(-q_max, q_max + 1)
+    assert np.allclose(np.diag(matrix), np.diag(glft_matrix(trending)) - k * trending.drift * q)
+    direct = np.log(scipy.linalg.expm(-matrix * 0.6) @ np.ones(q.size))
+    bid, ask = GLFTDrift(trending).depths_at(torch.tensor([0.6], dtype=torch.float64))
+    c1 = math.log1p(0.1 / 1.5) / 0.1
+    # v spans e²⁰ over |q| ≤ 20: the eigendecomposition resolves the far tail to a few 1e-9 (GLFT_MIN_RANGE)
+    assert np.abs(bid[0, :-1].numpy() - ((direct[:-1] - direct[1:]) / k + c1)).max() < 1e-7
+    assert np.abs(ask[0, 1:].numpy() - ((direct[1:] - direct[:-1]) / k + c1)).max() < 1e-7
+    blind = GLFTExact(trending).depths_at(torch.tensor([0.6], dtype=torch.float64))
+    assert bool((bid[0, :-1] < blind[0][0, :-1]).all() and (ask[0, 1:] > blind[1][0, 1:]).all())
+    torch.testing.assert_close(GLFTDrift(BOUNDED).act(_obs(0.3, [2.0])), GLFTExact(BOUNDED).act(_obs(0.3, [2.0])))
+
+
+def test_drift_aware_approximation_leans_by_the_drift() -> None:
+    """Guéant's approximation with drift shifts both depths by ∓μ/(γσ²)·c₂: the inventory worth holding.
+    With reversion the drift is the local one, μ − κ(s − s0), read from the mid offset."""
+    trending, reverting = PRESETS["trending"], PRESETS["mean_reverting"]
+    obs = _obs(0.5, [-2.0, 0.0, 3.0])
+    lean = trending.drift / (0.1 * 4.0) * GLFTApproxDrift(trending).c2
+    expected = GLFTApprox(trending).act(obs) + torch.tensor([-lean, lean])
+    torch.testing.assert_close(GLFTApproxDrift(trending).act(obs), expected)
+    above = observation(torch.tensor([0.5]), torch.tensor([0.0]), mid_offset=torch.tensor([0.4]))
+    local = -reverting.mean_reversion * 0.4 / (0.1 * 4.0) * GLFTApproxDrift(reverting).c2  # a sell lean
+    expected = GLFTApprox(reverting).act(above) + torch.tensor([-local, local])
+    torch.testing.assert_close(GLFTApproxDrift(reverting).act(above), expected)
+
+
+def test_informed_avellaneda_stoikov_reservation_price() -> None:
+    """r − s = E[s_T − s] − q·γ·Var[s_T − s]: μτ and σ²τ with drift; (s0 − s)(1 − e^{−κτ}) and
+    σ²(1 − e^{−2κτ})/(2κ) with reversion; plain Avellaneda–Stoikov without either."""
+    tau, q = 0.5, 3.0
+    torch.testing.assert_close(AvellanedaStoikovInformed(STANDARD).act(_obs(tau, [q])),
+                               AvellanedaStoikov(STANDARD).act(_obs(tau, [q])))
+    for scenario, offset in ((PRESETS["trending"], 0.0), (PRESETS["mean_reverting"], 0.4)):
+        mu, kappa = scenario.drift, scenario.mean_reversion
+        move = mu * tau if kappa == 0 else -offset * (1 - math.exp(-kappa * tau))
+        variance = 4.0 * tau if kappa == 0 else 4.0 * (1 - math.exp(-2 * kappa * tau)) / (2 * kappa)
+        half = 0.5 * 0.1 * variance + math.log1p(0.1 / 1.5) / 0.1
+        lean = move - q * 0.1 * variance
+        obs = observation(torch.tensor([tau]), torch.tensor([q]), mid_offset=torch.tensor([offset]))
+        torch.testing.assert_close(AvellanedaStoikovInformed(scenario).act(obs), torch.tensor([[half - lean,
+                                                                                              half + lean]]))

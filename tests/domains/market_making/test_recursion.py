@@ -13,6 +13,7 @@ from decisionlab.core.errors import NotTractableError
 from decisionlab.domains.market_making.baselines import (
     AvellanedaStoikov,
     GLFTApprox,
+    GLFTDrift,
     GLFTExact,
     Symmetric,
     depth_table,
@@ -68,10 +69,9 @@ def test_recursion_is_fast() -> None:
     assert time.perf_counter() - start < 1.0
 
 
-def test_recursion_refuses_misspecified_mids() -> None:
-    for name in ("trending", "mean_reverting", "jumpy"):
-        with pytest.raises(NotTractableError, match="drift, mean_reversion and jump_intensity must be 0"):
-            exact_statistics(PRESETS[name], AvellanedaStoikov(PRESETS[name]))
+def test_recursion_refuses_a_mean_reverting_mid() -> None:
+    with pytest.raises(NotTractableError, match="mean_reversion must be 0"):
+        exact_statistics(PRESETS["mean_reverting"], AvellanedaStoikov(PRESETS["mean_reverting"]))
 
 
 def test_glft_beats_avellaneda_stoikov_in_certainty_equivalent() -> None:
@@ -92,6 +92,8 @@ CASES = {
                            GLFTExact, True),
     "as_rebate_start_long": (ModelScenario(maker_fee=-0.02, initial_inventory=4, running_penalty=0.5,
                                            terminal_penalty=0.2, dt=0.01), AvellanedaStoikov, True),
+    "glft_drift_trending": (PRESETS["trending"], GLFTDrift, True),
+    "glft_jumpy": (PRESETS["jumpy"], GLFTExact, True),
 }
 
 
@@ -116,19 +118,23 @@ def test_monte_carlo_agrees_with_the_recursion(case: str) -> None:
     assert metrics["mean_spread"].mean() == pytest.approx(exact["mean_spread"], abs=2e-3)
 
 
-def test_recursion_matches_enumerating_every_fill_path() -> None:
-    """On a 3-step problem every sequence of (bid, ask) fills can be enumerated; given the fills the score
-    is Gaussian, so its mean, variance and CARA moment are exact. Clipped probabilities (A·dt = 2), both
-    sides filling, the bound, fees, and both penalties all occur."""
+@pytest.mark.parametrize("drift, jumps", [(0.0, 0.0), (4.0, 30.0)])
+def test_recursion_matches_enumerating_every_fill_path(drift: float, jumps: float) -> None:
+    """On a 3-step problem every sequence of (bid, ask) fills can be enumerated; given the fills the price
+    moves are independent with known mean, variance and CARA factor (a normal move, plus a normal jump
+    with probability λ·dt), so the score's mean, variance and CARA moment are exact. Clipped probabilities
+    (A·dt = 2), both sides filling, the bound, fees, both penalties, drift and jumps all occur."""
     s = ModelScenario(fill_intensity_a=400.0, horizon=0.015, max_inventory=1, maker_fee=0.03, running_penalty=2.0,
-                      terminal_penalty=0.4, risk_aversion=0.7, sigma=6.0)
+                      terminal_penalty=0.4, risk_aversion=0.7, sigma=6.0, drift=drift, jump_intensity=jumps,
+                      jump_size=1.5)
     policy = AvellanedaStoikov(s)
     grid = inventory_grid(s)
     table = depth_table(policy, s, grid).double().numpy()
     adt, k, g, var = s.fill_intensity_a * s.dt, s.fill_decay_k, s.risk_aversion, s.sigma**2 * s.dt
+    p_jump, jump_var = s.jump_intensity * s.dt, s.jump_size**2
     moments = np.zeros(3)  # E[X], E[X²], E[exp(−γX)]
     for path in itertools.product(itertools.product((0, 1), repeat=2), repeat=s.steps):
-        q, prob, mean, variance = s.initial_inventory, 1.0, 0.0, 0.0
+        q, prob, mean, variance, cara = s.initial_inventory, 1.0, 0.0, 0.0, 1.0
         for step, (bid, ask) in enumerate(path):
             depth_bid, depth_ask = table[step, q + 1]
             p_b = min(1.0, adt * np.exp(-k * depth_bid)) if q < 1 else 0.0
@@ -139,9 +145,11 @@ def test_recursion_matches_enumerating_every_fill_path() -> None:
             mean += bid * (depth_bid - s.maker_fee) + ask * (depth_ask - s.maker_fee)
             q += bid - ask
             mean -= q**2 * (s.running_penalty * s.dt + (s.terminal_penalty if step == s.steps - 1 else 0.0))
-            variance += q**2 * var
+            mean += q * drift * s.dt
+            variance += q**2 * (var + p_jump * jump_var)
+            cara *= np.exp(0.5 * g**2 * q**2 * var) * (1 - p_jump + p_jump * np.exp(0.5 * g**2 * q**2 * jump_var))
         if prob > 0:
-            moments += prob * np.array([mean, mean**2 + variance, np.exp(-g * mean + 0.5 * g**2 * variance)])
+            moments += prob * np.array([mean, mean**2 + variance, np.exp(-g * mean) * cara])
     exact = exact_statistics(s, policy)
     assert exact.mean_pnl == pytest.approx(moments[0], rel=1e-12)
     assert exact.std_pnl == pytest.approx(np.sqrt(moments[1] - moments[0] ** 2), rel=1e-10)
