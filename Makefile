@@ -39,7 +39,7 @@ run: $(RUN_STAMP)
 test: $(STAMP)
 	$(PY) -m ruff check .
 	$(VENV)/bin/lint-imports --no-cache
-	$(PY) -m pytest -q -n 2 --dist loadfile -m "not slow and not readme"
+	$(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder -m "not slow and not readme"
 
 # Only the browser tests (screenshots to docs/screenshots/).
 e2e: $(STAMP)

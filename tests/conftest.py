@@ -24,8 +24,9 @@ TEST_THREADS = int(os.environ.get("DECISIONLAB_NUM_THREADS") or 1)
 
 
 # The longest files, longest first. ``make test`` hands whole files to two workers in collection order
-# (``-n 2 --dist loadfile``), so a long file collected last (tests/e2e sorts after tests/domains) ran alone
-# at the end while the other worker idled; starting the long ones first lets the short ones fill in.
+# (``-n 2 --dist loadfile --no-loadscope-reorder``; xdist's own reorder puts the files with the most tests
+# first, which left one-test files of a minute, the notebooks and schemathesis, to the end, where one
+# worker could idle while the other ran them); starting the long ones first lets the short ones fill in.
 LONGEST_FIRST = (
     "tests/e2e/",
     "tests/apps/test_schemathesis.py",

@@ -153,9 +153,15 @@ def joint_objective(scenario: OneStepScenario, pair: TaxationPair, economies: in
 
 def planner_rates(pair: TaxationPair, scenario: OneStepScenario, sim: OneStepSim | None = None) -> list[float]:
     """The rates the trained planner sets (its deterministic action, times ``sim.max_rate``)."""
-    sim = sim or training_sim(scenario, next(pair.parameters()).device)
-    planner = pair.members[PLANNER].bind(sim)
-    action = planner.act(sim.observe(sim.reset(1)))[PLANNER].reshape(-1)
+    return member_rates(pair.members[PLANNER], scenario, sim)
+
+
+def member_rates(planner: TaxationMember, scenario: OneStepScenario, sim: OneStepSim | None = None) -> list[float]:
+    """The rates ``[K]`` a planner member sets in ``scenario`` (its deterministic action, times the
+    simulator's ``max_rate``); the member is bound to ``sim`` (default: the scenario's own)."""
+    sim = sim or training_sim(scenario, next(planner.parameters()).device)
+    bound = planner.bind(sim)
+    action = bound.act(sim.observe(sim.reset(1)))[PLANNER].reshape(-1)
     return (sim.max_rate * action.clamp(0.0, 1.0)).tolist()
 
 

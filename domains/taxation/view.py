@@ -3,7 +3,9 @@ trade-off and the workers' labour response (the figures are built in ``figures.p
 
 Every tab draws the scenario in the sidebar at once: best responses are exact, so there is nothing to
 simulate and no Run to wait for. The baselines that serve the scenario are built from their specs (closed
-forms) except ``optimal``, an exact search: its schedule, and that of the other objective, are searched
+forms); a learned planner in the kept comparison of this scenario (a registered pair, or its planner
+member) is drawn beside them with the rates it sets (and the workers' exact best responses to them);
+``optimal``, an exact search: its schedule, and that of the other objective, are searched
 once per scenario (``st.cache_data`` keyed by the scenario's JSON), or taken from the kept comparison
 when it built ``optimal`` for this scenario. Up to :data:`AUTO_OPTIMUM_MAX_AGENTS` workers the search
 runs at once; beyond, on request.
@@ -31,6 +33,8 @@ from decisionlab.domains.taxation.figures import (
 )
 from decisionlab.domains.taxation.policies import OptimalBaseline
 from decisionlab.domains.taxation.scenario import Objective, OneStepScenario
+from decisionlab.domains.taxation.sim import PLANNER
+from decisionlab.domains.taxation.train import TaxationMember, member_rates
 
 if TYPE_CHECKING:
     from decisionlab.core import ViewContext
@@ -94,8 +98,25 @@ def _optima(ctx: ViewContext, scenario: OneStepScenario, tab: str) -> tuple[dict
     return optima, None
 
 
+def learned_planners(ctx: ViewContext, scenario: OneStepScenario) -> dict[str, list[float]]:
+    """``{label: rates [K]}`` of the learned planners in the kept comparison, when it ran this very scenario:
+    a registered pair (its ``planner`` member) or a planner member registered alone. Workers-only members
+    set no rates and are left out."""
+    result = ctx.result
+    if result is None or result.scenario.model_dump_json() != scenario.model_dump_json():
+        return {}
+    found = {}
+    for label, policy in result.policies:
+        members = getattr(policy, "policies", None)  # a pair acts as the merged policy of its members
+        planner = members.get(PLANNER) if isinstance(members, dict) else policy
+        if isinstance(planner, TaxationMember) and planner.group == PLANNER and label not in ctx.setting.policies:
+            found[label] = member_rates(planner, scenario)
+    return found
+
+
 def schedules(ctx: ViewContext, tab: str) -> Schedules:
-    """The baselines that serve the sidebar's scenario and the exact optima (``tab`` keys its button)."""
+    """The baselines that serve the sidebar's scenario, the learned planners of the kept comparison and the
+    exact optima (``tab`` keys its button)."""
     scenario = cast(OneStepScenario, ctx.scenario)
     names = ctx.setting.available_policies(scenario)
     rates = {name: ctx.domain.policy(name).build(scenario, CPU).rates.tolist() for name in names
@@ -103,7 +124,8 @@ def schedules(ctx: ViewContext, tab: str) -> Schedules:
     optima, note = _optima(ctx, scenario, tab) if "optimal" in names else ({}, None)
     if scenario.objective in optima:
         rates["optimal"] = list(optima[scenario.objective][0])
-    return Schedules(scenario, {name: rates[name] for name in names if name in rates}, optima, note)
+    chosen = {name: rates[name] for name in names if name in rates}
+    return Schedules(scenario, {**chosen, **learned_planners(ctx, scenario)}, optima, note)
 
 
 def _found(ctx: ViewContext, tab: str) -> tuple[Schedules, Responses]:

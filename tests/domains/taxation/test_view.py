@@ -118,3 +118,27 @@ def test_page_draws_every_tab_before_and_after_run(decisionlab_home: Path, domai
     rates = next(frame.value for frame in at.dataframe if "from 0" in frame.value.columns)
     assert list(rates["policy"]) == list(ONE_STEP.default_policies)
     assert not [b for b in at.button if b.key and b.key.endswith("_search_optimum")]  # asked once for all tabs
+
+
+def test_learned_planners_of_the_kept_comparison_are_drawn_with_their_rates() -> None:
+    """A registered pair in the kept comparison (served as the merged policy of its members) and a planner
+    member alone are drawn with the rates they set; a workers-only member sets none; a comparison of
+    another scenario is not read."""
+    from types import SimpleNamespace
+
+    from decisionlab.core.policy import rebuild_policy
+    from decisionlab.domains.taxation.train import TaxationPair, planner_rates
+
+    scenario, cpu = OneStepScenario(), torch.device("cpu")
+    pair = TaxationPair.initial(scenario, cpu)
+    served = {member: rebuild_policy(pair.config(), pair.state_dict(), scenario, cpu, member)
+              for member in (None, "planner", "workers")}
+    result = SimpleNamespace(scenario=scenario, policies=[("pair", served[None]), ("planner", served["planner"]),
+                                                          ("workers", served["workers"]), ("saez", object())])
+    ctx = SimpleNamespace(result=result, setting=ONE_STEP)
+    found = view.learned_planners(ctx, scenario)
+    expected = planner_rates(pair, scenario)
+    assert set(found) == {"pair", "planner"}
+    np.testing.assert_allclose(found["pair"], expected, atol=1e-6)
+    np.testing.assert_allclose(found["planner"], expected, atol=1e-6)
+    assert view.learned_planners(ctx, scenario.model_copy(update={"n_agents": 12})) == {}
