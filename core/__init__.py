@@ -64,7 +64,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ),
     "decisionlab.core.store.builds": ("persisted",),
     "decisionlab.core.store.budget": ("BUDGET_ENV", "build_budget_bytes"),
-    "decisionlab.core.store.atomic": ("atomic_write_with", "atomic_write_bytes", "atomic_path"),
+    "decisionlab.core.store.atomic": ("atomic_write_with", "atomic_write_bytes", "atomic_path", "file_lock"),
     "decisionlab.core.store.home": ("cache_home",),
     "decisionlab.core.nets.mlp": ("mlp", "ACTIVATIONS", "count_parameters"),
     "decisionlab.core.nets.heads": ("QNetwork", "HLGaussSupport", "LinearHead", "DuelingHead", "hl_gauss_probs"),

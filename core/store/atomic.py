@@ -6,6 +6,7 @@ A crash or a full disk leaves either the old file or the new one, never half of 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -46,3 +47,16 @@ def atomic_write_with(target: Path, writer: Callable[[Path], None]) -> None:
     """``writer(tmp_path)`` writes the content; the result appears at ``target`` atomically."""
     with atomic_path(target) as tmp:
         writer(tmp)
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock on ``path`` (created with its folder if missing) for the block: the
+    processes that build or generate the same artefact take turns instead of doing the work twice."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -11,17 +11,16 @@ concurrent processes compute once: the second waits for the first and reads its 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
 
-from decisionlab.core.store.atomic import atomic_write_bytes, atomic_write_with
+from decisionlab.core.store.atomic import atomic_write_bytes, atomic_write_with, file_lock
 from decisionlab.core.store.home import data_home
 
 FOLDER = "builds"
@@ -31,17 +30,6 @@ def build_key(builder: str, version: int, key: Mapping[str, Any]) -> str:
     """A stable hex digest of what determines a build."""
     text = json.dumps({"builder": builder, "version": version, "key": key}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _read(stem: Path) -> dict[str, Any] | None:
@@ -81,7 +69,7 @@ def persisted(
         return found
     with contextlib.ExitStack() as stack:
         try:
-            stack.enter_context(_locked(folder / f".{digest}.lock"))
+            stack.enter_context(file_lock(folder / f".{digest}.lock"))
         except OSError:  # a read-only or invalid data dir: compute, keep nothing
             return dict(compute())
         found = _read(stem)  # another process may have finished while this one waited

@@ -25,16 +25,14 @@ have the recorded sizes, is generated again); a file lock makes concurrent proce
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import gzip
 import hashlib
 import json
-from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from decisionlab.core import Progress, atomic_path, atomic_write_bytes, cache_home
+from decisionlab.core import Progress, atomic_path, atomic_write_bytes, cache_home, file_lock
 from decisionlab.domains.market_making.replay.generate_sample import (
     TARDIS_BOOK_FILE,
     TARDIS_START_US,
@@ -74,23 +72,13 @@ def complete(folder: Path) -> bool:
         return False
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with open(path, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def ensure_days(config: SampleConfig = DAYS_CONFIG, cache: Path | None = None, progress: bool = True) -> Path:
     """The folder of ``config``'s data set, generated first if the cache does not hold it complete."""
     folder = folder_of(config, cache)
     if complete(folder):
         return folder
     folder.mkdir(parents=True, exist_ok=True)
-    with _locked(folder / ".lock"):
+    with file_lock(folder / ".lock"):
         if not complete(folder):  # another process may have finished while this one waited
             write_days(folder, config, progress)
     return folder
