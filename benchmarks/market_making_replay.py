@@ -155,6 +155,7 @@ def markdown(result: dict[str, Any]) -> str:
         lines += [row.markdown() for row in means if row.reward == reward]
     total = sum(result["train_seconds"].values())
     return "\n".join([
+        "## Market making: the order-book replay, scored on disjoint held-out windows", "",
         f"`{command_line()}` — {machine()}; one thread. Preset `{PRESET}` (SYNTHETIC: 32.5 h of the sample's "
         f"generator, γ = {result['scenario']['risk_aversion']}); core PPO, {result['ppo_steps']:,} env steps per run, "
         f"{result['seeds']} seed(s) per reward, trained and selected on the training part ({total:.0f} s in all). "
