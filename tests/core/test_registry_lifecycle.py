@@ -120,6 +120,8 @@ LOOP_SAVER = textwrap.dedent("""
     import torch
     from decisionlab.core.store.registry import PolicyRegistry
     registry = PolicyRegistry()
+    registry.save("toy", "loop", {"w": torch.randn(20_000)}, {"i": -1})
+    print("saving", flush=True)  # imported and saving: the test kills from here on
     i = 0
     while True:
         registry.save("toy", "loop", {"w": torch.randn(20_000)}, {"i": i})
@@ -131,8 +133,11 @@ def test_processes_killed_mid_save_leave_nothing_after_gc(backend: str) -> None:
     """SIGKILL a saving process at random moments; after gc the index and the files agree."""
     rng = random.Random(0)
     for _ in range(4):
-        proc = subprocess.Popen([sys.executable, "-c", LOOP_SAVER], env={**os.environ})
-        time.sleep(rng.uniform(4.0, 6.0))  # start-up (imports) takes a few seconds, then saves run
+        proc = subprocess.Popen([sys.executable, "-c", LOOP_SAVER], env={**os.environ}, stdout=subprocess.PIPE,
+                                text=True)
+        # wait for the saves to run (imports take seconds, more on a cold machine), then kill at a random moment
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "saving"
+        time.sleep(rng.uniform(0.1, 1.5))
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     registry = PolicyRegistry()
