@@ -150,9 +150,10 @@ def solve(scenario: ModelScenario, depth_grid: np.ndarray | None = None) -> DPSo
                       certainty_equivalent=float(-log_value[0, start] / s.risk_aversion))
 
 
-@lru_cache(maxsize=32)
+@lru_cache(maxsize=4)
 def cached_solution(scenario: ModelScenario) -> DPSolution:
-    """:func:`solve`, once per scenario (scenarios are frozen and hashable)."""
+    """:func:`solve`, once per scenario (scenarios are frozen and hashable). Few entries: a table at the cell
+    limit holds 64 MB of depths (the serving cache keeps the built policies it needs)."""
     return solve(scenario)
 
 
