@@ -14,7 +14,6 @@ version) and ``alias_history`` (every move of an alias, for rollback).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import time
 from collections.abc import Iterator
@@ -25,6 +24,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
+
+from decisionlab.core.store.atomic import file_lock
 
 METADATA = sa.MetaData()
 POLICIES = sa.Table(
@@ -109,13 +110,8 @@ def migration_lock(engine: Engine, lock_file: Path | None) -> Iterator[None]:
     if lock_file is None:
         yield
         return
-    lock_file.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_file, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with file_lock(lock_file):
+        yield
 
 
 def upgrade(engine: Engine, lock_file: Path | None = None, data_dir: Path | None = None) -> None:
