@@ -20,6 +20,8 @@ The groups (docs/architecture.md lists every name with what it does):
   ``act_one``, the FastAPI dependencies;
 - **nets** and **algorithms**: MLPs, heads, actor-critic, value functions; PPO, DQN, pathwise, TD;
 - **adapters**: ``make_env``, ``make_vec_env``, ``make_parallel_env``;
+- **off-policy evaluation**: ``Estimate``, ``ips``, ``snips``, ``doubly_robust``, ``direct_method``,
+  ``pseudo_inverse`` (slates), ``estimate_all``, ``ab_test``, ``ABTestResult``;
 - **evaluation, seeding, devices, stores, dashboard helpers**.
 """
 
@@ -61,6 +63,10 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "decisionlab.core.progress": ("Progress", "listening", "duration"),
     "decisionlab.core.evaluation": (
         "evaluate_policies", "mean_ci95", "EvaluationReport", "check_episodes", "default_episodes",
+    ),
+    "decisionlab.core.ope": (
+        "Estimate", "ips", "snips", "doubly_robust", "direct_method", "pseudo_inverse", "estimate_all", "ab_test",
+        "ABTestResult",
     ),
     "decisionlab.core.store.builds": ("persisted",),
     "decisionlab.core.store.budget": ("BUDGET_ENV", "build_budget_bytes"),

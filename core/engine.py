@@ -12,8 +12,9 @@ caller wants out of the run it says declaratively:
 
 Exogenous randomness comes pre-sampled (a tensor ``[B, T, ...]``), cut from data by a callable
 ``(start, length) -> [B, length, ...]``, or drawn from ``generator`` chunk by chunk (``chunk`` steps at
-a time, so memory stays bounded). Episodes that terminate (``StepResult.terminated``) stop counting
-(their later steps are masked out of every reducer) and the run ends early once all have; decisions
+a time, so memory stays bounded). Episodes that end (``StepResult.terminated``, or ``truncated`` by the
+simulator's own time limit) stop counting (their later steps are masked out of every reducer) and the run
+ends early once all have; decisions
 of different lengths (``StepResult.elapsed``) advance each row's clock, which :class:`Discounted`
 and hooks read.
 
@@ -43,8 +44,8 @@ class Step:
     """One decision of a batch: what hooks and reducers read.
 
     ``t``: the decision's index in the run; ``state`` / ``obs``: before it; ``result``: the step's
-    result; ``alive [B]``: the row's episode had not terminated before this decision (None: the
-    simulator never terminates); ``time [B]``: the row's clock at the decision (event-timed
+    result; ``alive [B]``: the row's episode had not ended (terminated or truncated) before this decision
+    (None: the simulator never ends an episode); ``time [B]``: the row's clock at the decision (event-timed
     simulators; None otherwise)."""
 
     t: int
@@ -206,6 +207,15 @@ class Run:
     time: torch.Tensor | None = None
 
 
+def _ended(result: StepResult[Any]) -> torch.Tensor:
+    """``[B]`` bool: the step ended its row's episode (terminated or truncated)."""
+    if result.terminated is None:
+        return result.truncated.bool()
+    if result.truncated is None:
+        return result.terminated.bool()
+    return result.terminated.bool() | result.truncated.bool()
+
+
 def _chunks(sim: BatchedSimulator[Any], batch: int, exogenous: Exogenous, generator: torch.Generator | None,
             steps: int, chunk: int):  # noqa: ANN202 - a generator of (start, [B, length, ...])
     if isinstance(exogenous, torch.Tensor):
@@ -307,8 +317,10 @@ def run(
                     elapsed = result.elapsed.double()
                     clock = elapsed.clone() if clock is None else clock + (elapsed if alive is None
                                                                            else torch.where(alive, elapsed, 0.0))
-                if tracked and result.terminated is not None:
-                    ended = result.terminated.bool()
+                if tracked and (result.terminated is not None or result.truncated is not None):
+                    # a row whose episode ended either way (a true end, or the simulator's own time limit)
+                    # takes no further steps: they are masked out of the reducers
+                    ended = _ended(result)
                     alive = ~ended if alive is None else alive & ~ended
                     if stop_early and (t + 1) % ALIVE_CHECK_EVERY == 0 and not bool(alive.any()):
                         finished = True

@@ -38,7 +38,7 @@ import torch
 
 from decisionlab.core.seeding import make_generator
 from decisionlab.core.sim import BatchedSimulator, action_mask, horizon_of
-from decisionlab.core.spaces import Box, Composite, Discrete, Space, Spaces, as_fields
+from decisionlab.core.spaces import Box, Composite, Discrete, Slate, Space, Spaces, as_fields
 from decisionlab.core.spec import get_domain
 
 # --- building simulators ---------------------------------------------------------------------------
@@ -182,7 +182,10 @@ class _Layout:
         if not self.spaces.multi_agent:
             if isinstance(mask, Mapping):
                 return np.concatenate([_numpy(mask[k]).reshape(_numpy(mask[k]).shape[0], -1) for k in mask], axis=1)
-            return _numpy(mask).reshape(_numpy(mask).shape[0], -1)
+            flat = _numpy(mask).reshape(_numpy(mask).shape[0], -1)
+            if isinstance(self.spaces.action, Slate):  # a MultiDiscrete of k positions, each over the candidates
+                return np.tile(flat, (1, self.spaces.action.k))
+            return flat
         parts = []
         for name, group in self.groups.items():
             part = mask.get(name) if isinstance(mask, Mapping) else None

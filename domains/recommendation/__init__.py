@@ -1,0 +1,65 @@
+"""Recommendation: slates for users' requests, and the lifelong value of user–author pairs.
+
+One setting, ``short_video``: users arrive in sessions, the platform ranks ``slate_size`` of ``n_candidates``
+retrieved items per request, and users respond through the funnel click → follow → gift (``sim.py``). The
+baselines ``random``, ``popularity`` and ``ctr_greedy`` (a click model fitted to a random-exposure log); logs in the
+KuaiRand layout (``logs.py``); off-policy evaluation of logged slates with the core's estimators (``ope.py``).
+"""
+
+from __future__ import annotations
+
+from decisionlab.core import DomainSpec, PolicySpec, SettingSpec, register_domain
+from decisionlab.domains.recommendation.metrics import METRICS, episode_metrics, finalize_metrics
+from decisionlab.domains.recommendation.policies import ctr_greedy, popularity, random_policy
+from decisionlab.domains.recommendation.scenario import PRESETS, RecommendationScenario
+from decisionlab.domains.recommendation.serve import SERVING
+from decisionlab.domains.recommendation.sim import RecommendationSim
+
+SHORT_VIDEO = SettingSpec(
+    name="short_video",
+    title="Short-video platform",
+    description="users in sessions, slates of candidate items, the funnel click → follow → gift, clickbait, "
+    "satisfaction and churn",
+    scenario_model=RecommendationScenario,
+    presets=PRESETS,
+    make_simulator=lambda scenario, device: RecommendationSim(scenario, device),
+    episode_metrics=episode_metrics,
+    finalize_metrics=finalize_metrics,
+    metrics=METRICS,
+    primary_metric="revenue",
+    policies={
+        "random": PolicySpec("random", "a uniformly random slate of the candidates", random_policy),
+        "popularity": PolicySpec("popularity", "the candidates the platform has seen engage most", popularity),
+        "ctr_greedy": PolicySpec("ctr_greedy", "the highest predicted click probability: a conditional-logit click "
+                                 "model fitted to a random-exposure log", ctr_greedy, expensive=True),
+    },
+    serving=SERVING,
+    default_policies=("random", "popularity", "ctr_greedy"),
+    default_episodes=256,
+    eval_chunk=2048,
+    quick={"days": 7},
+    smoke={"days": 2, "n_users": 1000, "n_authors": 50, "n_items": 5000, "n_candidates": 12, "slate_size": 3},
+    input_limits={"days": (1, 60), "n_candidates": (1, 500)},
+    episode_label="Users",
+)
+
+
+def _routes():  # noqa: ANN202 - imported on use
+    from decisionlab.domains.recommendation.routes import build_router
+
+    return build_router()
+
+
+SPEC = register_domain(
+    DomainSpec(
+        name="recommendation",
+        title="Recommendation",
+        description="Rank slates for users' requests: random, popularity and a click-greedy ranker on a simulated "
+        "platform whose users click, follow and gift, with off-policy evaluation of logged slates.",
+        settings=(SHORT_VIDEO,),
+        default_scenario="short_video",
+        routes=_routes,
+    )
+)
+
+__all__ = ["SHORT_VIDEO", "SPEC"]

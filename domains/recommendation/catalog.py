@@ -1,0 +1,136 @@
+"""The catalog: latent traits of users, authors and items as pure functions of their integer ids.
+
+Item ``i`` is by author ``i mod n_authors`` (so the items of an author are ``a, a + A, a + 2A, …``). Authors
+have a content ``style`` (a unit vector, stored as a table ``[A, D]``) and a ``craft`` (their items' mean
+quality). An item's ``quality`` in [0, 1], ``bait`` (clickbait, 0 for most) and ``popularity`` (the
+aggregate engagement the platform has seen, log scale) are hashes of ``(catalog_seed, item id)``: no
+table, so ids up to 10^13 cost nothing (catalogs up to ``TABLE_ITEMS`` tabulate the same values once, for
+speed). A user's initial interest is a hash of its id too: the same user id always starts with the same tastes.
+
+Hashing is SplitMix64 on int64 tensors (multiplication wraps modulo 2^64, shifts are made logical by
+masking), exact and the same on every device.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from decisionlab.domains.recommendation.scenario import RecommendationScenario
+
+
+def _signed(value: int) -> int:
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+_GOLDEN, _MIX1, _MIX2 = _signed(0x9E3779B97F4A7C15), _signed(0xBF58476D1CE4E5B9), _signed(0x94D049BB133111EB)
+
+
+def _shr(x: torch.Tensor, bits: int) -> torch.Tensor:
+    """Logical right shift of int64 (torch shifts arithmetically)."""
+    return (x >> bits) & ((1 << (64 - bits)) - 1)
+
+
+def mix(x: torch.Tensor) -> torch.Tensor:
+    """SplitMix64's finaliser of int64 ``x`` (any shape)."""
+    z = x + _GOLDEN
+    z = (z ^ _shr(z, 30)) * _MIX1
+    z = (z ^ _shr(z, 27)) * _MIX2
+    return z ^ _shr(z, 31)
+
+
+def hash_uniform(key: torch.Tensor, salt: int) -> torch.Tensor:
+    """A float64 uniform in [0, 1) per int64 ``key`` (53 bits), a different stream per ``salt``."""
+    h = mix(mix(key ^ _signed((salt * 0x2545F4914F6CDD1D) % (1 << 64))) + salt)
+    return _shr(h, 11).double() * (1.0 / (1 << 53))
+
+
+def hash_normal(key: torch.Tensor, salt: int) -> torch.Tensor:
+    """A standard normal per ``key`` (Box–Muller on two hashed uniforms)."""
+    u1 = hash_uniform(key, 2 * salt + 1).clamp_min(1e-300)
+    u2 = hash_uniform(key, 2 * salt + 2)
+    return torch.sqrt(-2.0 * torch.log(u1)) * torch.cos(2.0 * math.pi * u2)
+
+
+TABLE_ITEMS = 1 << 22
+"""Catalogs up to this many items keep their traits in a table (48 MB at most): a gather is ~20× cheaper than
+the hashes, and the values are the same."""
+
+# salts of the independent streams
+_STYLE, _CRAFT, _QUALITY, _BAIT, _BAIT_LEVEL, _POPULAR, _INTEREST = 11, 12, 13, 14, 15, 16, 17
+
+
+_CATALOGS: dict[tuple[str, str], Catalog] = {}
+
+
+@dataclass(frozen=True)
+class ItemTraits:
+    """Traits of items ``[...]``: ``author [...]`` int64, ``quality``, ``bait``, ``popularity`` float32."""
+
+    author: torch.Tensor
+    quality: torch.Tensor
+    bait: torch.Tensor
+    popularity: torch.Tensor
+
+
+def catalog_of(scenario: RecommendationScenario, device: torch.device | str = "cpu") -> Catalog:
+    """The scenario's catalog, built once per scenario and device (its tables take a moment)."""
+    key = (scenario.fingerprint(), str(torch.device(device)))
+    if key not in _CATALOGS:
+        if len(_CATALOGS) >= 4:
+            _CATALOGS.pop(next(iter(_CATALOGS)))
+        _CATALOGS[key] = Catalog(scenario, device)
+    return _CATALOGS[key]
+
+
+class Catalog:
+    """The traits of a scenario's users, authors and items on ``device`` (module docstring)."""
+
+    def __init__(self, scenario: RecommendationScenario, device: torch.device | str = "cpu") -> None:
+        self.scenario, self.device = scenario, torch.device(device)
+        s = scenario
+        self.seed = int(s.catalog_seed) * 1_000_003 + 7
+        authors = torch.arange(s.n_authors, dtype=torch.long, device=self.device)
+        dims = torch.arange(s.style_dim, dtype=torch.long, device=self.device)
+        keys = (self.seed + authors[:, None]) * 64 + dims[None, :]
+        style = hash_normal(keys, _STYLE)
+        self.style = (style / style.norm(dim=1, keepdim=True).clamp_min(1e-9)).float()  # [A, D]
+        self.craft = (0.25 + 0.5 * hash_uniform(self.seed + authors, _CRAFT)).float()  # [A] mean item quality
+        self.table: torch.Tensor | None = None  # [3, n_items]: quality, bait, popularity (small catalogs)
+        if s.n_items <= TABLE_ITEMS:
+            ids = torch.arange(s.n_items, dtype=torch.long, device=self.device)
+            self.table = torch.stack(self._hashed(ids, torch.remainder(ids, s.n_authors)))
+
+    def items(self, ids: torch.Tensor) -> ItemTraits:
+        """Traits of item ``ids [...]`` (int64): read from the tables of a small catalog, hashed otherwise."""
+        author = torch.remainder(ids, self.scenario.n_authors)
+        if self.table is not None:
+            quality, bait, popularity = self.table[:, ids].unbind(0)
+            return ItemTraits(author, quality, bait, popularity)
+        return ItemTraits(author, *self._hashed(ids, author))
+
+    def _hashed(self, ids: torch.Tensor, author: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        s = self.scenario
+        key = ids * 31 + self.seed
+        bait = torch.where(hash_uniform(key, _BAIT) < s.bait_share, 0.5 + 0.5 * hash_uniform(key, _BAIT_LEVEL), 0.0)
+        # clickbait is made cheaply: its quality is lower
+        quality = (self.craft[author] + 0.3 * (hash_uniform(key, _QUALITY) - 0.5) - 0.3 * bait).clamp(0.0, 1.0)
+        # what the platform has seen: engagement grows with quality and with bait, and is noisy
+        popularity = s.click_quality * quality + s.click_bait * bait + 0.5 * hash_normal(key, _POPULAR)
+        return quality.float(), bait.float(), popularity.float()
+
+    def interest(self, users: torch.Tensor) -> torch.Tensor:
+        """The initial interest (a unit vector) of user ``users [B]``: ``[B, D]``."""
+        dims = torch.arange(self.scenario.style_dim, dtype=torch.long, device=self.device)
+        keys = (self.seed + users[:, None] * 7) * 64 + dims[None, :]
+        raw = hash_normal(keys, _INTEREST)
+        return (raw / raw.norm(dim=1, keepdim=True).clamp_min(1e-9)).float()
+
+    def items_of(self, authors: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """A uniformly chosen item of each author ``authors [...]`` from uniforms ``u [...]``."""
+        s = self.scenario
+        count = torch.div(s.n_items - authors + s.n_authors - 1, s.n_authors, rounding_mode="floor")
+        k = (u * count.double()).long().clamp(max=count - 1)
+        return authors + s.n_authors * k

@@ -1,0 +1,96 @@
+"""From scores to slates: the deterministic top-K and the stochastic Plackett–Luce ranking with its propensities.
+
+Every recommendation policy scores the candidates of a request (``scores(obs) -> [B, C]``, higher is better;
+absent candidates are never shown). Serving ranks by the scores; a *logging* policy samples the slate from the
+Plackett–Luce model of ``softmax(scores / temperature)`` (the Gumbel top-K trick), so every slate it serves has a
+known probability: the product over positions of the chosen candidate's share of what was still left.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import torch
+
+
+class Scorer(Protocol):
+    """A policy that scores candidates ``[B, C]`` from an observation."""
+
+    def scores(self, obs: dict[str, torch.Tensor]) -> torch.Tensor: ...
+
+
+def top_k(scores: torch.Tensor, present: torch.Tensor, k: int) -> torch.Tensor:
+    """The ``k`` best present candidates in rank order: int64 ``[B, k]`` (ties go to the earlier candidate)."""
+    masked = torch.where(present, scores, -torch.inf)
+    return torch.topk(masked, k, dim=-1, sorted=True).indices
+
+
+def slate_log_probability(scores: torch.Tensor, present: torch.Tensor, slate: torch.Tensor,
+                          temperature: float) -> torch.Tensor:
+    """``[B]``: log of the Plackett–Luce probability of ``slate [B, K]`` under ``softmax(scores / temperature)``
+    over the present candidates. ``temperature`` 0: the deterministic top-K (log 1 or −inf)."""
+    if temperature <= 0:
+        same = (top_k(scores, present, slate.shape[1]) == slate).all(-1)
+        return torch.where(same, 0.0, -torch.inf).to(scores.dtype)
+    logits = torch.where(present, scores / temperature, -torch.inf)
+    chosen = torch.gather(logits, 1, slate)  # [B, K]
+    # the log-sum-exp of what is left before each position: everything minus the ones already placed
+    total = torch.logsumexp(logits, -1, keepdim=True)  # [B, 1]
+    placed = torch.cumsum(torch.exp(chosen - total), -1) - torch.exp(chosen - total)  # share placed before
+    left = total + torch.log1p(-placed.clamp(max=1 - 1e-12))
+    return (chosen - left).sum(-1)
+
+
+def position_marginals(scores: torch.Tensor, present: torch.Tensor, slate: torch.Tensor, temperature: float,
+                       samples: int = 256, generator: torch.Generator | None = None) -> torch.Tensor:
+    """``[B, K]``: the probability that the ranking puts ``slate[:, k]`` at position ``k`` (Monte Carlo over
+    ``samples`` Plackett–Luce draws, exact for ``temperature`` 0): what the slate estimator weighs."""
+    if temperature <= 0:
+        return (top_k(scores, present, slate.shape[1]) == slate).to(scores.dtype)
+    hits = torch.zeros(slate.shape, dtype=scores.dtype, device=scores.device)
+    for _ in range(samples):
+        hits += (sample_slate(scores, present, slate.shape[1], temperature, generator) == slate).to(scores.dtype)
+    return hits / samples
+
+
+def sample_slate(scores: torch.Tensor, present: torch.Tensor, k: int, temperature: float,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+    """A Plackett–Luce slate ``[B, k]`` (Gumbel top-K of ``scores / temperature``)."""
+    if temperature <= 0:
+        return top_k(scores, present, k)
+    u = torch.rand(scores.shape, generator=generator, device=scores.device, dtype=torch.float64)
+    gumbel = -torch.log(-torch.log(u.clamp(1e-300, 1 - 1e-16)))
+    return top_k(scores.double() / temperature + gumbel, present, k)
+
+
+class Ranked:
+    """A scorer acting greedily: the top-K of its scores (the serving and evaluation policy)."""
+
+    def __init__(self, scorer: Any, slate_size: int, name: str) -> None:
+        self.scorer, self.slate_size, self.name = scorer, slate_size, name
+
+    def scores(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.scorer.scores(obs)
+
+    def act(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        return top_k(self.scorer.scores(obs), obs["present"], self.slate_size)
+
+
+class Sampled:
+    """A scorer acting stochastically: Plackett–Luce slates at ``temperature`` (a logging policy). Remembers the
+    log-probability of the last slates it served (``last_logp [B]``)."""
+
+    def __init__(self, scorer: Any, slate_size: int, temperature: float, generator: torch.Generator | None,
+                 name: str) -> None:
+        self.scorer, self.slate_size, self.temperature = scorer, slate_size, float(temperature)
+        self.generator, self.name = generator, name
+        self.last_logp: torch.Tensor | None = None
+
+    def scores(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.scorer.scores(obs)
+
+    def act(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        scores = self.scorer.scores(obs)
+        slate = sample_slate(scores, obs["present"], self.slate_size, self.temperature, self.generator)
+        self.last_logp = slate_log_probability(scores, obs["present"], slate, self.temperature)
+        return slate
