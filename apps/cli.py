@@ -1,6 +1,6 @@
 """The ``decisionlab`` command line.
 
-Scripts depend on these names (see the README): ``domains``, ``evaluate``, ``train``, ``serve``,
+Scripts depend on these names (see the README): ``domains``, ``evaluate``, ``ope``, ``train``, ``serve``,
 ``dashboard``, ``policies list|show|promote|rollback|delete|gc``.
 ``--json`` prints exactly one JSON object on stdout; logs and progress bars go to
 stderr. User mistakes print ``error: ...`` on stderr and exit with status 2, without a traceback.
@@ -134,8 +134,63 @@ def evaluate(
     _guard(run)
 
 
-def number(value: float, signed: bool = False) -> str:
+@app.command()
+def ope(
+    domain: Annotated[str, typer.Argument(help="domain name, e.g. recommendation")],
+    logging_policy: Annotated[str, typer.Option("--logging-policy", help="the policy whose log is evaluated "
+                                                "(served stochastically at --temperature)")],
+    target_policy: Annotated[str, typer.Option("--target-policy", help="the policy to evaluate from the log")],
+    scenario: Annotated[str | None, typer.Option("--scenario", help="scenario preset name")] = None,
+    overrides: SetFlag = None,
+    episodes: Annotated[int, typer.Option("--episodes", min=2, max=1_000_000, help="episodes logged")] = 1000,
+    temperature: Annotated[float, typer.Option("--temperature", min=0.01, max=100.0,
+                                               help="the logging policy's sampling temperature")] = 1.0,
+    seed: Annotated[int, typer.Option("--seed", help="seed of the log")] = 0,
+    as_json: JsonFlag = False,
+) -> None:
+    """Off-policy evaluation: estimate the target policy's value from the logging policy's log (IPS, SNIPS,
+    doubly robust, the slate estimator) next to the simulator's truth and a simulated A/B test."""
+
+    def run() -> None:
+        from decisionlab.core.ope import off_policy_report
+        from decisionlab.core.resolve import build_policy
+        from decisionlab.core.scenario import parse_overrides
+        from decisionlab.core.spec import get_domain
+
+        spec = get_domain(domain)
+        resolved = spec.scenario(scenario or spec.default_scenario, parse_overrides(overrides or []))
+        setting = spec.setting_of(resolved)
+        if setting.off_policy is None:
+            raise DecisionlabError(f"{spec.name}: the {setting.title} setting has no off-policy evaluation "
+                                   f"(its policies expose no propensities)")
+        device = _setup_torch()
+        logging, target = (build_policy(spec, resolved, name, device)[1] for name in (logging_policy, target_policy))
+        err.print(f"logging {logging_policy} over {episodes:,} episodes...", highlight=False)
+        report = off_policy_report(setting.off_policy(resolved, logging, target, episodes, seed, device, temperature))
+        if as_json:
+            _emit_json(report)
+            return
+        table = Table(title=f"{target_policy} estimated from the log of {logging_policy} ({report['rows']:,} rows)")
+        metrics = list(next(iter(report["estimates"].values())))
+        table.add_column("estimator")
+        for name in metrics:
+            table.add_column(name, justify="right")
+        if report["truth"]:
+            table.add_row("truth", *[number(report["truth"][name]) for name in metrics])
+        for kind, values in report["estimates"].items():
+            table.add_row(kind, *[f"{number(values[m]['estimate'])} ± {number(values[m]['ci95'])}" for m in metrics])
+        out.print(table)
+        for name, result in report.get("ab_test", {}).items():
+            out.print(f"A/B {name}: {target_policy} − {logging_policy} = {number(result['difference'], True)} ± "
+                      f"{number(result['ci95'])}", highlight=False)
+
+    _guard(run)
+
+
+def number(value: float | None, signed: bool = False) -> str:
     """A number as people read it: 4 decimals below 1e6, else 6 significant digits, never cut."""
+    if value is None:
+        return "n/a"
     if value != value or abs(value) == float("inf"):
         return str(value)
     text = f"{value:+.4f}" if signed else f"{value:.4f}"

@@ -66,7 +66,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ),
     "decisionlab.core.ope": (
         "Estimate", "ips", "snips", "doubly_robust", "direct_method", "pseudo_inverse", "estimate_all", "ab_test",
-        "ABTestResult",
+        "ABTestResult", "OffPolicyLog", "off_policy_report",
     ),
     "decisionlab.core.store.builds": ("persisted",),
     "decisionlab.core.store.budget": ("BUDGET_ENV", "build_budget_bytes"),

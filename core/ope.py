@@ -35,9 +35,10 @@ effective sample size ``(Σw)² / Σw²`` of the weights, which says how many ro
 - :func:`ab_test`: the on-policy comparison OPE stands in for: users split between A and B, the difference of
   means ``B - A`` with a Welch t 95% half-width.
 
-:func:`estimate_all` runs the applicable estimators over several reward metrics at once. All intervals
-assume independent rows; a t interval on a mean of heavy-tailed weighted values under-covers when the
-effective sample size is small, so read ``effective_n`` next to ``ci95``. Invalid input (mismatched shapes,
+:func:`estimate_all` runs the applicable estimators over several reward metrics at once. The intervals
+assume independent rows, or independent clusters of rows with ``clusters`` (the decisions of one user over a
+session are not independent: give the user as the cluster); a t interval on a mean of heavy-tailed weighted
+values under-covers when the effective sample size is small, so read ``effective_n`` next to ``ci95``. Invalid input (mismatched shapes,
 non-finite values, probabilities outside [0, 1], a logged action μ could not have taken) raises
 :class:`ScenarioError` naming the argument.
 """
@@ -177,12 +178,32 @@ def _marginals(name: str, value: ArrayLike, n: int) -> np.ndarray:
 # -- statistics ---------------------------------------------------------------------------------------------
 
 
-def _t_half(values: np.ndarray) -> float:
-    """95% Student-t half-width of the mean of ``values [N]`` (infinite when N < 2: nothing to go on)."""
+def _t_half(values: np.ndarray, clusters: np.ndarray | None = None) -> float:
+    """95% Student-t half-width of the mean of ``values [N]`` (infinite when N < 2: nothing to go on).
+
+    With ``clusters [N]`` (ids of groups of dependent rows, e.g. the requests of one user), the cluster-robust
+    half-width: the deviations are summed within each cluster, the clusters are the independent units
+    (variance ``C/(C−1) Σ_c (Σ_{i∈c} (v_i − v̄))² / N²``, Student t with C − 1 degrees of freedom)."""
     n = values.size
-    if n < 2:
+    if clusters is None:
+        if n < 2:
+            return float("inf")
+        return float(stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / np.sqrt(n))
+    _, index = np.unique(clusters, return_inverse=True)
+    sums = np.bincount(index, weights=values - values.mean())
+    c = sums.size
+    if c < 2:
         return float("inf")
-    return float(stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / np.sqrt(n))
+    return float(stats.t.ppf(0.975, c - 1) * np.sqrt(c / (c - 1) * np.sum(sums**2)) / n)
+
+
+def _clusters(value: ArrayLike | None, n: int) -> np.ndarray | None:
+    if value is None:
+        return None
+    out = np.asarray(value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else value)
+    if out.shape != (n,):
+        raise ScenarioError(f"clusters: shape {tuple(out.shape)}, expected ({n},)")
+    return out
 
 
 def _kish(weights: np.ndarray) -> float:
@@ -191,23 +212,26 @@ def _kish(weights: np.ndarray) -> float:
     return float(np.sum(weights) ** 2 / squares) if squares > 0 else 0.0
 
 
-def _mean_estimate(values: np.ndarray, weights: np.ndarray) -> Estimate:
+def _mean_estimate(values: np.ndarray, weights: np.ndarray, clusters: np.ndarray | None = None) -> Estimate:
     """The t-interval :class:`Estimate` of ``mean(values [N])`` with the Kish size of ``weights [N]``."""
-    return Estimate(float(values.mean()), _t_half(values), int(values.size), _kish(weights))
+    return Estimate(float(values.mean()), _t_half(values, clusters), int(values.size), _kish(weights))
 
 
 # -- estimators ---------------------------------------------------------------------------------------------
 
 
-def ips(rewards: ArrayLike, target_logp: ArrayLike, logging_logp: ArrayLike) -> Estimate:
+def ips(rewards: ArrayLike, target_logp: ArrayLike, logging_logp: ArrayLike, clusters: ArrayLike | None = None
+        ) -> Estimate:
     """Inverse propensity scoring: ``mean(w · r)`` over ``rewards [N]`` with weights from the two
-    ``[N]`` log-probabilities of the logged actions; Student-t interval over the per-row ``w_i r_i``."""
+    ``[N]`` log-probabilities of the logged actions; Student-t interval over the per-row ``w_i r_i``
+    (cluster-robust with ``clusters [N]``, the ids of groups of dependent rows)."""
     r = _vector("rewards", rewards)
     w = _weights(target_logp, logging_logp, r.size)
-    return _mean_estimate(w * r, w)
+    return _mean_estimate(w * r, w, _clusters(clusters, r.size))
 
 
-def snips(rewards: ArrayLike, target_logp: ArrayLike, logging_logp: ArrayLike) -> Estimate:
+def snips(rewards: ArrayLike, target_logp: ArrayLike, logging_logp: ArrayLike, clusters: ArrayLike | None = None
+          ) -> Estimate:
     """Self-normalised IPS: ``Σ w r / Σ w``; delta-method interval (Student t over the influence values
     ``w_i (r_i - V̂) / mean(w)``). ``nan`` with an infinite half-width when ``Σ w = 0``."""
     r = _vector("rewards", rewards)
@@ -217,12 +241,12 @@ def snips(rewards: ArrayLike, target_logp: ArrayLike, logging_logp: ArrayLike) -
         return Estimate(float("nan"), float("inf"), int(r.size), 0.0)
     value = float(np.dot(w, r) / total)
     influence = w * (r - value) / w.mean()
-    return Estimate(value, _t_half(influence), int(r.size), _kish(w))
+    return Estimate(value, _t_half(influence, _clusters(clusters, r.size)), int(r.size), _kish(w))
 
 
 def doubly_robust(
     rewards: ArrayLike, target_logp: ArrayLike, logging_logp: ArrayLike, predicted_logged: ArrayLike,
-    predicted_target: ArrayLike,
+    predicted_target: ArrayLike, clusters: ArrayLike | None = None,
 ) -> Estimate:
     """Doubly robust: ``mean(q̂_π + w (r - q̂_logged))``; Student-t interval over the per-row values.
 
@@ -232,7 +256,7 @@ def doubly_robust(
     w = _weights(target_logp, logging_logp, r.size)
     logged = _vector("predicted_logged", predicted_logged, r.size)
     target = _vector("predicted_target", predicted_target, r.size)
-    return _mean_estimate(target + w * (r - logged), w)
+    return _mean_estimate(target + w * (r - logged), w, _clusters(clusters, r.size))
 
 
 def direct_method(predicted_target: ArrayLike) -> Estimate:
@@ -242,7 +266,8 @@ def direct_method(predicted_target: ArrayLike) -> Estimate:
     return _mean_estimate(target, np.ones_like(target))
 
 
-def pseudo_inverse(rewards: ArrayLike, target_marginals: ArrayLike, logging_marginals: ArrayLike) -> Estimate:
+def pseudo_inverse(rewards: ArrayLike, target_marginals: ArrayLike, logging_marginals: ArrayLike,
+                   clusters: ArrayLike | None = None) -> Estimate:
     """The pseudo-inverse (PI) slate estimator (Swaminathan et al. 2017), in its form for a logging
     policy that fills the K slots independently.
 
@@ -270,13 +295,13 @@ def pseudo_inverse(rewards: ArrayLike, target_marginals: ArrayLike, logging_marg
         raise ScenarioError(f"logging_marginals: probability 0 at row {row}, slot {slot}: the logging policy showed "
                             f"that item there, so its probability must be positive")
     weights = (target / logging).sum(axis=1) - target.shape[1] + 1
-    return _mean_estimate(weights * r, weights)
+    return _mean_estimate(weights * r, weights, _clusters(clusters, r.size))
 
 
 def estimate_all(
     rewards: Mapping[str, ArrayLike] | ArrayLike, target_logp: ArrayLike, logging_logp: ArrayLike,
     predicted: Mapping[str, tuple[ArrayLike, ArrayLike]] | tuple[ArrayLike, ArrayLike] | None = None,
-    slate: tuple[ArrayLike, ArrayLike] | None = None,
+    slate: tuple[ArrayLike, ArrayLike] | None = None, clusters: ArrayLike | None = None,
 ) -> dict[str, dict[str, Estimate]]:
     """Every applicable estimator on every metric: ``{"ips": {metric: Estimate}, "snips": ..., "dr": ...,
     "pi": ...}``.
@@ -289,8 +314,8 @@ def estimate_all(
     if not metrics:
         raise ScenarioError("rewards: no metrics given")
     out: dict[str, dict[str, Estimate]] = {
-        "ips": {name: ips(values, target_logp, logging_logp) for name, values in metrics.items()},
-        "snips": {name: snips(values, target_logp, logging_logp) for name, values in metrics.items()},
+        "ips": {name: ips(values, target_logp, logging_logp, clusters) for name, values in metrics.items()},
+        "snips": {name: snips(values, target_logp, logging_logp, clusters) for name, values in metrics.items()},
     }
     if predicted is not None:
         models = _metrics(predicted)
@@ -298,11 +323,11 @@ def estimate_all(
         if unknown:
             raise ScenarioError(f"predicted: no rewards for metric(s) {', '.join(unknown)}; "
                                 f"choose among {', '.join(metrics)}")
-        out["dr"] = {name: doubly_robust(metrics[name], target_logp, logging_logp, *_pair("predicted", model))
-                     for name, model in models.items()}
+        out["dr"] = {name: doubly_robust(metrics[name], target_logp, logging_logp, *_pair("predicted", model),
+                                         clusters=clusters) for name, model in models.items()}
     if slate is not None:
         marginals = _pair("slate", slate)
-        out["pi"] = {name: pseudo_inverse(values, *marginals) for name, values in metrics.items()}
+        out["pi"] = {name: pseudo_inverse(values, *marginals, clusters=clusters) for name, values in metrics.items()}
     return out
 
 
@@ -332,3 +357,44 @@ def ab_test(a_values: ArrayLike, b_values: ArrayLike) -> ABTestResult:
         df = (var_a + var_b) ** 2 / (var_a**2 / (a.size - 1) + var_b**2 / (b.size - 1)) if se > 0 else 1.0
         half = float(stats.t.ppf(0.975, df) * se)
     return ABTestResult(difference, half, float(a.mean()), float(b.mean()), int(a.size), int(b.size))
+
+
+# -- a log to evaluate, and its report ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OffPolicyLog:
+    """What a setting's ``off_policy`` hook returns: a log of a stochastic logging policy with both policies'
+    log-probabilities of the logged actions, and what the simulator knows.
+
+    ``rewards {metric: [N]}``; ``target_logp``, ``logging_logp [N]``; ``truth {metric: float}``: the target's
+    exact value on the logged contexts (a simulator can compute it; ``None`` for real logs); ``predicted
+    {metric: (logged [N], target [N])}``: a reward model fitted on other data (doubly robust); ``slate``:
+    ``(target_marginals [N, K], logging_marginals [N, K])`` (the slate estimator); ``clusters [N]``: ids of
+    groups of dependent rows (a user's requests); ``ab_test {metric: ABTestResult}``: the on-policy comparison
+    of the two policies on split users."""
+
+    rewards: Mapping[str, ArrayLike]
+    target_logp: ArrayLike
+    logging_logp: ArrayLike
+    truth: Mapping[str, float] | None = None
+    predicted: Mapping[str, tuple[ArrayLike, ArrayLike]] | None = None
+    slate: tuple[ArrayLike, ArrayLike] | None = None
+    clusters: ArrayLike | None = None
+    ab_test: Mapping[str, ABTestResult] | None = None
+
+
+def off_policy_report(log: OffPolicyLog) -> dict[str, Any]:
+    """The JSON report of ``log``: ``{"truth": {metric: value}, "estimates": {estimator: {metric: {"estimate",
+    "ci95"}}}, "effective_n": {estimator: {metric: n}}, "rows": N, "ab_test": {metric: {...}}}``."""
+    estimates = estimate_all(log.rewards, log.target_logp, log.logging_logp, log.predicted, log.slate, log.clusters)
+    out: dict[str, Any] = {
+        "truth": {name: _json_float(value) for name, value in (log.truth or {}).items()},
+        "estimates": {kind: {name: e.as_dict() for name, e in values.items()} for kind, values in estimates.items()},
+        "effective_n": {kind: {name: _json_float(e.effective_n) for name, e in values.items()}
+                        for kind, values in estimates.items()},
+        "rows": next(iter(next(iter(estimates.values())).values())).n,
+    }
+    if log.ab_test is not None:
+        out["ab_test"] = {name: result.as_dict() for name, result in log.ab_test.items()}
+    return out

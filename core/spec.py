@@ -160,6 +160,10 @@ class SettingSpec:
             ``episodes`` and the maximum); the default episode count is capped at it
             (:func:`decisionlab.core.evaluation.default_episodes`). ``None`` (the default): episodes
             are drawn independently, as many as asked.
+        off_policy: ``(scenario, logging, target, episodes, seed, device, temperature) -> OffPolicyLog``: a
+            log of ``logging`` made stochastic (Plackett–Luce over its scores at ``temperature``) over
+            ``episodes`` episodes, with both policies' propensities and the simulator's truth (``decisionlab
+            ope``; :mod:`decisionlab.core.ope`). ``None``: the setting has no off-policy evaluation.
     """
 
     name: str
@@ -185,6 +189,7 @@ class SettingSpec:
     input_limits: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     episode_label: str = "Episodes"
     max_episodes: Callable[[Scenario], int | None] | None = None
+    off_policy: Callable[..., Any] | None = None
 
     def __post_init__(self) -> None:
         for name, preset in self.presets.items():

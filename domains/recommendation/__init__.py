@@ -2,18 +2,21 @@
 
 One setting, ``short_video``: users arrive in sessions, the platform ranks ``slate_size`` of ``n_candidates``
 retrieved items per request, and users respond through the funnel click → follow → gift (``sim.py``). The
-baselines ``random``, ``popularity`` and ``ctr_greedy`` (a click model fitted to a random-exposure log); logs in the
-KuaiRand layout (``logs.py``); off-policy evaluation of logged slates with the core's estimators (``ope.py``).
+baselines ``random``, ``popularity`` and ``ctr_greedy`` (a click model fitted to a random-exposure log); the
+algorithm ``rliv`` (``rliv.py``, ``train.py``); logs in the KuaiRand layout (``logs.py``) and the calibration of
+the simulator to them (``calibration.py``); off-policy evaluation of logged slates with the core's estimators.
 """
 
 from __future__ import annotations
 
-from decisionlab.core import DomainSpec, PolicySpec, SettingSpec, register_domain
+from decisionlab.core import AlgoSpec, DomainSpec, PolicySpec, SettingSpec, register_domain
 from decisionlab.domains.recommendation.metrics import METRICS, episode_metrics, finalize_metrics
+from decisionlab.domains.recommendation.ope import off_policy_log
 from decisionlab.domains.recommendation.policies import ctr_greedy, popularity, random_policy
 from decisionlab.domains.recommendation.scenario import PRESETS, RecommendationScenario
 from decisionlab.domains.recommendation.serve import SERVING
 from decisionlab.domains.recommendation.sim import RecommendationSim
+from decisionlab.domains.recommendation.train import RlivOptions, train_rliv
 
 SHORT_VIDEO = SettingSpec(
     name="short_video",
@@ -34,6 +37,15 @@ SHORT_VIDEO = SettingSpec(
                                  "model fitted to a random-exposure log", ctr_greedy, expensive=True),
     },
     serving=SERVING,
+    off_policy=off_policy_log,
+    algos={"rliv": AlgoSpec(
+        "rliv", "the lifelong value of a recommendation: a multi-task critic (click, follow and gift heads on a "
+        "shared trunk, an auxiliary click/follow/gift model) trained on the random-exposure log and refined online; "
+        "ranks by click utility + value_weight × the gift head, the weight chosen on validation users",
+        train_rliv, RlivOptions,
+        smoke_options={"epochs": 1, "online_rounds": 1, "online_epochs": 1, "online_users": 16, "log_users": 32,
+                       "validation_users": 16, "value_weights": [0.0, 1.0], "hidden": [8]})},
+    policy_kinds={"recommendation_rliv": "decisionlab.domains.recommendation.rliv:FunnelCritic"},
     default_policies=("random", "popularity", "ctr_greedy"),
     default_episodes=256,
     eval_chunk=2048,
@@ -54,10 +66,12 @@ SPEC = register_domain(
     DomainSpec(
         name="recommendation",
         title="Recommendation",
-        description="Rank slates for users' requests: random, popularity and a click-greedy ranker on a simulated "
-        "platform whose users click, follow and gift, with off-policy evaluation of logged slates.",
+        description="Rank slates for users' requests: random, popularity, a click-greedy ranker and the learned "
+        "lifelong value (rliv) on a simulated platform whose users click, follow and gift, with off-policy "
+        "evaluation of logged slates.",
         settings=(SHORT_VIDEO,),
         default_scenario="short_video",
+        default_algo="rliv",
         routes=_routes,
     )
 )

@@ -2,7 +2,8 @@
 
 Item ``i`` is by author ``i mod n_authors`` (so the items of an author are ``a, a + A, a + 2A, …``). Authors
 have a content ``style`` (a unit vector, stored as a table ``[A, D]``) and a ``craft`` (their items' mean
-quality). An item's ``quality`` in [0, 1], ``bait`` (clickbait, 0 for most) and ``popularity`` (the
+quality). An item's ``quality`` in [0, 1], ``bait`` (clickbait, 0 for most), ``completion`` (the share of
+views watched to the end the platform has measured: quality plus noise, lower for clickbait) and ``popularity`` (the
 aggregate engagement the platform has seen, log scale) are hashes of ``(catalog_seed, item id)``: no
 table, so ids up to 10^13 cost nothing (catalogs up to ``TABLE_ITEMS`` tabulate the same values once, for
 speed). A user's initial interest is a hash of its id too: the same user id always starts with the same tastes.
@@ -55,11 +56,11 @@ def hash_normal(key: torch.Tensor, salt: int) -> torch.Tensor:
 
 
 TABLE_ITEMS = 1 << 22
-"""Catalogs up to this many items keep their traits in a table (48 MB at most): a gather is ~20× cheaper than
+"""Catalogs up to this many items keep their traits in a table (64 MB at most): a gather is ~20× cheaper than
 the hashes, and the values are the same."""
 
 # salts of the independent streams
-_STYLE, _CRAFT, _QUALITY, _BAIT, _BAIT_LEVEL, _POPULAR, _INTEREST = 11, 12, 13, 14, 15, 16, 17
+_STYLE, _CRAFT, _QUALITY, _BAIT, _BAIT_LEVEL, _POPULAR, _INTEREST, _COMPLETION = 11, 12, 13, 14, 15, 16, 17, 18
 
 
 _CATALOGS: dict[tuple[str, str], Catalog] = {}
@@ -67,12 +68,19 @@ _CATALOGS: dict[tuple[str, str], Catalog] = {}
 
 @dataclass(frozen=True)
 class ItemTraits:
-    """Traits of items ``[...]``: ``author [...]`` int64, ``quality``, ``bait``, ``popularity`` float32."""
+    """Traits of items ``[...]``: ``author [...]`` int64, ``quality``, ``bait``, ``popularity``, ``completion``
+    float32 (the last two are what the platform sees: :attr:`signals`)."""
 
     author: torch.Tensor
     quality: torch.Tensor
     bait: torch.Tensor
     popularity: torch.Tensor
+    completion: torch.Tensor
+
+    @property
+    def signals(self) -> torch.Tensor:
+        """``[..., 2]``: popularity and completion, the item statistics the platform has."""
+        return torch.stack([self.popularity, self.completion], -1)
 
 
 def catalog_of(scenario: RecommendationScenario, device: torch.device | str = "cpu") -> Catalog:
@@ -98,7 +106,7 @@ class Catalog:
         style = hash_normal(keys, _STYLE)
         self.style = (style / style.norm(dim=1, keepdim=True).clamp_min(1e-9)).float()  # [A, D]
         self.craft = (0.25 + 0.5 * hash_uniform(self.seed + authors, _CRAFT)).float()  # [A] mean item quality
-        self.table: torch.Tensor | None = None  # [3, n_items]: quality, bait, popularity (small catalogs)
+        self.table: torch.Tensor | None = None  # [4, n_items]: quality, bait, popularity, completion
         if s.n_items <= TABLE_ITEMS:
             ids = torch.arange(s.n_items, dtype=torch.long, device=self.device)
             self.table = torch.stack(self._hashed(ids, torch.remainder(ids, s.n_authors)))
@@ -107,11 +115,10 @@ class Catalog:
         """Traits of item ``ids [...]`` (int64): read from the tables of a small catalog, hashed otherwise."""
         author = torch.remainder(ids, self.scenario.n_authors)
         if self.table is not None:
-            quality, bait, popularity = self.table[:, ids].unbind(0)
-            return ItemTraits(author, quality, bait, popularity)
+            return ItemTraits(author, *self.table[:, ids].unbind(0))
         return ItemTraits(author, *self._hashed(ids, author))
 
-    def _hashed(self, ids: torch.Tensor, author: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _hashed(self, ids: torch.Tensor, author: torch.Tensor) -> tuple[torch.Tensor, ...]:
         s = self.scenario
         key = ids * 31 + self.seed
         bait = torch.where(hash_uniform(key, _BAIT) < s.bait_share, 0.5 + 0.5 * hash_uniform(key, _BAIT_LEVEL), 0.0)
@@ -119,7 +126,8 @@ class Catalog:
         quality = (self.craft[author] + 0.3 * (hash_uniform(key, _QUALITY) - 0.5) - 0.3 * bait).clamp(0.0, 1.0)
         # what the platform has seen: engagement grows with quality and with bait, and is noisy
         popularity = s.click_quality * quality + s.click_bait * bait + 0.5 * hash_normal(key, _POPULAR)
-        return quality.float(), bait.float(), popularity.float()
+        completion = (quality + 0.1 * hash_normal(key, _COMPLETION)).clamp(0.0, 1.0)
+        return quality.float(), bait.float(), popularity.float(), completion.float()
 
     def interest(self, users: torch.Tensor) -> torch.Tensor:
         """The initial interest (a unit vector) of user ``users [B]``: ``[B, D]``."""

@@ -95,7 +95,7 @@ class Recorder:
         slate = step.action.long()
         items = torch.gather(state.candidates, 1, slate)
         authors = torch.gather(state.candidate_author, 1, slate)
-        popularity = torch.gather(state.candidate_popularity, 1, slate)
+        signals = torch.gather(state.candidate_signals, 1, slate[..., None].expand(-1, -1, 2))
         logp = getattr(self.policy, "last_logp", None)
         info = step.result.info
         rows = live.nonzero()[:, 0]
@@ -109,7 +109,7 @@ class Recorder:
             "gifted": info["gifts"].bool(), "revenue": info["revenue"].float(),
             "logging_logp": torch.zeros_like(state.time_h) if logp is None else logp.double(),
             "next_user": self.sim.user_features(nxt),
-            "next_features": self.sim.item_features(nxt, authors, popularity),
+            "next_features": self.sim.item_features(nxt, authors, signals),
             "elapsed_h": step.result.elapsed.double(), "last": ~nxt.alive,
         }
         self.parts.append({name: value[rows] for name, value in part.items()})

@@ -43,14 +43,15 @@ def slate_log_probability(scores: torch.Tensor, present: torch.Tensor, slate: to
 
 def position_marginals(scores: torch.Tensor, present: torch.Tensor, slate: torch.Tensor, temperature: float,
                        samples: int = 256, generator: torch.Generator | None = None) -> torch.Tensor:
-    """``[B, K]``: the probability that the ranking puts ``slate[:, k]`` at position ``k`` (Monte Carlo over
-    ``samples`` Plackett–Luce draws, exact for ``temperature`` 0): what the slate estimator weighs."""
+    """``[B, K]``: the probability that the ranking puts ``slate[:, k]`` at position ``k``, exact for
+    ``temperature`` 0; otherwise estimated from ``samples`` fresh Plackett–Luce draws plus ``slate`` itself (a
+    draw of the same ranking when it was logged by it, which keeps every estimate above 0)."""
     if temperature <= 0:
         return (top_k(scores, present, slate.shape[1]) == slate).to(scores.dtype)
-    hits = torch.zeros(slate.shape, dtype=scores.dtype, device=scores.device)
+    hits = torch.ones(slate.shape, dtype=scores.dtype, device=scores.device)
     for _ in range(samples):
         hits += (sample_slate(scores, present, slate.shape[1], temperature, generator) == slate).to(scores.dtype)
-    return hits / samples
+    return hits / (samples + 1)
 
 
 def sample_slate(scores: torch.Tensor, present: torch.Tensor, k: int, temperature: float,

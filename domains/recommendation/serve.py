@@ -149,7 +149,7 @@ def user_state(sim: RecommendationSim, states: Sequence[RankState]) -> UserState
         slot_affinity=torch.zeros(b, m, device=dev), slot_clicks=column(1, torch.float32),
         slot_time=now[:, None] - column(3, torch.float64), slot_follow=column(2, torch.bool),
         candidates=candidates, present=present, candidate_author=traits.author,
-        candidate_popularity=traits.popularity)
+        candidate_signals=traits.signals)
 
 
 def decide(sim: RecommendationSim, states: Sequence[RankState], policy: Policy) -> dict[str, torch.Tensor]:

@@ -42,10 +42,10 @@ from decisionlab.domains.recommendation.scenario import RecommendationScenario
 USER_FEATURES = 6
 """session requests so far /10, log1p(requests)/5, the user's click rate, log1p(follows), clicks in this session
 /5, the place in the horizon."""
-ITEM_FEATURES = 6
-"""popularity, relevance to the platform's estimate of the user's interest, follows the author, log1p(clicks on
-the author), recency of the last interaction with the author (exp(−hours / 168)), the author is one of the user's
-relationships."""
+ITEM_FEATURES = 7
+"""popularity and completion (the platform's item statistics), relevance to the platform's estimate of the user's
+interest, follows the author, log1p(clicks on the author), recency of the last interaction with the author
+(exp(−hours / 168)), the author is one of the user's relationships."""
 EXOGENOUS = 7
 ESTIMATE_RATE = 0.2
 """How fast the platform's estimate of a user's interest moves toward what the user clicked."""
@@ -61,7 +61,7 @@ class UserState:
     ``slot_time [B, M]`` float64 (hour of the last interaction), ``slot_follow [B, M]`` bool; the request's
     ``candidates [B, C]`` int64 with ``present [B, C]`` bool (False: padding of a served request with fewer
     candidates; the simulator's are all present), ``candidate_author [B, C]`` int64 and
-    ``candidate_popularity [B, C]``."""
+    ``candidate_signals [B, C, 2]`` (popularity, completion)."""
 
     user: torch.Tensor
     interest: torch.Tensor
@@ -84,7 +84,7 @@ class UserState:
     candidates: torch.Tensor
     present: torch.Tensor
     candidate_author: torch.Tensor
-    candidate_popularity: torch.Tensor
+    candidate_signals: torch.Tensor
 
     @property
     def alive(self) -> torch.Tensor:
@@ -162,7 +162,7 @@ class RecommendationSim:
             candidates=torch.zeros(b, s.n_candidates, dtype=torch.long, device=dev),
             present=torch.ones(b, s.n_candidates, dtype=torch.bool, device=dev),
             candidate_author=torch.zeros(b, s.n_candidates, dtype=torch.long, device=dev),
-            candidate_popularity=torch.zeros(b, s.n_candidates, device=dev))
+            candidate_signals=torch.zeros(b, s.n_candidates, 2, device=dev))
         return self.retrieve(state, key)
 
     # --- retrieval -------------------------------------------------------------------------------------------
@@ -195,7 +195,7 @@ class RecommendationSim:
         items = torch.where(related, own, uniform)
         traits = self.catalog.items(items)
         return replace(state, candidates=items, candidate_author=traits.author,
-                       candidate_popularity=traits.popularity)
+                       candidate_signals=traits.signals)
 
     # --- what the platform sees ----------------------------------------------------------------------------
 
@@ -212,12 +212,12 @@ class RecommendationSim:
                      safe), zero), torch.where(found, since, torch.full_like(since, 1e6)),
                      found & torch.gather(state.slot_follow, 1, safe))
 
-    def item_features(self, state: UserState, authors: torch.Tensor, popularity: torch.Tensor) -> torch.Tensor:
-        """``[B, N, ITEM_FEATURES]`` of items by ``authors [B, N]`` with ``popularity [B, N]`` in ``state``."""
+    def item_features(self, state: UserState, authors: torch.Tensor, signals: torch.Tensor) -> torch.Tensor:
+        """``[B, N, ITEM_FEATURES]`` of items by ``authors [B, N]`` with ``signals [B, N, 2]`` in ``state``."""
         pairs = self.pairs(state, authors)
         relevance = torch.einsum("bd,bnd->bn", state.estimate, self.catalog.style[authors])
-        return torch.stack([popularity, relevance, pairs.follows.float(), torch.log1p(pairs.clicks),
-                            torch.exp(-pairs.since_h / 168.0), (pairs.slot >= 0).float()], -1)
+        return torch.cat([signals, torch.stack([relevance, pairs.follows.float(), torch.log1p(pairs.clicks),
+                                                torch.exp(-pairs.since_h / 168.0), (pairs.slot >= 0).float()], -1)], -1)
 
     def user_features(self, state: UserState) -> torch.Tensor:
         """``[B, USER_FEATURES]``."""
@@ -227,7 +227,7 @@ class RecommendationSim:
                             state.session_clicks.float() / 5.0, (state.time_h / self.scenario.horizon_h).float()], -1)
 
     def observe(self, state: UserState) -> dict[str, torch.Tensor]:
-        items = self.item_features(state, state.candidate_author, state.candidate_popularity)  # [B, C, F]
+        items = self.item_features(state, state.candidate_author, state.candidate_signals)  # [B, C, F]
         user = self.user_features(state)
         features = torch.cat([user, items.flatten(1)], 1)
         return {"user": user, "items": items, "candidates": state.candidates, "authors": state.candidate_author,
@@ -340,14 +340,15 @@ class RecommendationSim:
         step_live = live.long()
         nxt = UserState(
             user=state.user, interest=interest, estimate=estimate, satisfaction=satisfaction, time_h=time_h,
-            session_requests=torch.where(goes_on, state.session_requests + step_live, 0),
-            session_clicks=torch.where(goes_on, state.session_clicks + clicked.long(), 0),
+            # a row that ended keeps its counts (inert): the session open at its end is still counted
+            session_requests=torch.where(goes_on | ~live, state.session_requests + step_live, 0),
+            session_clicks=torch.where(goes_on | ~live, state.session_clicks + clicked.long(), 0),
             requests=state.requests + step_live, clicks=state.clicks + clicked.long(),
             follows=state.follows + followed.long(), sessions=state.sessions + (live & ~goes_on).long(),
             churned=churned, over=over, slot_author=slot_author, slot_affinity=slot_affinity,
             slot_clicks=slot_clicks, slot_time=slot_time, slot_follow=slot_follow,
             candidates=state.candidates, present=state.present,
-            candidate_author=state.candidate_author, candidate_popularity=state.candidate_popularity)
+            candidate_author=state.candidate_author, candidate_signals=state.candidate_signals)
         nxt = self.retrieve(nxt, u[:, 6])
         info = {
             "requests": live.double(), "clicks": clicked.double(), "follows": followed.double(),
