@@ -38,9 +38,9 @@ effective sample size ``(Σw)² / Σw²`` of the weights, which says how many ro
 :func:`estimate_all` runs the applicable estimators over several reward metrics at once. The intervals
 assume independent rows, or independent clusters of rows with ``clusters`` (the decisions of one user over a
 session are not independent: give the user as the cluster); a t interval on a mean of heavy-tailed weighted
-values under-covers when the effective sample size is small, so read ``effective_n`` next to ``ci95``. Invalid input (mismatched shapes,
-non-finite values, probabilities outside [0, 1], a logged action μ could not have taken) raises
-:class:`ScenarioError` naming the argument.
+values under-covers when the effective sample size is small, so read ``effective_n`` next to ``ci95``.
+Invalid input (mismatched shapes, non-finite values, probabilities outside [0, 1], a logged action μ could not
+have taken) raises :class:`ScenarioError` naming the argument.
 """
 
 from __future__ import annotations
