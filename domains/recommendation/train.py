@@ -41,7 +41,7 @@ from decisionlab.domains.recommendation.sim import RecommendationSim
 class RlivSettings(BaseModel):
     heads: str = Field("funnel", pattern="^(funnel|gift|click)$", description="value heads: funnel (click, follow, "
                        "gift), gift (the sparse head alone) or click (the dense head alone)")
-    hidden: tuple[int, ...] = Field((64, 64), description="widths of the shared trunk")
+    hidden: tuple[int, ...] = Field((32, 32), description="widths of the shared trunk")
     learning_rate: float = Field(3e-3, gt=0, le=1, description="Adam step size")
     batch_size: int = Field(2048, ge=16, le=1 << 20, description="requests per minibatch")
     epochs: int = Field(20, ge=1, le=1000, description="passes over the offline log")
@@ -52,11 +52,11 @@ class RlivSettings(BaseModel):
     temperature: float = Field(0.5, gt=0, le=100, description="exploration temperature of the online rounds")
     discount_per_day: float = Field(0.9, gt=0, lt=1, description="the value's discount per day of elapsed time")
     aux_weight: float = Field(1.0, ge=0, le=100, description="weight of the auxiliary supervised losses")
-    value_weights: tuple[float, ...] = Field((0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0), min_length=1,
+    value_weights: tuple[float, ...] = Field((0.0, 2.0, 8.0, 32.0), min_length=1,
                                              description="value weights tried on validation users")
     ctr_tolerance: float = Field(0.05, ge=0, le=1, description="largest relative click-rate loss allowed "
                                  "against the weight-0 ranking")
-    validation_users: int = Field(1000, ge=1, le=10**7, description="users simulated per candidate weight")
+    validation_users: int = Field(500, ge=1, le=10**7, description="users simulated per candidate weight")
 
 
 RlivOptions = options_model("RlivOptions", RlivSettings, tuple(RlivSettings.model_fields))
