@@ -212,9 +212,17 @@ def _kish(weights: np.ndarray) -> float:
     return float(np.sum(weights) ** 2 / squares) if squares > 0 else 0.0
 
 
+MIN_EFFECTIVE_N = 2.0
+"""Below this Kish size an interval rests on one row: it is reported infinite, not as the zero width a t
+interval over mostly-zero values would give."""
+
+
 def _mean_estimate(values: np.ndarray, weights: np.ndarray, clusters: np.ndarray | None = None) -> Estimate:
-    """The t-interval :class:`Estimate` of ``mean(values [N])`` with the Kish size of ``weights [N]``."""
-    return Estimate(float(values.mean()), _t_half(values, clusters), int(values.size), _kish(weights))
+    """The t-interval :class:`Estimate` of ``mean(values [N])`` with the Kish size of ``weights [N]`` (an
+    infinite interval when that size is under :data:`MIN_EFFECTIVE_N`)."""
+    effective = _kish(weights)
+    half = _t_half(values, clusters) if effective >= MIN_EFFECTIVE_N else float("inf")
+    return Estimate(float(values.mean()), half, int(values.size), effective)
 
 
 # -- estimators ---------------------------------------------------------------------------------------------
@@ -241,7 +249,9 @@ def snips(rewards: ArrayLike, target_logp: ArrayLike, logging_logp: ArrayLike, c
         return Estimate(float("nan"), float("inf"), int(r.size), 0.0)
     value = float(np.dot(w, r) / total)
     influence = w * (r - value) / w.mean()
-    return Estimate(value, _t_half(influence, _clusters(clusters, r.size)), int(r.size), _kish(w))
+    effective = _kish(w)
+    half = _t_half(influence, _clusters(clusters, r.size)) if effective >= MIN_EFFECTIVE_N else float("inf")
+    return Estimate(value, half, int(r.size), effective)
 
 
 def doubly_robust(

@@ -9,7 +9,7 @@ the simulator to them (``calibration.py``); off-policy evaluation of logged slat
 
 from __future__ import annotations
 
-from decisionlab.core import AlgoSpec, DomainSpec, PolicySpec, SettingSpec, register_domain
+from decisionlab.core import AlgoSpec, DomainSpec, PolicySpec, SettingSpec, ViewSpec, register_domain
 from decisionlab.domains.recommendation.metrics import METRICS, episode_metrics, finalize_metrics
 from decisionlab.domains.recommendation.ope import off_policy_log
 from decisionlab.domains.recommendation.policies import ctr_greedy, popularity, random_policy
@@ -46,6 +46,12 @@ SHORT_VIDEO = SettingSpec(
         smoke_options={"epochs": 1, "online_rounds": 1, "online_epochs": 1, "online_users": 16, "log_users": 32,
                        "validation_users": 16, "value_weights": [0.0, 1.0], "hidden": [8]})},
     policy_kinds={"recommendation_rliv": "decisionlab.domains.recommendation.rliv:FunnelCritic"},
+    views=(
+        ViewSpec("Funnel over time", "decisionlab.domains.recommendation.view:funnel_tab"),
+        ViewSpec("A/B test", "decisionlab.domains.recommendation.view:ab_tab"),
+        ViewSpec("Off-policy estimates", "decisionlab.domains.recommendation.view:off_policy_tab"),
+        ViewSpec("Author exposure", "decisionlab.domains.recommendation.view:exposure_tab"),
+    ),
     default_policies=("random", "popularity", "ctr_greedy"),
     default_episodes=256,
     eval_chunk=2048,

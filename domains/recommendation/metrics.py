@@ -18,7 +18,7 @@ from decisionlab.core import Last, MetricSpec, Policy, Step, Sum, make_generator
 from decisionlab.domains.recommendation.scenario import RecommendationScenario
 from decisionlab.domains.recommendation.sim import RecommendationSim
 
-EXPOSURE_BINS = 1024
+EXPOSURE_BINS = 4096
 
 METRICS = {
     "revenue": MetricSpec("revenue", "gift revenue per user per day", "higher", "currency"),

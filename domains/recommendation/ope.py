@@ -20,6 +20,8 @@ probability times the mean revenue per click in the same random-exposure log.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import torch
 
@@ -80,6 +82,13 @@ class _OffPolicyRecorder:
         self.rows.append({name: value[rows].detach().double().cpu() for name, value in part.items()})
 
 
+@lru_cache(maxsize=8)
+def revenue_per_click(scenario: RecommendationScenario) -> float:
+    """Mean revenue per click in the platform's random-exposure log (the revenue model's one number)."""
+    exposure = exposure_log(scenario, "cpu")
+    return float(exposure.revenue.sum()) / max(float((exposure.clicked >= 0).sum()), 1.0)
+
+
 def off_policy_log(scenario: RecommendationScenario, logging: Policy, target: Policy, episodes: int, seed: int,
                    device: torch.device, temperature: float = 1.0) -> OffPolicyLog:
     """The log of ``logging`` (Plackett–Luce at ``temperature``) and the estimands of ``target`` (module
@@ -87,9 +96,7 @@ def off_policy_log(scenario: RecommendationScenario, logging: Policy, target: Po
     sim = RecommendationSim(scenario, device)
     logger = Sampled(logging, scenario.slate_size, temperature,
                      make_generator(derive_seed(seed, "logging"), device), f"{getattr(logging, 'name', 'logging')}")
-    exposure = exposure_log(scenario, "cpu")
-    clicks = float((exposure.clicked >= 0).sum())
-    recorder = _OffPolicyRecorder(sim, logger, target, float(exposure.revenue.sum()) / max(clicks, 1.0),
+    recorder = _OffPolicyRecorder(sim, logger, target, revenue_per_click(scenario),
                                   make_generator(derive_seed(seed, "marginals"), device))
     run(sim, logger, batch=episodes, generator=make_generator(seed, device), hooks=[recorder])
     rows = {name: torch.cat([part[name] for part in recorder.rows]).numpy() for name in recorder.rows[0]}
