@@ -6,7 +6,7 @@ each learned variant trained with ``--seeds`` training seeds; every policy evalu
 users (common random numbers). Per training seed, the paired difference to ``ctr_greedy`` with its 95% interval
 over users; across seeds, the mean of the seeds' differences with a Student-t interval over seeds.
 
-``ope``: ``--runs`` independent logs of ``popularity`` served by Plackett–Luce at temperature 0.5 on a platform
+``ope``: ``--runs`` independent logs of ``popularity`` served by Plackett–Luce at temperature 2 on a platform
 with 8 candidates and slates of 2; for the target ``ctr_greedy``, how often each estimator's 95% interval covers
 the simulator's truth (the target's exact per-request click and revenue on the logged contexts).
 
@@ -139,14 +139,14 @@ def claim(write: bool, seeds: int, days: int, users: int) -> None:
 
 
 def ope(write: bool, runs: int) -> None:
-    scenario = PRESETS["small"].model_copy(update={"days": 2, "n_candidates": 8, "slate_size": 2})
+    scenario = PRESETS["small"].model_copy(update={"days": 2, "n_candidates": 8, "slate_size": 2, "gift_base": -2.0})
     logging, target = popularity(scenario, CPU), ctr_greedy(scenario, CPU)
     covered: dict[str, dict[str, int]] = {}
     widths: dict[str, dict[str, list[float]]] = {}
     ess: dict[str, list[float]] = {}
     start = time.perf_counter()
     for r in range(runs):
-        report = off_policy_report(off_policy_log(scenario, logging, target, 400, 1000 + r, CPU, 0.5))
+        report = off_policy_report(off_policy_log(scenario, logging, target, 1500, 1000 + r, CPU, 2.0))
         for kind, metrics in report["estimates"].items():
             for metric, e in metrics.items():
                 truth = report["truth"][metric]
@@ -163,8 +163,10 @@ def ope(write: bool, runs: int) -> None:
                     f"{np.nanmean(widths[kind]['ctr']):.4f} | {np.nanmean(widths[kind]['revenue']):.5f} | "
                     f"{np.mean(ess[kind]):.0f} |")
     body = (f"`{command_line()}` on {machine()}, one thread, {time.perf_counter() - start:.0f} s.\n\n"
-            f"{runs} independent logs of `popularity` served as Plackett–Luce slates at temperature 0.5 to 400 users "
-            "over 2 days of the `small` platform with 8 candidates and slates of 2; target `ctr_greedy` "
+            f"{runs} independent logs of `popularity` served as Plackett–Luce slates at temperature 2 to 1,500 users "
+            "over 2 days of the `small` platform with 8 candidates, slates of 2 and more gifting (`gift_base` −2, "
+            "so that the requests the target would have served hold enough gifts for revenue to be estimable at "
+            "all); target `ctr_greedy` "
             "(deterministic). The truth is the target's exact expected click and revenue per request on the logged "
             "contexts; intervals are cluster-robust (a user's requests are one cluster). `pi` is the slate "
             "estimator, biased here by design (the logit choice is not additive over positions): it is the "
