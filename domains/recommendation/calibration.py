@@ -12,17 +12,24 @@ simulator itself, exactly as they act in it.
 **The moments** (:func:`~.logs.funnel_moments`, per bucket "0", "1", "2-3", "4+" of the user's earlier clicks on
 the author): the click-through rate per impression (``click_none`` sets its level, ``click_affinity`` its rise
 with the history) and the follows per click (``follow_base`` sets its level, ``follow_affinity`` its rise).
-Each moment is weighted by the inverse of its sampling variance, binomial ``p(1 − p)/n`` with ``p`` the log's
-rate (shrunk toward 1/2 by half a count, so an empty or all-zero cell is not infinitely sure), for the log's
-and the simulated log's ``n``: the objective is a chi-square-like sum (about one per moment at the truth if the
-moments were independent binomials; clicks of one user are correlated, so expect somewhat more).
+Each moment is weighted by the inverse of its sampling variance: the log rate's, with the *users* as the sampled
+units (a user who likes an author clicks it again and again, so at "4+" the binomial ``p(1 − p)/n`` is ~4 times
+too small), floored by that binomial one (``p`` shrunk toward 1/2 by half a count, so an empty or all-zero cell
+is not infinitely sure), plus the simulated rate's, taken to be the same per unit of its denominator. The
+objective is then a chi-square-like sum: about (moments − parameters) at the best fit when the model is right.
+Bucket "all" is not matched (it is the sum of the others); a bucket the log has no denominator for is left out.
 
 **The fit.** :func:`calibrate` minimises that weighted squared distance with Nelder–Mead (``scipy.optimize``,
 bounded by the scenario fields' bounds) from the scenario's current values, with common random numbers: every
 candidate parameter vector is simulated with the same seed (the same users, slates and uniforms), so two
-candidates differ by the parameters, not by the luck of the draw, and the objective is deterministic. The fit
-uses the first ``1 − holdout_fraction`` of the log's time span (:func:`~.logs.split_by_time`); the rest is held
-out and compared afterwards, for the starting and the fitted parameters.
+candidates differ by the parameters, not by the luck of the draw, and the objective is deterministic (though
+rough at the scale of half a chi-square unit: a user whose history turns out otherwise draws fresh luck from then
+on). The parameters act on very different scales (the click level moves the objective ~100 times more than the
+follow slope), so the simplex's steps are scaled by each parameter's effect, measured at the start; and since a
+Nelder–Mead simplex can collapse along a weak direction and stop short, each run ends with a probe half a step
+each way in every parameter, and the fit restarts from a probe that is better by a chi-square unit. The fit uses
+the first ``1 − holdout_fraction`` of the log's time span (:func:`~.logs.split_by_time`); the rest is held out
+and compared afterwards, for the starting and the fitted parameters.
 
 **Assumptions** (what a log must satisfy for the fit to mean anything):
 
@@ -54,7 +61,13 @@ from scipy.optimize import minimize
 
 from decisionlab.core import Progress, ScenarioError, Step, make_generator, run
 from decisionlab.domains.recommendation.collect import MS_PER_HOUR
-from decisionlab.domains.recommendation.logs import BUCKETS, funnel_moments, split_by_time
+from decisionlab.domains.recommendation.logs import (
+    BUCKETS,
+    add_history_features,
+    bucket_of,
+    funnel_moments,
+    split_by_time,
+)
 from decisionlab.domains.recommendation.scenario import RecommendationScenario
 from decisionlab.domains.recommendation.sim import RecommendationSim, UserState
 
@@ -72,15 +85,25 @@ _DENOMINATOR = {"ctr": "impressions", "follow_per_click": "clicks"}
 _NUMERATOR = {"ctr": "clicks", "follow_per_click": "follows"}
 NEEDED_COLUMNS: tuple[str, ...] = ("user_id", "author_id", "time_ms", "is_click", "is_follow")
 INITIAL_STEP = 0.5
-"""The first simplex's step per parameter: the calibrated parameters are utilities and log-odds, where 0.5 is
-a clear but not drastic change."""
+"""The probe of each parameter's effect at the start: the calibrated parameters are utilities and log-odds, where
+0.5 is a clear but not drastic change; the simplex's steps are scaled by the effects it measures."""
 XATOL = 0.02
 """Parameters are resolved to this (well under the sampling error of any log worth calibrating to)."""
-FATOL = 0.5
+FATOL = 1.0
 """And the simplex's objective values to within this many chi-square units: a difference under one is no
-evidence either way, and the simulated objective is rough at about this scale (a user whose history turns out
+evidence either way, and the simulated objective is rough at about half of that (a user whose history turns out
 otherwise draws fresh luck from then on), so a tighter one only spends simulations on that roughness."""
 EVALUATIONS_PER_PARAMETER = 60
+RESTARTS = 3
+"""Nelder-Mead restarts at most, from a point near where the previous run stopped that is better by at least
+``RESTART_GAIN`` (:func:`calibrate`)."""
+RESTART_GAIN = 1.0
+"""An improvement of the objective that is evidence (a chi-square unit; less is the objective's roughness)."""
+STEP_CHANGE = 3.0
+"""A restart's simplex steps each parameter by what moves the weighted residuals by about this much (a change of
+~9 in the objective near its minimum), so that the steps are alike in effect however weakly a parameter acts; the
+checks for a restart probe half of it each way."""
+STEP_RANGE = (0.05, 2.0)
 CHUNK_STEPS = 32
 """The replay draws its uniforms this many requests at a time: a run over a longer horizon then draws the same
 ones for the earlier requests (common random numbers between the fit's train window and the whole span)."""
@@ -279,8 +302,28 @@ def _minus(full: pl.DataFrame, part: pl.DataFrame) -> pl.DataFrame:
     return full.select("bucket", *(pl.col(c) - part[c] for c in names))
 
 
-def _rates(counts: pl.DataFrame) -> dict[str, np.ndarray]:
-    """Per moment, the rate per bucket (``nan`` where its denominator is 0) and the denominators."""
+def _user_counts(frame: pl.DataFrame) -> pl.DataFrame:
+    """``impressions``, ``clicks``, ``follows`` per ``user_id`` and ``bucket`` (the four and "all"): the counts
+    of :func:`~.logs.funnel_moments` before they are summed over the users."""
+    rows = add_history_features(frame).select(
+        "user_id", bucket_of(pl.col("prior_author_clicks")).alias("bucket"),
+        pl.col("is_click").cast(pl.Int64).alias("clicks"), pl.col("is_follow").cast(pl.Int64).alias("follows"))
+    sums = [pl.len().cast(pl.Int64).alias("impressions"), pl.col("clicks").sum(), pl.col("follows").sum()]
+    return pl.concat([rows.group_by("user_id", "bucket").agg(sums),
+                      rows.group_by("user_id").agg(sums).select("user_id", pl.lit("all").alias("bucket"),
+                                                                "impressions", "clicks", "follows")])
+
+
+def _user_minus(full: pl.DataFrame, part: pl.DataFrame) -> pl.DataFrame:
+    """:func:`_user_counts` of the rows of ``full`` not in ``part``."""
+    names = ("impressions", "clicks", "follows")
+    joined = full.join(part, on=["user_id", "bucket"], how="left", suffix="_part")
+    return joined.select("user_id", "bucket", *(pl.col(c) - pl.col(f"{c}_part").fill_null(0) for c in names))
+
+
+def _rates(counts: pl.DataFrame, users: pl.DataFrame | None = None) -> dict[str, np.ndarray]:
+    """Per moment, the rate per bucket (``nan`` where its denominator is 0), its numerators and denominators,
+    and with the per-user counts ``users`` the rate's variance (:func:`_variances`)."""
     out = {}
     for moment in MOMENTS:
         num = counts[_NUMERATOR[moment]].to_numpy().astype(float)
@@ -288,31 +331,59 @@ def _rates(counts: pl.DataFrame) -> dict[str, np.ndarray]:
         out[moment] = np.divide(num, den, out=np.full_like(num, np.nan), where=den > 0)
         out[_DENOMINATOR[moment]] = den
         out[_NUMERATOR[moment]] = num
+    if users is not None:
+        out.update(_variances(counts, users))
     return out
 
 
-def _variance(log: dict[str, np.ndarray], moment: str) -> np.ndarray:
-    """``p(1 − p)`` per bucket for the log's rate, shrunk by half a count toward 1/2 (never 0)."""
-    num, den = log[_NUMERATOR[moment]], log[_DENOMINATOR[moment]]
-    p = (num + 0.5) / (den + 1.0)
-    return p * (1.0 - p)
+def _variances(counts: pl.DataFrame, users: pl.DataFrame) -> dict[str, np.ndarray]:
+    """``variance_X`` per bucket: the sampling variance of the log's rate X, with the users as the sampled units.
+
+    A user's impressions are not independent draws (a user who likes an author clicks it again and again; at
+    "4+" the binomial variance is ~4 times too small), so the variance is the ratio estimator's over users,
+    ``Σ_u (y_u − R·n_u)² / N²``; floored by the binomial ``p(1 − p)/N``, with ``p`` shrunk by half a count
+    toward 1/2 (an empty or all-zero cell is never infinitely sure)."""
+    out = {}
+    for moment in MOMENTS:
+        num, den = _NUMERATOR[moment], _DENOMINATOR[moment]
+        spread = users.group_by("bucket").agg(  # the sums inside agg are the bucket's: R = S / N
+            ((pl.col(num) - pl.col(num).sum() / pl.col(den).sum() * pl.col(den)) ** 2).sum().alias("_ss"))
+        ss = counts.select("bucket").join(spread, on="bucket", how="left", maintain_order="left")["_ss"]
+        n = counts[den].to_numpy().astype(float)
+        p = (counts[num].to_numpy().astype(float) + 0.5) / (n + 1.0)
+        safe = np.maximum(n, 1.0)
+        clustered = ss.fill_null(0.0).to_numpy().astype(float) / safe**2
+        out[f"variance_{moment}"] = np.maximum(clustered, p * (1.0 - p) / safe)
+    return out
+
+
+def _residuals(log: dict[str, np.ndarray], sim: dict[str, np.ndarray],
+               sim_denominators: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Per moment and bucket, ``(log − sim) / sqrt(v·(1 + n_log/n_sim))``, ``v`` the log rate's variance: the
+    simulated rate's is taken to be the same per unit of its denominator ``n_sim``. 0 where the log has no
+    denominator (nothing to match); a simulated rate without a denominator counts as 0. ``sim_denominators``
+    fixes ``n_sim`` (the fit's weights stay the same for every candidate)."""
+    out = {}
+    for moment in MOMENTS:
+        den = _DENOMINATOR[moment]
+        n_log, n_sim = log[den], (sim_denominators or sim)[den]
+        ratio = np.divide(n_log, n_sim, out=np.zeros_like(n_log), where=n_sim > 0)
+        gap = np.nan_to_num(log[moment]) - np.nan_to_num(sim[moment])
+        out[moment] = np.where(n_log > 0, gap / np.sqrt(log[f"variance_{moment}"] * (1.0 + ratio)), 0.0)
+    return out
 
 
 def _chi2(log: dict[str, np.ndarray], sim: dict[str, np.ndarray],
           sim_denominators: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
-    """Per moment and bucket, ``(log − sim)² / (p(1 − p)·(1/n_log + 1/n_sim))``; 0 where the log has no
-    denominator (nothing to match). A simulated rate without a denominator counts as 0. ``sim_denominators``
-    fixes the simulated ``n`` (the fit's weights stay the same for every candidate)."""
-    out = {}
-    for moment in MOMENTS:
-        den = _DENOMINATOR[moment]
-        n_log = log[den]
-        n_sim = (sim_denominators or sim)[den]
-        inverse_n = np.divide(1.0, n_log, out=np.zeros_like(n_log), where=n_log > 0) + np.divide(
-            1.0, n_sim, out=np.zeros_like(n_sim), where=n_sim > 0)
-        gap = np.nan_to_num(log[moment]) - np.nan_to_num(sim[moment])
-        out[moment] = np.where(n_log > 0, gap**2 / (_variance(log, moment) * inverse_n), 0.0)
-    return out
+    """The squares of :func:`_residuals`: each moment's contribution to the score."""
+    return {moment: r**2 for moment, r in _residuals(log, sim, sim_denominators).items()}
+
+
+def _fitted_residuals(log: dict[str, np.ndarray], sim: dict[str, np.ndarray],
+                      sim_denominators: dict[str, np.ndarray]) -> np.ndarray:
+    """The residuals the fit minimises, flat: the four buckets of every moment."""
+    residuals = _residuals(log, sim, sim_denominators)
+    return np.concatenate([residuals[m][: len(BUCKETS)] for m in MOMENTS])
 
 
 def _score(chi2: dict[str, np.ndarray]) -> float:
@@ -320,11 +391,11 @@ def _score(chi2: dict[str, np.ndarray]) -> float:
     return float(sum(chi2[m][: len(BUCKETS)].sum() for m in MOMENTS))
 
 
-def _comparison(log_counts: pl.DataFrame, fitted: pl.DataFrame, start: pl.DataFrame,
+def _comparison(log_counts: pl.DataFrame, log_users: pl.DataFrame, fitted: pl.DataFrame, start: pl.DataFrame,
                 denominators: dict[str, np.ndarray] | None = None) -> tuple[pl.DataFrame, float, float]:
-    """The per-bucket table of :class:`Calibration` and the fitted and starting scores (``denominators``: the
-    simulated ``n`` of the weights, as in :func:`_chi2`)."""
-    log, sim, begin = _rates(log_counts), _rates(fitted), _rates(start)
+    """The per-bucket table of :class:`Calibration` and the fitted and starting scores (``log_users``: the log's
+    per-user counts; ``denominators``: the simulated ``n`` of the weights, as in :func:`_chi2`)."""
+    log, sim, begin = _rates(log_counts, log_users), _rates(fitted), _rates(start)
     chi2, start_chi2 = _chi2(log, sim, denominators), _chi2(log, begin, denominators)
     fitted_rows = np.arange(log_counts.height) < len(BUCKETS)
 
@@ -391,8 +462,8 @@ def calibrate(scenario: RecommendationScenario, log: pl.DataFrame, parameters: S
     if int(train["is_click"].cast(pl.Int64).sum()) == 0:
         raise ScenarioError("log: no clicks in its train part (the first "
                             f"{1 - holdout_fraction:.0%} of its time span), so nothing identifies the models")
-    log_train = _counts(train)
-    log_rates = _rates(log_train)
+    log_train, log_train_users = _counts(train), _user_counts(train)
+    log_rates = _rates(log_train, log_train_users)
 
     def simulate(values: Sequence[float], horizon_days: int) -> pl.DataFrame:
         candidate = scenario.model_copy(update=dict(zip(names, map(float, values), strict=True)))
@@ -406,58 +477,106 @@ def calibrate(scenario: RecommendationScenario, log: pl.DataFrame, parameters: S
     budget = max_evaluations if max_evaluations is not None else EVALUATIONS_PER_PARAMETER * len(names)
     bar = Progress(budget + 2, f"calibrating {', '.join(names)} to {rows.height:,} impressions",
                    enabled=progress, unit="simulation")
-    seen: dict[tuple[float, ...], float] = {}
+    seen: dict[tuple[float, ...], np.ndarray] = {}  # residuals per simulated point (Nelder-Mead revisits points)
+    bounds = _bounds(names)
     try:
         # the fit simulates the train window only; the weights are fixed at the start's simulated denominators,
         # so the objective is one quadratic form for every candidate
-        start_counts = _counts(train_part(simulate(start, train_days)))
-        denominators = _rates(start_counts)
-        seen[tuple(start)] = _score(_chi2(log_rates, denominators, denominators))
+        denominators = _rates(_counts(train_part(simulate(start, train_days))))
+        seen[tuple(start)] = _fitted_residuals(log_rates, denominators, denominators)
         bar.update()
 
-        def objective(values: np.ndarray) -> float:
-            key = tuple(float(v) for v in values)
-            if key not in seen:  # Nelder-Mead revisits points; a simulation is worth remembering
+        def residuals(values: Sequence[float]) -> np.ndarray:
+            key = tuple(min(max(float(v), low), high) for v, (low, high) in zip(values, bounds, strict=True))
+            if key not in seen:
                 counts = _counts(train_part(simulate(key, train_days)))
-                seen[key] = _score(_chi2(log_rates, _rates(counts), denominators))
+                seen[key] = _fitted_residuals(log_rates, _rates(counts), denominators)
                 bar.update()
-                bar.show(objective=seen[key], best=min(seen.values()))
+                bar.show(objective=float(np.sum(seen[key] ** 2)), best=min(float(np.sum(r**2)) for r in seen.values()))
             return seen[key]
 
-        bounds = _bounds(names)
-        simplex = [start]
-        for i, (low, high) in enumerate(bounds):
-            vertex = list(start)
-            # step inward where the start sits at (or near) its upper bound
-            vertex[i] = start[i] + INITIAL_STEP if start[i] + INITIAL_STEP <= high else start[i] - INITIAL_STEP
-            vertex[i] = min(max(vertex[i], low), high)
-            simplex.append(vertex)
-        result = minimize(objective, np.asarray(start), method="Nelder-Mead", bounds=bounds,
-                          options={"initial_simplex": np.asarray(simplex), "xatol": tolerance, "fatol": FATOL,
-                                   "maxfev": budget})
-        fitted_values = [float(v) for v in result.x]
+        def objective(values: np.ndarray) -> float:
+            return float(np.sum(residuals(values) ** 2))
+
+        effects = _effects(start, bounds, residuals)
+        # the first simplex spans about half the way to the log's moments (a smaller one only spends its first
+        # simulations expanding), the later ones the objective's scale near its minimum
+        steps = _steps(effects, STEP_CHANGE)
+        far = _steps(effects, max(STEP_CHANGE, 0.5 * float(np.linalg.norm(residuals(start)))))
+        best, converged = list(start), False
+        for attempt in range(1 + RESTARTS):
+            left = budget - len(seen)
+            if left <= 2 * len(names):
+                break
+            simplex = [best] + [_stepped(best, i, step, bounds) for i, step in enumerate(steps if attempt else far)]
+            result = minimize(objective, np.asarray(best), method="Nelder-Mead", bounds=bounds,
+                              options={"initial_simplex": np.asarray(simplex), "xatol": tolerance, "fatol": FATOL,
+                                       "maxfev": left - 2 * len(names)})
+            best = [float(v) for v in result.x]
+            # Nelder-Mead's simplex can collapse along a direction the objective hardly moves in (the follow
+            # model's slope, next to the click model's level) and stop short of the minimum: half a step each
+            # way in every parameter checks (2 simulations a parameter, far cheaper than a restart), and the
+            # fit restarts from a probe that is clearly better
+            probes = [_stepped(best, i, sign * step / 2, bounds) for i, step in enumerate(steps) for sign in (1, -1)]
+            better = min(probes, key=objective)
+            if objective(better) > float(result.fun) - RESTART_GAIN:
+                converged = bool(result.success)
+                break
+            best = better
+        fitted_values = [float(v) for v in best]
         # the whole span for the start and the fitted values: the train window of these runs is the fit's own
         # (the uniforms are drawn in blocks of CHUNK_STEPS, so a longer horizon does not change the earlier ones)
         full_start = simulate(start, days)
         full_fitted = simulate(fitted_values, days)
         bar.update(2)
         if bar.done < bar.total:
-            bar.stop_early("converged" if result.success else "the evaluation budget is spent")
+            bar.stop_early("converged" if converged else "the evaluation budget is spent")
     finally:
         bar.close()
     evaluations = len(seen)
-    moments, score, start_score = _comparison(log_train, _counts(train_part(full_fitted)),
+    moments, score, start_score = _comparison(log_train, log_train_users, _counts(train_part(full_fitted)),
                                               _counts(train_part(full_start)), denominators)
     # held out: the whole log's counts less the train part's (its histories include the train part's clicks)
     held_out, held_score, start_held_score = _comparison(
-        _minus(_counts(rows), log_train), _held(full_fitted, train_part), _held(full_start, train_part))
+        _minus(_counts(rows), log_train), _user_minus(_user_counts(rows), log_train_users),
+        _held(full_fitted, train_part), _held(full_start, train_part))
     fitted = dict(zip(names, fitted_values, strict=True))
     return Calibration(
         scenario=scenario.model_copy(update=fitted), fitted=fitted, start=dict(zip(names, start, strict=True)),
         moments=moments, held_out=held_out, objective=score, start_objective=start_score,
         held_out_score=held_score, start_held_out_score=start_held_score, evaluations=evaluations,
-        converged=bool(result.success), users=users, log_users=int(train["user_id"].n_unique()),
+        converged=converged, users=users, log_users=int(train["user_id"].n_unique()),
         log_impressions=train.height, slate_size=slate, days=days, seconds=time.monotonic() - began)
+
+
+def _stepped(point: Sequence[float], i: int, step: float, bounds: list[tuple[float, float]]) -> list[float]:
+    """``point`` moved by ``step`` in parameter ``i``; the other way where that leaves the bounds."""
+    low, high = bounds[i]
+    moved = list(point)
+    moved[i] = point[i] + step if low <= point[i] + step <= high else point[i] - step
+    moved[i] = min(max(moved[i], low), high)
+    return moved
+
+
+def _effects(start: Sequence[float], bounds: list[tuple[float, float]],
+             residuals: Callable[[Sequence[float]], np.ndarray]) -> np.ndarray:
+    """Per parameter, how far the residuals move per unit of it at the start, from a probe of
+    :data:`INITIAL_STEP` (one simulation each)."""
+    at_start = residuals(start)
+    effects = []
+    for i in range(len(start)):
+        probe = _stepped(start, i, INITIAL_STEP, bounds)
+        distance = abs(probe[i] - start[i])
+        effects.append(float(np.linalg.norm(residuals(probe) - at_start)) / distance if distance > 0 else 0.0)
+    return np.asarray(effects)
+
+
+def _steps(effects: np.ndarray, change: float) -> list[float]:
+    """The step in each parameter that moves the residuals by ``change``, within :data:`STEP_RANGE`: equal
+    steps in badly scaled parameters (the click level moves the objective a hundred times more than the follow
+    slope) make a long, thin simplex from the start."""
+    low, high = STEP_RANGE
+    return [min(max(change / e, low), high) if e > 0 else high for e in effects]
 
 
 def _held(frame: pl.DataFrame, train_part: Callable[[pl.DataFrame], pl.DataFrame]) -> pl.DataFrame:

@@ -21,7 +21,7 @@ from decisionlab.domains.recommendation.logs import synthetic_log
 from decisionlab.domains.recommendation.policies import exposure_log
 from decisionlab.domains.recommendation.scenario import PRESETS, RecommendationScenario
 
-TRUE = {"click_none": 4.0, "click_affinity": 1.2, "follow_base": -3.0, "follow_affinity": 1.5}
+TRUE = {"click_none": 4.0, "click_affinity": 1.2, "follow_base": -3.0, "follow_affinity": 2.0}
 """The parameters the log is simulated with; the fits start from the preset's (4.5, 0.8, −4.0, 1.0)."""
 
 
@@ -55,15 +55,19 @@ def fit_report_round_trip(fit: cal.Calibration) -> dict:
     return report
 
 
-# Two parameters over 3 days (~15 s). Measured errors (click_none, follow_base): see the reply of the issue;
 FAST = ("click_none", "follow_base")
-FAST_TOLERANCE = {"click_none": 0.1, "follow_base": 0.4}
+FAST_TOLERANCE = {"click_none": 0.15, "follow_base": 0.4}
+"""Two parameters, a 3-day log of 500 users, 600 simulated users, tolerance 0.05 (~45 simulations, ~20 s on one
+core). Errors measured (log seeds 1000, 1001, 1002): click_none −0.048, −0.021, −0.040; follow_base +0.071,
++0.026, +0.032. The objective is nearly flat in follow_base over ±0.2 (the log has only a few hundred follows),
+hence its floor."""
 
 
 def test_recovers_click_none_and_follow_base() -> None:
     torch.set_num_threads(1)
     base = _base(days=3)
-    fit = cal.calibrate(base, _log(base, FAST, users=500, seed=1000), FAST, users=600, seed=0, progress=False)
+    fit = cal.calibrate(base, _log(base, FAST, users=500, seed=1000), FAST, users=600, seed=0, tolerance=0.05,
+                        progress=False)
     _check_recovery(fit, base, FAST_TOLERANCE)
     assert fit.slate_size == base.slate_size and fit.days == 3 and fit.log_users > 400
     assert fit.evaluations <= cal.EVALUATIONS_PER_PARAMETER * len(FAST)
