@@ -53,7 +53,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import annotated_types
 import numpy as np
 import polars as pl
 import torch
@@ -189,19 +188,20 @@ def _checked_log(scenario: RecommendationScenario, log: pl.DataFrame) -> pl.Data
 
 
 def _bounds(names: Sequence[str]) -> list[tuple[float, float]]:
-    """Each parameter's (low, high) from the scenario field's constraints (a strict bound moved inside)."""
+    """Each parameter's (low, high) from the scenario field's constraints (``ge``/``gt``/``le``/``lt`` of its
+    pydantic metadata; a strict bound moved inside)."""
     out = []
     for name in names:
         low, high = -math.inf, math.inf
         for rule in RecommendationScenario.model_fields[name].metadata:
-            if isinstance(rule, annotated_types.Ge):
-                low = float(rule.ge)  # type: ignore[arg-type]
-            elif isinstance(rule, annotated_types.Gt):
-                low = float(rule.gt) + 1e-9  # type: ignore[arg-type]
-            elif isinstance(rule, annotated_types.Le):
-                high = float(rule.le)  # type: ignore[arg-type]
-            elif isinstance(rule, annotated_types.Lt):
-                high = float(rule.lt) - 1e-9  # type: ignore[arg-type]
+            if getattr(rule, "ge", None) is not None:
+                low = float(rule.ge)
+            elif getattr(rule, "gt", None) is not None:
+                low = float(rule.gt) + 1e-9
+            elif getattr(rule, "le", None) is not None:
+                high = float(rule.le)
+            elif getattr(rule, "lt", None) is not None:
+                high = float(rule.lt) - 1e-9
         out.append((low, high))
     return out
 

@@ -13,9 +13,8 @@ import json
 
 import polars as pl
 import pytest
-import torch
 
-from decisionlab.core import ScenarioError
+from decisionlab.core import ScenarioError, torch_threads
 from decisionlab.domains.recommendation import calibration as cal
 from decisionlab.domains.recommendation.logs import synthetic_log
 from decisionlab.domains.recommendation.policies import exposure_log
@@ -45,11 +44,11 @@ def _check_recovery(fit: cal.Calibration, base: RecommendationScenario, toleranc
     # the held-out part (the last 20% of the log's span, not seen by the fit) is closer to the fitted simulator
     assert fit.held_out_score < fit.start_held_out_score, (fit.held_out_score, fit.start_held_out_score)
     assert fit.objective < fit.start_objective
-    report = fit_report_round_trip(fit)
+    report = _report_round_trip(fit)
     assert set(report["parameters"]) == set(tolerance)
 
 
-def fit_report_round_trip(fit: cal.Calibration) -> dict:
+def _report_round_trip(fit: cal.Calibration) -> dict:
     report = cal.fit_report(fit)
     assert json.loads(json.dumps(report, allow_nan=False)) == report
     return report
@@ -64,10 +63,10 @@ hence its floor."""
 
 
 def test_recovers_click_none_and_follow_base() -> None:
-    torch.set_num_threads(1)
     base = _base(days=3)
-    fit = cal.calibrate(base, _log(base, FAST, users=500, seed=1000), FAST, users=600, seed=0, tolerance=0.05,
-                        progress=False)
+    with torch_threads(1):  # the timing quoted above
+        fit = cal.calibrate(base, _log(base, FAST, users=500, seed=1000), FAST, users=600, seed=0, tolerance=0.05,
+                            progress=False)
     _check_recovery(fit, base, FAST_TOLERANCE)
     assert fit.slate_size == base.slate_size and fit.days == 3 and fit.log_users > 400
     assert fit.evaluations <= cal.EVALUATIONS_PER_PARAMETER * len(FAST)
@@ -80,14 +79,21 @@ def test_recovers_click_none_and_follow_base() -> None:
             fit.objective if frame is fit.moments else fit.held_out_score)
 
 
-SLOW_TOLERANCE = {"click_none": 0.1, "click_affinity": 0.3, "follow_base": 0.4, "follow_affinity": 0.5}
+SLOW_TOLERANCE = {"click_none": 0.15, "click_affinity": 0.15, "follow_base": 0.35, "follow_affinity": 0.9}
+"""All four, a 7-day log of 1000 users, 2000 simulated users (~105 simulations, ~3 min on one core). Errors
+measured (log seeds 1000, 1001, 1002): click_none +0.002, +0.044, +0.009; click_affinity −0.014, −0.025, +0.007;
+follow_base −0.052, +0.070, −0.111; follow_affinity +0.252, +0.280, +0.302. The follow slope is the weakly
+identified one: only the follows per click of users with a history with the author carry it (with a log of 400
+users and 1200 simulated its errors reached 0.45, and three times that is more than the distance from the start,
+so the test would have proved nothing)."""
 
 
 @pytest.mark.slow
 def test_recovers_all_four_parameters() -> None:
-    torch.set_num_threads(1)
     base = _base(days=7)
-    fit = cal.calibrate(base, _log(base, cal.CALIBRATED, users=400, seed=1000), users=1200, seed=0, progress=False)
+    with torch_threads(1):
+        fit = cal.calibrate(base, _log(base, cal.CALIBRATED, users=1000, seed=1000), users=2000, seed=0,
+                            progress=False)
     _check_recovery(fit, base, SLOW_TOLERANCE)
 
 
