@@ -32,7 +32,7 @@ def test_the_schema_example_is_accepted_by_act(client: TestClient, path: str, sc
     assert body["state_schema"]["type"] == "object" and body["action_schema"]["type"] == "object"
     quick = next(p for p in body["policies"] if p in ("myopic", "newsvendor_echelon", "critical_fractile", "twap",
                                                      "newsvendor_quantile", "avellaneda_stoikov", "nearest", "greedy",
-                                                     "free_market"))
+                                                     "free_market", "popularity"))
     response = client.post(f"{path}/act", json={"scenario": scenario, "parameters": parameters,
                                                        "policy": quick, "states": [body["example_state"]]})
     assert response.status_code == 200, response.text
