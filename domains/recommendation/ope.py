@@ -20,14 +20,12 @@ probability times the mean revenue per click in the same random-exposure log.
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
 import torch
 
 from decisionlab.core import ABTestResult, OffPolicyLog, Policy, Step, ab_test, derive_seed, make_generator, run
 from decisionlab.domains.recommendation.metrics import episode_metrics
-from decisionlab.domains.recommendation.policies import exposure_log, fitted_click_model
+from decisionlab.domains.recommendation.policies import fitted_click_model, platform_models
 from decisionlab.domains.recommendation.ranking import (
     Sampled,
     position_marginals,
@@ -82,13 +80,6 @@ class _OffPolicyRecorder:
         self.rows.append({name: value[rows].detach().double().cpu() for name, value in part.items()})
 
 
-@lru_cache(maxsize=8)
-def revenue_per_click(scenario: RecommendationScenario) -> float:
-    """Mean revenue per click in the platform's random-exposure log (the revenue model's one number)."""
-    exposure = exposure_log(scenario, "cpu")
-    return float(exposure.revenue.sum()) / max(float((exposure.clicked >= 0).sum()), 1.0)
-
-
 def off_policy_log(scenario: RecommendationScenario, logging: Policy, target: Policy, episodes: int, seed: int,
                    device: torch.device, temperature: float = 1.0) -> OffPolicyLog:
     """The log of ``logging`` (Plackett–Luce at ``temperature``) and the estimands of ``target`` (module
@@ -96,7 +87,7 @@ def off_policy_log(scenario: RecommendationScenario, logging: Policy, target: Po
     sim = RecommendationSim(scenario, device)
     logger = Sampled(logging, scenario.slate_size, temperature,
                      make_generator(derive_seed(seed, "logging"), device), f"{getattr(logging, 'name', 'logging')}")
-    recorder = _OffPolicyRecorder(sim, logger, target, revenue_per_click(scenario),
+    recorder = _OffPolicyRecorder(sim, logger, target, platform_models(scenario).revenue_per_click,
                                   make_generator(derive_seed(seed, "marginals"), device))
     run(sim, logger, batch=episodes, generator=make_generator(seed, device), hooks=[recorder])
     rows = {name: torch.cat([part[name] for part in recorder.rows]).numpy() for name in recorder.rows[0]}

@@ -9,6 +9,8 @@ predicted click utility, which maximises the predicted click probability of the 
 
 from __future__ import annotations
 
+import copy
+from dataclasses import dataclass
 from functools import lru_cache
 
 import torch
@@ -81,10 +83,26 @@ class _Flat:
         return torch.zeros(obs["candidates"].shape, device=obs["candidates"].device)
 
 
+@dataclass(frozen=True)
+class PlatformModels:
+    """What the platform fits to its random-exposure log once per scenario: ``ctr_greedy``'s click model and
+    the mean revenue per click (the revenue model of doubly robust estimates, ``ope.py``)."""
+
+    click_model: ClickModel
+    revenue_per_click: float
+
+
 @lru_cache(maxsize=8)
-def fitted_click_model(scenario: RecommendationScenario, device: str) -> ClickModel:
-    """``ctr_greedy``'s click model, fitted once per scenario (on CPU, then moved)."""
+def platform_models(scenario: RecommendationScenario) -> PlatformModels:
+    """The scenario's :class:`PlatformModels`, fitted once (on CPU) from one random-exposure log."""
     log = exposure_log(scenario, "cpu")
     model = ClickModel(scenario.slate_size)
     model.fit(log.slate_log())
-    return model.to(device).eval()
+    clicks = max(float((log.clicked >= 0).sum()), 1.0)
+    return PlatformModels(model.eval(), float(log.revenue.sum()) / clicks)
+
+
+@lru_cache(maxsize=8)
+def fitted_click_model(scenario: RecommendationScenario, device: str) -> ClickModel:
+    """``ctr_greedy``'s click model on ``device``."""
+    return copy.deepcopy(platform_models(scenario).click_model).to(device).eval()
