@@ -19,12 +19,12 @@ $(PY):
 # needs only what the product runs on; the test tools (browser driver, notebooks...) come with `make test`.
 # One resolver run; no byte-compiling of every installed file up front (Python compiles what it imports).
 $(RUN_STAMP): $(PY) pyproject.toml setup.py
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-compile torch==2.13.0 -e ".[postgres]"
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-compile torch==2.13.0 -e ".[postgres,ray]"
 	touch $(RUN_STAMP)
 
 # Everything in one pip run too (a second run on top of the product's would resolve it all again).
 $(STAMP): $(PY) pyproject.toml setup.py
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-compile torch==2.13.0 -e ".[dev,postgres]"
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-compile torch==2.13.0 -e ".[dev,postgres,ray]"
 	touch $(RUN_STAMP) $(STAMP)
 
 venv: $(STAMP)

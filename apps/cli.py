@@ -1,6 +1,6 @@
 """The ``decisionlab`` command line.
 
-Scripts depend on these names (see the README): ``domains``, ``evaluate``, ``ope``, ``train``, ``serve``,
+Scripts depend on these names (see the README): ``domains``, ``evaluate``, ``ope``, ``train``, ``sweep``, ``serve``,
 ``dashboard``, ``policies list|show|promote|rollback|delete|gc``.
 ``--json`` prints exactly one JSON object on stdout; logs and progress bars go to
 stderr. User mistakes print ``error: ...`` on stderr and exit with status 2, without a traceback.
@@ -18,8 +18,10 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from decisionlab.apps.cli_options import JsonFlag, SetFlag
 from decisionlab.core.errors import DecisionlabError
 
 app = typer.Typer(
@@ -34,10 +36,6 @@ err = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-JsonFlag = Annotated[bool, typer.Option("--json", help="print one JSON object on stdout (for scripts)")]
-SetFlag = Annotated[
-    list[str] | None, typer.Option("--set", help="override a scenario parameter: key=value (repeatable)")
-]
 
 
 def _guard(action: Callable[[], T]) -> T:
@@ -45,7 +43,8 @@ def _guard(action: Callable[[], T]) -> T:
     try:
         return action()
     except DecisionlabError as problem:
-        err.print(f"[bold red]error:[/] {problem}", highlight=False)
+        # escaped: a message may hold brackets that are not markup (pip install 'decisionlab[ray]')
+        err.print(f"[bold red]error:[/] {escape(str(problem))}", highlight=False)
         raise typer.Exit(code=2) from None
     except KeyboardInterrupt:
         err.print("interrupted")
@@ -95,6 +94,13 @@ def evaluate(
     overrides: SetFlag = None,
     episodes: Annotated[int | None, typer.Option("--episodes", min=1, help="episodes per policy")] = None,
     seed: Annotated[int, typer.Option("--seed", help="seed of the common random numbers")] = 0,
+    backend: Annotated[str, typer.Option(
+        "--backend", help="local (this process) or ray (episode chunks sharded over Ray workers; same numbers)",
+    )] = "local",
+    address: Annotated[str | None, typer.Option(
+        "--address", help="Ray cluster address (host:port, ray://host:10001 or auto); default a local Ray")] = None,
+    workers: Annotated[int | None, typer.Option(
+        "--workers", min=1, help="Ray workers the chunks are spread over (default: the cluster's CPUs)")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Compare policies on the same random numbers: mean, 95% CI, paired difference vs the first."""
@@ -102,6 +108,7 @@ def evaluate(
     def run() -> None:
         from decisionlab.core.evaluation import check_episodes, check_memory, default_episodes, evaluate_policies
         from decisionlab.core.progress import Progress
+        from decisionlab.core.ray_backend import check_backend
         from decisionlab.core.resolve import build_policy
         from decisionlab.core.scenario import parse_overrides
         from decisionlab.core.spec import get_domain
@@ -113,17 +120,26 @@ def evaluate(
         n_episodes = episodes or default_episodes(setting, resolved)
         check_memory(setting, len(policy), n_episodes)  # before anything is built
         check_episodes(setting, resolved, n_episodes)
+        if check_backend(backend) == "local" and (address is not None or workers is not None):
+            raise typer.BadParameter("only with --backend ray", param_hint="--address/--workers")
         device = _setup_torch()
-        built = []
-        # a search or an exact solve can take minutes: a bar on a terminal, a line every 10 s in a log
-        with Progress(len(policy), "building policies", unit="policy") as bar:
-            for name in policy:
-                bar.show(now=name)
-                built.append(build_policy(spec, resolved, name, device))
-                bar.update(1)
-        err.print(f"evaluating {len(built)} policies x {n_episodes:,} episodes...", highlight=False)
-        report = evaluate_policies(spec, resolved, built, episodes=n_episodes, seed=seed, device=device,
-                                   progress=True)
+        if backend == "ray":
+            from decisionlab.core.evaluation_ray import evaluate_on_ray
+
+            err.print(f"evaluating {len(policy)} policies x {n_episodes:,} episodes on Ray...", highlight=False)
+            report = evaluate_on_ray(spec, resolved, policy, episodes=n_episodes, seed=seed, address=address,
+                                     workers=workers, progress=True)
+        else:
+            built = []
+            # a search or an exact solve can take minutes: a bar on a terminal, a line every 10 s in a log
+            with Progress(len(policy), "building policies", unit="policy") as bar:
+                for name in policy:
+                    bar.show(now=name)
+                    built.append(build_policy(spec, resolved, name, device))
+                    bar.update(1)
+            err.print(f"evaluating {len(built)} policies x {n_episodes:,} episodes...", highlight=False)
+            report = evaluate_policies(spec, resolved, built, episodes=n_episodes, seed=seed, device=device,
+                                       progress=True)
         RunStore().record(spec.name, "evaluate", ",".join(report.labels), report.to_json(), {},
                           {"evaluation": report.table()})
         if as_json:
@@ -294,15 +310,42 @@ def serve(
         "--workers", min=1, max=64, help="server processes sharing the port (default $DECISIONLAB_API_WORKERS or 1)",
     )] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning or error")] = "info",
+    backend: Annotated[str, typer.Option(
+        "--backend", help="local: uvicorn processes on this machine; ray: replicas on Ray Serve (the ray extra)",
+    )] = "local",
+    replicas: Annotated[int | None, typer.Option(
+        "--replicas", min=1, max=1024, help="Ray Serve replicas of the API (--backend ray; default 2)",
+    )] = None,
+    address: Annotated[str | None, typer.Option(
+        "--address", help="the Ray cluster (host:port, ray://host:10001 or auto; default: a local Ray) (--backend ray)",
+    )] = None,
+    replica_cpus: Annotated[float, typer.Option(
+        "--replica-cpus", min=0.01, help="CPUs Ray reserves for each replica (--backend ray)",
+    )] = 1.0,
 ) -> None:
-    """Serve the policy API (FastAPI + uvicorn), JSON logs on stderr."""
+    """Serve the policy API (FastAPI on uvicorn, or on Ray Serve with --backend ray), JSON logs on stderr."""
     from decisionlab.apps.server import default_workers
     from decisionlab.apps.server import serve as run_server
+    from decisionlab.core.ray_backend import check_backend
 
     if log_level not in ("debug", "info", "warning", "error"):
         raise typer.BadParameter("must be debug, info, warning or error", param_hint="--log-level")
-    _setup_torch()
-    _guard(lambda: run_server(host, port, workers or default_workers(), log_level))
+
+    def run() -> None:
+        if check_backend(backend) == "local":
+            if replicas is not None or address is not None:
+                raise DecisionlabError(f"{'--replicas' if replicas is not None else '--address'} needs --backend ray "
+                                       "(on one machine, --workers N runs N server processes)")
+            _setup_torch()
+            run_server(host, port, workers or default_workers(), log_level)
+            return
+        if workers is not None:
+            raise DecisionlabError("--workers is for --backend local: with --backend ray, use --replicas")
+        from decisionlab.apps.ray_serve import serve as run_on_ray
+
+        run_on_ray(host, port, replicas or 2, address, log_level, replica_cpus)
+
+    _guard(run)
 
 
 def dashboard_command(port: int, address: str = "127.0.0.1") -> list[str]:
@@ -326,8 +369,10 @@ def main() -> None:
 
 def _register_subcommands() -> None:
     from decisionlab.apps.policies_cli import policies_app
+    from decisionlab.apps.sweep_cli import sweep
 
     app.add_typer(policies_app, name="policies")
+    app.command()(sweep)
 
 
 _register_subcommands()

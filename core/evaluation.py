@@ -180,27 +180,76 @@ def default_episodes(setting: SettingSpec, scenario: Scenario) -> int:
     return setting.default_episodes if limit is None else max(1, min(setting.default_episodes, limit))
 
 
+def chunk_plan(setting: SettingSpec, episodes: int) -> list[tuple[int, int, int]]:
+    """``(index, start, count)`` of each chunk an evaluation of ``episodes`` episodes simulates."""
+    chunk = max(1, int(setting.eval_chunk))
+    return [(index, start, min(chunk, episodes - start)) for index, start in enumerate(range(0, episodes, chunk))]
+
+
+def run_chunk(setting: SettingSpec, scenario: Scenario, policy: Policy, index: int, start: int, count: int,
+              seed: int, device: torch.device) -> dict[str, np.ndarray]:
+    """``{metric: [<= count]}`` of chunk ``index`` (its seed :func:`chunk_seed`; fewer episodes where a
+    data-replay setting's data ends)."""
+    return setting.episode_metrics(scenario, policy, count, chunk_seed(seed, index), device, start=start)
+
+
+def merge_chunks(setting: SettingSpec, scenario: Scenario, parts: Sequence[dict[str, np.ndarray]],
+                 counts: Sequence[int]) -> dict[str, np.ndarray]:
+    """The chunks' values in order, up to the first that came back short (the data ended there), finalized
+    as the setting says: every backend merges through here, so they give the same numbers."""
+    kept = []
+    for part, count in zip(parts, counts, strict=True):
+        kept.append(part)
+        if len(next(iter(part.values()))) < count:
+            break
+    values = {name: np.concatenate([part[name] for part in kept]) for name in kept[0]}
+    return setting.finalize_metrics(scenario, values) if setting.finalize_metrics is not None else values
+
+
 def episode_values(
     setting: SettingSpec, scenario: Scenario, policy: Policy, episodes: int, seed: int, device: torch.device,
     progress: bool = False, label: str = "",
 ) -> dict[str, np.ndarray]:
     """``{metric: [n]}`` of ``policy`` over ``episodes`` episodes, simulated chunk by chunk."""
-    chunk = max(1, int(setting.eval_chunk))
     parts: list[dict[str, np.ndarray]] = []
-    bar = Progress(episodes, f"evaluating {label}".strip(), unit="episode", enabled=progress)
-    done = 0
-    with bar:
-        for index, start in enumerate(range(0, episodes, chunk)):
-            count = min(chunk, episodes - start)
-            values = setting.episode_metrics(scenario, policy, count, chunk_seed(seed, index), device, start=start)
+    counts: list[int] = []
+    with Progress(episodes, f"evaluating {label}".strip(), unit="episode", enabled=progress) as bar:
+        for index, start, count in chunk_plan(setting, episodes):
+            values = run_chunk(setting, scenario, policy, index, start, count, seed, device)
             parts.append(values)
+            counts.append(count)
             got = len(next(iter(values.values())))
-            done += got
             bar.update(got)
             if got < count:  # a data-replay setting with no more episodes
                 break
-    values = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
-    return setting.finalize_metrics(scenario, values) if setting.finalize_metrics is not None else values
+    return merge_chunks(setting, scenario, parts, counts)
+
+
+def check_labels(labels: Sequence[str], episodes: int) -> None:
+    """At least one policy, none twice, at least one episode."""
+    if not labels:
+        raise DecisionlabError("give at least one policy to evaluate")
+    repeated = sorted({label for label in labels if list(labels).count(label) > 1})
+    if repeated:
+        raise DecisionlabError(f"policy given more than once: {', '.join(repeated)}")
+    if episodes < 1:
+        raise DecisionlabError(f"episodes must be >= 1 (got {episodes})")
+
+
+def report_of(domain: DomainSpec, scenario: Scenario, per_episode: dict[str, dict[str, np.ndarray]], episodes: int,
+              seed: int) -> EvaluationReport:
+    """The report of per-episode values ``{label: {metric: [n]}}`` (labels in evaluation order)."""
+    scored = min(len(next(iter(values.values()))) for values in per_episode.values())
+    return EvaluationReport(
+        domain=domain.name,
+        scenario=scenario,
+        labels=list(per_episode),
+        per_episode=per_episode,
+        episodes=episodes,
+        seed=seed,
+        setting=domain.setting_of(scenario).name,
+        effective_episodes=scored,
+    )
 
 
 def evaluate_policies(
@@ -215,13 +264,7 @@ def evaluate_policies(
 ) -> EvaluationReport:
     """Evaluate each ``(label, policy)`` on the same ``seed``; the first is the reference."""
     labels = [label for label, _ in policies]
-    if not labels:
-        raise DecisionlabError("give at least one policy to evaluate")
-    repeated = sorted({label for label in labels if labels.count(label) > 1})
-    if repeated:
-        raise DecisionlabError(f"policy given more than once: {', '.join(repeated)}")
-    if episodes < 1:
-        raise DecisionlabError(f"episodes must be >= 1 (got {episodes})")
+    check_labels(labels, episodes)
     setting = domain.setting_of(scenario)
     check_memory(setting, len(labels), episodes)
     check_episodes(setting, scenario, episodes)
@@ -229,14 +272,4 @@ def evaluate_policies(
         label: episode_values(setting, scenario, policy, episodes, seed, device, progress, label)
         for label, policy in policies
     }
-    scored = min(len(next(iter(values.values()))) for values in per_episode.values())
-    return EvaluationReport(
-        domain=domain.name,
-        scenario=scenario,
-        labels=labels,
-        per_episode=per_episode,
-        episodes=episodes,
-        seed=seed,
-        setting=setting.name,
-        effective_episodes=scored,
-    )
+    return report_of(domain, scenario, per_episode, episodes, seed)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,12 +25,28 @@ if str(FIXTURES) not in sys.path:
 TEST_THREADS = int(os.environ.get("DECISIONLAB_NUM_THREADS") or 1)
 
 
+# Rebuildable data (generated data sets, baseline searches: ``core.store.home.cache_home``) goes to one
+# folder per test run, made here in the first process (xdist's workers, servers and notebook kernels
+# inherit the variable) and removed at its end: every run starts cold, so its timings are honest and
+# nothing stale from an earlier run is read, but a search runs once per run, not once per test's data dir.
+_CACHE_OWNER = "DECISIONLAB_TEST_CACHE_OWNER"
+if _CACHE_OWNER not in os.environ:
+    os.environ["DECISIONLAB_CACHE"] = tempfile.mkdtemp(prefix="decisionlab-test-cache-")
+    os.environ[_CACHE_OWNER] = str(os.getpid())
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if os.environ.get(_CACHE_OWNER) == str(os.getpid()):
+        shutil.rmtree(os.environ["DECISIONLAB_CACHE"], ignore_errors=True)
+
+
 # The longest files, longest first. ``make test`` hands whole files to two workers in collection order
 # (``-n 2 --dist loadfile --no-loadscope-reorder``; xdist's own reorder puts the files with the most tests
 # first, which left one-test files of a minute, the notebooks and schemathesis, to the end, where one
 # worker could idle while the other ran them); starting the long ones first lets the short ones fill in.
 LONGEST_FIRST = (
     "tests/e2e/",
+    "tests/scale/test_ray.py",
     "tests/apps/test_schemathesis.py",
     "/test_notebook.py",
     "tests/conformance/",

@@ -1,9 +1,12 @@
-"""Results of expensive baseline builds (searches, exact solvers), kept in the data dir.
+"""Results of expensive baseline builds (searches, exact solvers), kept in the cache dir.
 
 ``persisted(builder, version, key, compute)`` returns what ``compute()`` returned the first time it
-ran for ``(builder, version, key)`` in this data dir, in this process or any other: a restart, a
-second server worker or the CLI does not search again. Values are numbers, lists, strings or torch
-tensors (tensors go to safetensors, the rest to JSON: nothing is pickled). A file lock per key makes
+ran for ``(builder, version, key)`` on this cache dir, in this process or any other: a restart, a
+second server worker, the CLI or another data dir does not search again. They live with the other
+rebuildable data (:func:`~decisionlab.core.store.home.cache_home`), not with the policies and runs a
+user made: a build is a pure function of its key, so every data dir on the machine can share it.
+Values are numbers, lists, strings or torch tensors (tensors go to safetensors, the rest to JSON:
+nothing is pickled). A file lock per key makes
 concurrent processes compute once: the second waits for the first and reads its result. Bump
 ``version`` when the builder's algorithm changes, so old results are not reused.
 """
@@ -21,7 +24,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from decisionlab.core.store.atomic import atomic_write_bytes, atomic_write_with, file_lock
-from decisionlab.core.store.home import data_home
+from decisionlab.core.store.home import cache_home
 
 FOLDER = "builds"
 
@@ -60,9 +63,10 @@ def persisted(
     builder: str, version: int, key: Mapping[str, Any], compute: Callable[[], Mapping[str, Any]],
     home: Path | None = None,
 ) -> dict[str, Any]:
-    """The values of ``compute()`` for ``(builder, version, key)``, computed once per data dir."""
+    """The values of ``compute()`` for ``(builder, version, key)``, computed once per cache dir (``home``,
+    default :func:`cache_home`)."""
     digest = build_key(builder, version, key)
-    folder = (home or data_home()) / FOLDER / builder
+    folder = (home or cache_home()) / FOLDER / builder
     stem = folder / digest
     found = _read(stem)
     if found is not None:
