@@ -175,11 +175,16 @@ def test_home_page_lists_every_domain(browser, dashboard_url: str) -> None:
 # every setting of every domain: the domain's default preset where the setting has it, else its first
 CASES = [(d.name, d.default_scenario if d.default_scenario in setting.presets else next(iter(setting.presets)))
          for d in _domains() for setting in d.settings]
+# make test opens each domain's page at its default setting in the browser; the other settings of a domain
+# (same page code, other views) run here with -m slow, and in make test through AppTest (tests/conformance,
+# each domain's test_view/test_dashboard), which renders every view of every setting without a browser.
+DEFAULT = {(d.name, d.default_scenario) for d in _domains()}
 
 
 # Settings known not to work in the real server, with the reason (none at present).
 KNOWN: dict[tuple[str, str], str] = {}
-CASES = [pytest.param(d, p, marks=pytest.mark.skip(reason=KNOWN[(d, p)])) if (d, p) in KNOWN else (d, p)
+CASES = [pytest.param(d, p, marks=pytest.mark.skip(reason=KNOWN[(d, p)])) if (d, p) in KNOWN
+         else (d, p) if (d, p) in DEFAULT else pytest.param(d, p, marks=pytest.mark.slow)
          for d, p in CASES]
 
 

@@ -61,11 +61,31 @@ def killed_then_resumed(name: str, *extra: str) -> tuple[dict[str, dict], dict]:
     while len(ledger.finished()) < 2:
         assert first.poll() is None, "the sweep ended before it was killed"
         assert time.monotonic() < deadline
-        time.sleep(0.1)
+        time.sleep(0.05)
     first.send_signal(signal.SIGKILL)
     first.wait()
     before = ledger.finished()
     return before, cli(*sweep_command(name, *extra)[3:])
+
+
+def interrupted_then_resumed_locally(monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, dict], dict]:
+    """A local sweep in this process, Ctrl-C during its third trial, then run again to the end."""
+    from decisionlab.core import sweep_runner
+
+    real, done = sweep_runner.run_trial, []
+
+    def interrupted(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202 - run_trial's arguments
+        if len(done) == 2:
+            raise KeyboardInterrupt
+        done.append(real(*args, **kwargs))
+        return done[-1]
+
+    monkeypatch.setattr(sweep_runner, "run_trial", interrupted)
+    stopped = CliRunner().invoke(app, sweep_command("local")[3:])
+    assert stopped.exit_code == 130, stopped.stderr[-2000:]
+    before = SweepLedger("local").finished()
+    monkeypatch.setattr(sweep_runner, "run_trial", real)
+    return before, cli(*sweep_command("local")[3:])
 
 
 def check_resumed(before: dict[str, dict], body: dict) -> None:
@@ -77,16 +97,18 @@ def check_resumed(before: dict[str, dict], body: dict) -> None:
         if key in before:
             assert trial == before[key]
     assert [row["seeds"] for row in body["table"]] == [2, 2, 2]
-    costs = [t["metrics"]["cost_per_period"] for t in body["trials"][:2]]
-    assert body["table"][0]["cost_per_period"]["mean"] == pytest.approx(np.mean(costs))
+    primary = body["primary_metric"]
+    values = [t["metrics"][primary] for t in body["trials"][:2]]
+    assert body["table"][0][primary]["mean"] == pytest.approx(np.mean(values))
     assert str(PolicyRegistry().find(body["best"]["alias"]).ref) == body["best"]["policy_ref"]
 
 
-def test_sweeps_killed_halfway_resume_and_both_backends_give_the_same_trials(ray_session,
-                                                                               decisionlab_home: Path) -> None:
-    """2 seeds x 3 learning rates on lost sales, each backend killed after 2 trials and started again: each
-    finishes only the missing trials, and every trial's metrics are the same on both."""
-    local_before, local = killed_then_resumed("local")
+def test_sweeps_killed_halfway_resume_and_both_backends_give_the_same_trials(
+        ray_session, decisionlab_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """2 seeds x 3 learning rates, each backend stopped after 2 trials (the local one by Ctrl-C, the Ray
+    driver by SIGKILL) and started again: each finishes only the missing trials, and every trial's metrics
+    are the same on both."""
+    local_before, local = interrupted_then_resumed_locally(monkeypatch)
     check_resumed(local_before, local)
     # The Ray sweep's driver is a process of its own connected to this file's Ray; Tune restores its experiment.
     address = ray_session.get_runtime_context().gcs_address

@@ -12,14 +12,15 @@ import pytest
 from decisionlab.core.errors import DecisionlabError, ScenarioError
 from decisionlab.core.sweep import SweepLedger, SweepPlan, Trial, best_trial, check_plan, parse_grid
 
-# A trial of three HDPO steps on lost sales, scored on 4 episodes: the sweep's workings, not its figures.
-TINY = ["--algo-set", "max_steps=3", "--algo-set", "batch_size=16", "--episodes", "4", "--set", "horizon_periods=300",
-        "--set", "warmup_periods=50"]
+# A trial of pathwise training on Almgren–Chriss (about half a second), scored on 16 episodes: the sweep's
+# workings, not its figures (docs/scaling.md runs the 2 seeds x 3 learning rates of HDPO on lost sales).
+TINY = ["--algo-set", "max_steps=100", "--algo-set", "batch_size=64", "--algo-set", "train_paths=256",
+        "--algo-set", "eval_paths=256", "--episodes", "16"]
 
 
 def sweep_command(name: str, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "decisionlab.apps.cli", "sweep", "inventory", "--scenario", "lost_sales",
-            "--algo", "hdpo", "--grid", "learning_rate=0.003,0.01,0.03", "--seeds", "2", *TINY, "--name", name,
+    return [sys.executable, "-m", "decisionlab.apps.cli", "sweep", "execution", "--scenario", "almgren_chriss",
+            "--algo", "pathwise", "--grid", "learning_rate=0.001,0.003,0.01", "--seeds", "2", *TINY, "--name", name,
             "--json", *extra]
 
 
