@@ -41,9 +41,10 @@ test: $(STAMP)
 	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder -m "not slow and not readme"
 
-# Only the browser tests (screenshots to docs/screenshots/).
+# Only the browser tests: every setting of every domain at the pages' own quick sizes, screenshots to
+# docs/screenshots/ (make test opens each domain's default setting on shorter runs and keeps its shots out of docs/).
 e2e: $(STAMP)
-	$(PY) -m pytest -q -m e2e tests/e2e
+	DECISIONLAB_E2E_FULL=1 $(PY) -m pytest -q -m e2e tests/e2e
 
 # The README's quick figures, rerun by their own commands and compared (a few minutes).
 figures: $(STAMP)

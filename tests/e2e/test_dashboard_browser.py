@@ -1,11 +1,13 @@
 """Every dashboard page in a real headless Chromium (Playwright driving Debian's ``chromium``).
 
 The registry of domains generates the pages, so this test asks it which there are: the home page,
-then one page per domain. On each domain page it checks that the domain's default registered
+then one page per setting of each domain. On each page it checks that the domain's default registered
 policy (trained here with the algorithm's smoke options) is pre-selected, presses **Run**, waits
 for the plots, then opens every tab; no page may show an exception or error box, nor a plotly
-chart without data. Screenshots go to
-``docs/screenshots/`` (``$DECISIONLAB_SCREENSHOTS`` elsewhere), which the README links.
+chart without data. ``make test`` opens each domain's default setting, on runs shortened to the
+setting's smoke sizes; ``make e2e`` (``DECISIONLAB_E2E_FULL=1``) opens every setting at the pages'
+own quick sizes and writes the screenshots the README links to ``docs/screenshots/``
+(``$DECISIONLAB_SCREENSHOTS`` elsewhere).
 
 Needs playwright (in the ``dev`` extra) and a Chromium binary (``apt-get install chromium``;
 ``.ci/run`` installs it); skipped with the reason when either is missing. No browser download: the
@@ -20,6 +22,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,7 +41,11 @@ REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("DECISIONLAB_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-SHOTS = Path(os.environ.get("DECISIONLAB_SCREENSHOTS") or REPO / "docs" / "screenshots")
+# ``make e2e`` (DECISIONLAB_E2E_FULL=1) runs every page at the page's own quick sizes and writes the README's
+# screenshots; ``make test`` shortens the runs further (see the test) and keeps its screenshots out of docs/.
+FULL = os.environ.get("DECISIONLAB_E2E_FULL", "") == "1"
+SHOTS = Path(os.environ.get("DECISIONLAB_SCREENSHOTS")
+             or (REPO / "docs" / "screenshots" if FULL else Path(tempfile.gettempdir()) / "decisionlab-e2e-shots"))
 RUN_TIMEOUT_MS = 240_000
 EPISODES = 4  # what the page is asked to evaluate: the page's workings, not the figures, are under test
 
@@ -61,6 +68,11 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def shortened(setting) -> dict:  # noqa: ANN001 - a SettingSpec
+    """The smoke value of each field the page's quick scenario shortens (``SettingSpec.quick``)."""
+    return {key: value for key, value in setting.smoke.items() if key in setting.quick}
+
+
 @pytest.fixture(scope="module")
 def trained_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data dir holding each domain's default policy (the name ``make run`` trains), promoted to
@@ -74,9 +86,8 @@ def trained_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
             continue
         scenario = domain.scenario(domain.default_scenario)
         setting = domain.setting_of(scenario)
-        shortened = {key: value for key, value in setting.smoke.items() if key in setting.quick}
         algo = domain.algo(domain.default_algo).spec_for(scenario)
-        report = train_and_register(domain, domain.default_scenario, shortened, domain.default_algo, seed=0,
+        report = train_and_register(domain, domain.default_scenario, shortened(setting), domain.default_algo, seed=0,
                                     name=domain.default_policy_name, device=torch.device("cpu"), progress=False,
                                     options=dict(algo.smoke_options), registry=registry)
         registry.promote(str(report.record.ref), "prod")
@@ -208,6 +219,15 @@ def test_domain_page_runs_and_every_tab_renders(browser, dashboard_url: str, dom
         wait_idle(page)
         no_exception(page, f"{domain}/{preset} selected")
     setting = next(s for s in spec.settings if preset in s.presets)
+    # make test: the page's own quick scenario, shortened further where the setting says how (its smoke value
+    # of each field the page shortens: what the default policy was trained on above): the page's workings are
+    # under test, not the figures, and a full quick day of ride-hailing took 40 s here.
+    for field, value in ({} if FULL else shortened(setting)).items():
+        box = page.locator(f".st-key-{domain}_{field} input").first
+        box.fill(str(value))
+        box.press("Enter")
+        wait_idle(page)
+        no_exception(page, f"{domain}/{preset} {field}={value}")
     episodes = page.get_by_label(setting.episode_label, exact=True).first
     episodes.fill(str(EPISODES))
     episodes.press("Enter")
