@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmarks.report import write_section
+from benchmarks.report import cpu_model, write_section
 from decisionlab.core import (
     DecisionlabError,
     DomainSpec,
@@ -88,16 +88,6 @@ def log(message: str) -> None:
 # --- hardware -------------------------------------------------------------------------------------
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
-
-
 def hardware() -> dict[str, Any]:
     """What the numbers ran on: CPU, cores, torch threads, GPUs (name, memory), versions."""
     gpus = []
@@ -130,25 +120,23 @@ def describe_hardware(hw: Mapping[str, Any]) -> str:
 # --- memory ---------------------------------------------------------------------------------------
 
 
-def _meminfo(key: str) -> int | None:
-    """A /proc/meminfo entry in bytes (None off Linux)."""
+def _proc_kib(path: str, key: str) -> int | None:
+    """Entry ``key`` (a size in kB) of a /proc file such as /proc/meminfo, in bytes (None off Linux)."""
     try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
+        for line in Path(path).read_text().splitlines():
             if line.startswith(key + ":"):
                 return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         pass
     return None
+
+
+def _meminfo(key: str) -> int | None:
+    return _proc_kib("/proc/meminfo", key)
 
 
 def _rss_status(key: str) -> int | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
+    return _proc_kib("/proc/self/status", key)
 
 
 def free_bytes(device: torch.device) -> int | None:

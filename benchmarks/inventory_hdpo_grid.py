@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from benchmarks.report import DOCS, write_section
+from benchmarks.report import DOCS, cpu_model, write_section
 from decisionlab.domains.inventory.single_store.metrics import episode_metrics
 from decisionlab.domains.inventory.single_store.policies import OptimalLostSalesPolicy
 from decisionlab.domains.inventory.single_store.scenario import LostSalesScenario
@@ -38,16 +38,6 @@ def _ints(text: str) -> list[int]:
 
 def _floats(text: str) -> list[float]:
     return [float(x) for x in text.split(",") if x.strip()]
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def run_cell(lead_time: int, penalty: float, args: argparse.Namespace) -> dict[str, float]:
@@ -84,7 +74,7 @@ def markdown(rows: list[dict[str, float]], args: argparse.Namespace, command: st
         "",
         f"- Command: `{command}`",
         f"- Date: {dt.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}",
-        f"- Machine: {_cpu_model()}, {torch.get_num_threads() if args.threads is None else args.threads} "
+        f"- Machine: {cpu_model()}, {torch.get_num_threads() if args.threads is None else args.threads} "
         f"torch thread(s) of {len(__import__('os').sched_getaffinity(0))} cores, torch {torch.__version__}, "
         f"Python {platform.python_version()}",
         f"- Scenario: Poisson({args.demand_mean:g}) demand, h = {args.holding:g}; evaluation "
