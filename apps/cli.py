@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from decisionlab.apps.cli_options import JsonFlag, SetFlag
+from decisionlab.apps.cli_options import JsonFlag, SetFlag, check_backend_options
 from decisionlab.core.errors import DecisionlabError
 
 app = typer.Typer(
@@ -108,7 +108,6 @@ def evaluate(
     def run() -> None:
         from decisionlab.core.evaluation import check_episodes, check_memory, default_episodes, evaluate_policies
         from decisionlab.core.progress import Progress
-        from decisionlab.core.ray_backend import check_backend
         from decisionlab.core.resolve import build_policy
         from decisionlab.core.scenario import parse_overrides
         from decisionlab.core.spec import get_domain
@@ -120,8 +119,7 @@ def evaluate(
         n_episodes = episodes or default_episodes(setting, resolved)
         check_memory(setting, len(policy), n_episodes)  # before anything is built
         check_episodes(setting, resolved, n_episodes)
-        if check_backend(backend) == "local" and (address is not None or workers is not None):
-            raise typer.BadParameter("only with --backend ray", param_hint="--address/--workers")
+        check_backend_options(backend, address, workers)
         device = _setup_torch()
         if backend == "ray":
             from decisionlab.core.evaluation_ray import evaluate_on_ray

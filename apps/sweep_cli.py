@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from decisionlab.apps.cli_options import JsonFlag, SetFlag
+from decisionlab.apps.cli_options import JsonFlag, SetFlag, check_backend_options
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
@@ -43,15 +43,12 @@ def sweep(
     def run() -> None:
         from decisionlab.apps.cli import _emit_json, _setup_torch
         from decisionlab.core.evaluation import default_episodes
-        from decisionlab.core.ray_backend import check_backend
         from decisionlab.core.scenario import parse_overrides
         from decisionlab.core.spec import get_domain
         from decisionlab.core.sweep import SweepPlan, parse_grid
         from decisionlab.core.sweep_runner import run_sweep
 
-        check_backend(backend)
-        if backend == "local" and (address is not None or workers is not None):
-            raise typer.BadParameter("only with --backend ray", param_hint="--address/--workers")
+        check_backend_options(backend, address, workers)
         spec = get_domain(domain)
         scenario_name = scenario or spec.default_scenario
         parsed = parse_overrides(overrides or [])
