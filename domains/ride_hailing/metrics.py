@@ -53,9 +53,16 @@ class EpisodeTotals:
 def run_episodes(sim: CitySim, policy: Policy, episodes: int, generator: torch.Generator,
                  on_step: StepHook | None = None, progress: str | None = None) -> EpisodeTotals:
     """``policy`` over the scenario's horizon in ``episodes`` cities at once; ``on_step(state, info)``
-    sees every window (trip logs, TD updates); ``progress`` (a description) shows a bar of simulated minutes."""
+    sees every window (trip logs, TD updates); ``progress`` (a description) shows a bar of simulated minutes.
+    A policy with ``start_online`` (one that learns while it acts) is started for these days and
+    shown every window after it acts."""
     windows = sim.scenario.windows
     hooks: list[Hook] = []
+    start_online = getattr(policy, "start_online", None)
+    if start_online is not None:  # a value that learns from each day's trips gets a private copy per day
+        policy = start_online(episodes)
+        learner = policy
+        hooks.append(lambda step: learner.observe(step.state, step.info))
     if on_step is not None:
         hooks.append(lambda step: on_step(step.state, step.info))
     with Progress(round(windows * sim.window_s / 60.0), progress or "", unit="sim minute",

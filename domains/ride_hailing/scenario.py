@@ -5,9 +5,13 @@ the day), money in currency units (fares). A scenario's ``seed_city`` fixes the 
 drivers' homes and shifts are drawn from the episode seed); two policies evaluated on the same seeds
 face the same orders (demand does not depend on what the policy does).
 
-Presets: ``city_grid`` (20 × 20 cells of 1 km, 1,000 drivers, 20,000 orders a day; raise
-``n_drivers`` and ``orders_per_day`` to 10,000 and 1,000,000 for a city-scale day) and
-``city_small`` (8 × 8 cells, 150 drivers, 3,000 orders a day; small enough for tests).
+Presets: ``city_grid`` (20 × 20 cells of 1 km, 1,000 drivers, 20,000 orders a day; with ``n_drivers``
+and ``orders_per_day`` raised to 10,000 and 1,000,000, a capacity-bound load test: most orders expire) and
+``city_small`` (8 × 8 cells, 150 drivers, 3,000 orders a day; small enough for tests). The city-scale
+``city_metro`` (30 × 30 cells of 1 km, about 30 × 26 km, 9 hot spots, trips of 12.8 km by road on average;
+10,000 drivers, 105,000 orders a day) is calibrated on 24-hour days under ``nearest``: 72% of orders served,
+drivers busy (pickup or trip) 46% of their online time over the day (Cramer & Krueger 2016: UberX ~46–54%),
+64% in the evening peak hour and 76–80% in the morning peak, when only the early shift is on.
 """
 
 from __future__ import annotations
@@ -91,4 +95,6 @@ PRESETS: dict[str, CityScenario] = {
                                max_pickup_km=2.5, reposition_max_km=2.5),
     "city_peaks": CityScenario(grid_size=12, n_drivers=200, orders_per_day=3_000, n_hotspots=3, hotspot_km=1.0,
                                hotspot_share=0.9, drift_per_minute=0.05, max_pickup_km=2.0, reposition_max_km=3.0),
+    "city_metro": CityScenario(grid_size=30, n_drivers=10_000, orders_per_day=105_000, seed_city=6, n_hotspots=9,
+                               hotspot_km=2.0, hotspot_share=0.85),
 }

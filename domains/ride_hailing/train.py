@@ -12,8 +12,13 @@
   ``ensemble_every_hours`` (``V ← w·V_online + (1 − w)·V_offline``) — the periodic ensemble of
   Tang et al. (2021).
 
-Each returns a :class:`~decisionlab.domains.ride_hailing.policies.ValuePolicy` (value matching
-and value repositioning), scored on held-out days.
+Each returns a :class:`~decisionlab.domains.ride_hailing.policies.ValuePolicy` (value matching and
+``value_supply`` repositioning by default), scored on held-out days. With ``learn_online`` (the
+default) the policies of ``td_online`` and ``v1d3`` keep learning from the trips of every day they
+serve in simulation, V1D3's still blended with its offline value every ``ensemble_every_hours``
+(:mod:`decisionlab.domains.ride_hailing.online`); the API serves the frozen snapshot. The demand
+table ``value_supply`` reads is counted on the days the algorithm learned from (the online days for
+``td_online`` and ``v1d3``, the history or its trip log for ``offline_value``).
 """
 
 from __future__ import annotations
@@ -33,13 +38,14 @@ from decisionlab.core import (
     Transitions,
     apply_options,
     blend,
-    discount_for,
     fitted_td,
     options_model,
     td0_update,
     value_table,
 )
+from decisionlab.domains.ride_hailing.demand import log_demand, logged_demand
 from decisionlab.domains.ride_hailing.metrics import episode_metrics, run_days
+from decisionlab.domains.ride_hailing.online import step_transitions
 from decisionlab.domains.ride_hailing.policies import (
     DEFAULT_GAMMA,
     DEFAULT_GAMMA_PERIOD_S,
@@ -47,7 +53,10 @@ from decisionlab.domains.ride_hailing.policies import (
     ValuePolicy,
 )
 from decisionlab.domains.ride_hailing.scenario import SECONDS_PER_DAY, CityScenario
-from decisionlab.domains.ride_hailing.sim import IDLE_MOVE, NO_TRANSITION, TERMINAL, TRIP, CitySim
+from decisionlab.domains.ride_hailing.sim import CitySim
+
+__all__ = ["OfflineValueOptions", "TDOnlineOptions", "V1D3Options", "ValueSettings", "step_transitions",
+           "train_offline_value", "train_td_online", "train_v1d3"]
 
 
 class ValueSettings(BaseModel):
@@ -72,18 +81,25 @@ class ValueSettings(BaseModel):
     target_update_every: int = Field(250, ge=1, description="fitted-TD target refresh (steps)")
     ensemble_every_hours: float = Field(1.0, gt=0, le=168, description="V1D3: simulated hours between blends")
     ensemble_weight_online: float = Field(0.5, ge=0, le=1, description="V1D3: weight of the online table in a blend")
-    reposition: Literal["value", "stay"] = Field("value", description="the learned policy's repositioning")
+    reposition: Literal["value_supply", "value", "stay"] = Field(
+        "value_supply", description="the learned policy's repositioning: value_supply (idle drivers matched to "
+        "cell slots by value and the competition they expect), value (each to its best cell), stay")
+    time_bins: int = Field(VALUE_TIME_BINS, ge=1, le=1440, description="time-of-day bins of the value table "
+                           "(48: half hours)")
+    learn_online: bool = Field(True, description="the learned value keeps learning by TD(0) from the trips of "
+                               "every day it serves in simulation (V1D3: blended with the offline value every "
+                               "ensemble_every_hours); the API serves the frozen snapshot either way")
     eval_episodes: int = Field(4, ge=1, le=10_000, description="held-out horizons the learned policy is scored on")
     hours_per_day: float | None = Field(None, gt=0, le=168, description="simulate only this many hours (from the "
                                         "scenario's start_hour) of every training, history and held-out day "
                                         "(null: the scenario's horizon)")
 
 
-ONLINE_FIELDS = ("gamma", "gamma_period_s", "alpha", "online_days", "cities", "reposition", "eval_episodes",
-                 "hours_per_day")
+ONLINE_FIELDS = ("gamma", "gamma_period_s", "alpha", "online_days", "cities", "reposition", "time_bins",
+                 "learn_online", "eval_episodes", "hours_per_day")
 OFFLINE_FIELDS = ("gamma", "gamma_period_s", "history_days", "history_policy", "history_log", "head",
                   "embedding_dim", "hidden", "iterations", "batch_size", "learning_rate", "target_update_every",
-                  "cities", "reposition", "eval_episodes", "hours_per_day")
+                  "cities", "reposition", "time_bins", "eval_episodes", "hours_per_day")
 TDOnlineOptions = options_model("TDOnlineOptions", ValueSettings, ONLINE_FIELDS,
                                 doc="What a user may set for ``td_online``.")
 OfflineValueOptions = options_model("OfflineValueOptions", ValueSettings, OFFLINE_FIELDS,
@@ -93,26 +109,6 @@ V1D3Options = options_model("V1D3Options", ValueSettings, tuple(ValueSettings.mo
 
 
 # --- transitions -----------------------------------------------------------------------------------
-
-
-def step_transitions(info: dict[str, torch.Tensor], gamma: float, gamma_period_s: float) -> Transitions:
-    """The value transitions a window recorded (``info["tr_*"] [B, N]``), flattened: a trip's fare is
-    discounted from the anchor to the match; its next state is the drop-off; going offline is terminal."""
-    kind = info["tr_kind"].flatten()
-    keep = kind != NO_TRANSITION
-    idx = keep.nonzero().squeeze(1)
-
-    def pick(name: str) -> torch.Tensor:
-        return info[name].flatten()[idx]
-
-    kind = kind[idx]
-    from_s, to_s = pick("tr_from_s"), pick("tr_to_s")
-    reward = pick("tr_reward") * discount_for(pick("tr_reward_s") - from_s, gamma, gamma_period_s)
-    discount = torch.where(kind == TERMINAL, 0.0, discount_for(to_s - from_s, gamma, gamma_period_s))
-    next_cell = torch.where(kind == TERMINAL, pick("tr_from_cell"), pick("tr_to_cell"))
-    assert bool(((kind == TRIP) | (kind == IDLE_MOVE) | (kind == TERMINAL)).all())
-    return Transitions(pick("tr_from_cell"), from_s.float(), reward.float(), next_cell, to_s.float(),
-                       discount.float())
 
 
 def simulate_history(scenario: CityScenario, settings: ValueSettings, policy_name: str, device: torch.device,
@@ -155,7 +151,7 @@ def offline_value(scenario: CityScenario, settings: ValueSettings, ctx: TrainCon
     # history rarely visited (where an idle driver deciding where to go most needs it).
     centres = city_of(scenario).grid.centres_km
     where = ((centres - centres.min(0).values) / (centres.max(0).values - centres.min(0).values).clamp_min(1e-9))
-    value = NeuralValue(cells, VALUE_TIME_BINS, SECONDS_PER_DAY, embedding_dim=settings.embedding_dim,
+    value = NeuralValue(cells, settings.time_bins, SECONDS_PER_DAY, embedding_dim=settings.embedding_dim,
                         hidden=settings.hidden, head=settings.head, v_min=0.0, v_max=v_max,
                         location_features=[[round(float(x), 6) for x in row] for row in where]).to(ctx.device)
     config = FittedTDConfig(iterations=settings.iterations, batch_size=settings.batch_size,
@@ -165,16 +161,20 @@ def offline_value(scenario: CityScenario, settings: ValueSettings, ctx: TrainCon
     return value.eval(), len(data)
 
 
+def blend_every(scenario: CityScenario, settings: ValueSettings) -> int:
+    """Windows between two V1D3 blends."""
+    return max(1, round(settings.ensemble_every_hours * 3600.0 / scenario.window_seconds))
+
+
 def online_td(scenario: CityScenario, settings: ValueSettings, ctx: TrainContext, table: TabularValue,
-              anchor: torch.nn.Module | None = None) -> int:
+              demand: list[list[float]] | None = None, anchor: torch.nn.Module | None = None) -> int:
     """Online TD(0) on ``online_days`` horizons, acting by the table being learned; with ``anchor``, the
     table is blended with it every ``ensemble_every_hours`` (V1D3). Returns the transitions used."""
     sim = CitySim(scenario, ctx.device)
-    learner = ValuePolicy(table, gamma=settings.gamma, gamma_period_s=settings.gamma_period_s,
-                          reposition=settings.reposition).for_scenario(scenario)
+    learner = ValuePolicy(table, **policy_settings(settings, demand)).for_scenario(scenario)
     generator = ctx.generator("online")
     anchor_table = value_table(anchor, table.n_locations, table.n_time_bins, table.period_s) if anchor else None
-    every = max(1, round(settings.ensemble_every_hours * 3600.0 / scenario.window_seconds))
+    every = blend_every(scenario, settings)
     used = 0
 
     def update(state, info) -> None:  # noqa: ANN001
@@ -212,18 +212,37 @@ def training_days(scenario: CityScenario, settings: ValueSettings) -> CityScenar
     return scenario.model_copy(update={"horizon_hours": settings.hours_per_day})
 
 
-def new_table(scenario: CityScenario, device: torch.device) -> TabularValue:
-    return TabularValue(scenario.grid_size ** 2, VALUE_TIME_BINS, SECONDS_PER_DAY).to(device)
+def new_table(scenario: CityScenario, settings: ValueSettings, device: torch.device) -> TabularValue:
+    return TabularValue(scenario.grid_size ** 2, settings.time_bins, SECONDS_PER_DAY).to(device)
+
+
+def estimated_demand(scenario: CityScenario, days: int, ctx: TrainContext, log: str | None = None) -> list[list[float]]:
+    """``[24][C]`` orders per hour and cell counted on the ``days`` days the algorithm learned from, or
+    on the trip log ``log`` it was fitted on (what ``value_supply`` repositioning expects of the
+    competition)."""
+    if log is not None:
+        table = log_demand(log, scenario.grid_size ** 2)
+    else:
+        table = logged_demand(scenario, days, ctx.stream("demand"), ctx.device)
+    return [[round(float(x), 4) for x in row] for row in table.cpu()]
+
+
+def policy_settings(settings: ValueSettings, demand: list[list[float]] | None, online: bool = False) -> dict:
+    """The :class:`ValuePolicy` keywords a training's settings give (``online``: it keeps learning)."""
+    rule = {"alpha": settings.alpha, "ensemble_every_hours": settings.ensemble_every_hours,
+            "weight_online": settings.ensemble_weight_online}
+    return {"gamma": settings.gamma, "gamma_period_s": settings.gamma_period_s, "reposition": settings.reposition,
+            "demand": demand, "online": rule if online else None}
 
 
 def train_td_online(scenario: CityScenario, options: BaseModel, ctx: TrainContext) -> TrainOutcome:
     settings = apply_options(ValueSettings(), options)
     scenario = training_days(scenario, settings)
-    table = new_table(scenario, ctx.device)
+    demand = estimated_demand(scenario, settings.online_days, ctx)
+    table = new_table(scenario, settings, ctx.device)
     with torch.no_grad():
-        used = online_td(scenario, settings, ctx, table)
-    policy = ValuePolicy(table, gamma=settings.gamma, gamma_period_s=settings.gamma_period_s,
-                         reposition=settings.reposition)
+        used = online_td(scenario, settings, ctx, table, demand)
+    policy = ValuePolicy(table, **policy_settings(settings, demand, online=settings.learn_online))
     return outcome(policy, {**score(scenario, policy, settings, ctx), "transitions": float(used)}, "td_online",
                    settings)
 
@@ -232,8 +251,8 @@ def train_offline_value(scenario: CityScenario, options: BaseModel, ctx: TrainCo
     settings = apply_options(ValueSettings(), options)
     scenario = training_days(scenario, settings)
     value, seen = offline_value(scenario, settings, ctx)
-    policy = ValuePolicy(value, gamma=settings.gamma, gamma_period_s=settings.gamma_period_s,
-                         reposition=settings.reposition)
+    demand = estimated_demand(scenario, settings.history_days, ctx, settings.history_log)
+    policy = ValuePolicy(value, **policy_settings(settings, demand))
     return outcome(policy, {**score(scenario, policy, settings, ctx), "transitions": float(seen)}, "offline_value",
                    settings)
 
@@ -242,13 +261,16 @@ def train_v1d3(scenario: CityScenario, options: BaseModel, ctx: TrainContext) ->
     settings = apply_options(ValueSettings(), options)
     scenario = training_days(scenario, settings)
     offline, seen = offline_value(scenario, settings, ctx)
-    table = new_table(scenario, ctx.device)
+    demand = estimated_demand(scenario, settings.online_days, ctx)  # the most recent days: the online ones
+    table = new_table(scenario, settings, ctx.device)
     with torch.no_grad():
         table.table.copy_(value_table(offline, table.n_locations, table.n_time_bins, table.period_s))
-        used = online_td(scenario, settings, ctx, table, anchor=offline)
-        ensemble = blend(table, offline, settings.ensemble_weight_online)
-    policy = ValuePolicy(ensemble, gamma=settings.gamma, gamma_period_s=settings.gamma_period_s,
-                         reposition=settings.reposition)
+        used = online_td(scenario, settings, ctx, table, demand, anchor=offline)
+        # A day whose last window is a blend step has just been blended: blending again would weigh
+        # the online table w² instead of w.
+        blended = scenario.windows % blend_every(scenario, settings) == 0
+        ensemble = table if blended else blend(table, offline, settings.ensemble_weight_online)
+    policy = ValuePolicy(ensemble, anchor=offline, **policy_settings(settings, demand, online=settings.learn_online))
     metrics = {**score(scenario, policy, settings, ctx), "transitions": float(used + seen)}
     return outcome(policy, metrics, "v1d3", settings)
 

@@ -15,7 +15,7 @@ from decisionlab.core.seeding import make_generator
 from decisionlab.domains.ride_hailing.baselines import baseline
 from decisionlab.domains.ride_hailing.city import cancel_probability, city_of, fare
 from decisionlab.domains.ride_hailing.metrics import episode_metrics, run_episodes
-from decisionlab.domains.ride_hailing.scenario import PRESETS, CityScenario
+from decisionlab.domains.ride_hailing.scenario import MAX_WINDOWS, PRESETS, CityScenario
 from decisionlab.domains.ride_hailing.sim import IDLE, OFFLINE, ON_TRIP, REPOSITIONING, CitySim, city_action, in_shift
 from decisionlab.domains.ride_hailing.triplog import TripLog
 from decisionlab.domains.ride_hailing.trips import read_trip_records, synthetic_trip_records
@@ -144,6 +144,21 @@ def test_demand_peaks_and_hot_spots_move_over_the_day() -> None:
     assert rate.sum() * 60 == pytest.approx(PRESETS["city_grid"].orders_per_day, rel=1e-9)
     morning, evening = city.origin_weight[8], city.origin_weight[18]
     assert int(morning.argmax()) != int(evening.argmax())  # where trips start moves with the hour
+
+
+def test_city_metro_is_a_valid_city_scale_day_of_bounded_work() -> None:
+    """The calibrated metro validates, is a whole day of 10,000 drivers within the work limits, and a
+    few of its peak windows run (no 24-hour simulation here: its figures are in the scenario docstring)."""
+    metro = PRESETS["city_metro"]
+    assert CityScenario.model_validate(metro.model_dump()) == metro
+    assert metro.n_drivers == 10_000 and 20 <= metro.grid_size <= 64 and metro.cell_km == 1.0
+    assert metro.horizon_hours == 24.0 and metro.windows == 43_200 <= MAX_WINDOWS
+    assert city_of(metro).rate_per_minute.sum().item() * 60 == pytest.approx(metro.orders_per_day, rel=1e-9)
+    peak = metro.model_copy(update={"horizon_hours": 0.02, "start_hour": 8.0})
+    totals = run_episodes(CitySim(peak), baseline("nearest", peak), 1, make_generator(0))
+    s = {k: float(v.sum()) for k, v in totals.sums.items()}
+    assert s["arrived"] > 0 and s["served"] > 0
+    assert s["arrived"] == s["served"] + s["cancelled"] + s["expired"]
 
 
 def test_replayed_records_arrive_in_their_windows(tmp_path: Path) -> None:

@@ -195,9 +195,11 @@ def test_value_frames_of_a_registered_policy(decisionlab_home: Path) -> None:
     assert grid.n_cells == scenario.grid_size ** 2 and grid.cell_km == scenario.cell_km
     frame = value_frame(value, grid)
     assert frame.height == 24 * grid.n_cells
-    np.testing.assert_allclose(frame["value"].to_numpy(), policy.value.table.detach().numpy().reshape(-1))
+    # The frame reads the table at each hour's centre: the bin holding hour h + 0.5.
+    at_centres = policy.value.table.detach().numpy()[((np.arange(24) + 0.5) * VALUE_TIME_BINS / 24).astype(int)]
+    np.testing.assert_allclose(frame["value"].to_numpy(), at_centres.reshape(-1))
     daily = value_by_hour(frame)
-    np.testing.assert_allclose(daily["mean"].to_numpy(), policy.value.table.detach().numpy().mean(1))
+    np.testing.assert_allclose(daily["mean"].to_numpy(), at_centres.mean(1))
     built = policy.for_scenario(scenario)
     assert value_policies([("nearest", SPEC.policy("nearest").build(scenario, CPU)), ("v", built)]) == [
         ("v", built)]
