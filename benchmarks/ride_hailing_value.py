@@ -189,8 +189,13 @@ def rows_of(values: dict[str, dict[int | None, Metrics]]) -> list[tuple[str, str
     return rows
 
 
-def difference(by_seed: dict[int | None, Metrics], reference: Metrics, metric: str) -> str:
-    per_day = {seed: m[metric] - reference[metric] for seed, m in by_seed.items()}
+def difference(by_seed: dict[int | None, Metrics], reference: dict[int | None, Metrics], metric: str) -> str:
+    """Paired by day against a baseline (``reference[None]``) or, for a learned reference, against
+    its run of the same training seed."""
+    per_day = {seed: m[metric] - reference[None if None in reference else seed][metric]
+               for seed, m in by_seed.items() if None in reference or seed in reference}
+    if not per_day:
+        return "–"
     if len(per_day) == 1:
         return interval(next(iter(per_day.values())))  # over days
     return interval(np.array([d.mean() for d in per_day.values()]))  # over seeds
@@ -211,7 +216,7 @@ def table(values: dict[str, dict[int | None, Metrics]], references: tuple[str, .
             if base == ref:
                 cells += ["–", "–"]
                 continue
-            reference = values[ref][None]
+            reference = values[ref]
             cells += [difference(by_seed, reference, "total_income"), difference(by_seed, reference, "answer_rate")]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
