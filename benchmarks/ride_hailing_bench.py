@@ -225,6 +225,7 @@ def agents(write: bool, args: argparse.Namespace, scenario: CityScenario, label:
 def shift(write: bool, args: argparse.Namespace, before: CityScenario, label: str) -> None:
     plan, folder = shifted_plan(before, tuple(range(args.seeds)), args.episodes, args.online_days,
                                 args.history_days, args.iterations, args.cities)
+    plan.offline_alone = not args.skip_offline_alone
     with folder:
         values, seconds = run_plan(plan, args.workers)
     body = ("### Ride-hailing: after a demand shift, online TD alone vs V1D3\n\n"
@@ -259,6 +260,7 @@ def main() -> None:
         p.add_argument("--scenario", default="city_peaks")
         p.add_argument("--hours", type=float, default=24.0, help="simulated hours per day (from --start-hour)")
         p.add_argument("--start-hour", type=float, default=0.0)
+        p.add_argument("--skip-offline-alone", action="store_true", help="do not score the offline value alone")
     for p in sub.choices.values():
         p.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
     args = parser.parse_args()

@@ -56,6 +56,7 @@ class Plan:
     baselines: tuple[str, ...]
     history_log: str | None = None
     ablations: bool = True         # the same-dispatcher ablations on the first seed
+    offline_alone: bool = True     # also score V1D3's offline value alone
     options: dict = field(default_factory=dict)
 
 
@@ -95,7 +96,8 @@ def seed_job(plan: Plan, seed: int) -> tuple[int, dict[str, Metrics], dict[str, 
         assert policy.anchor is not None
         offline = ValuePolicy(policy.anchor, **{k: v for k, v in policy.config().items()
                                                 if k not in ("kind", "value", "anchor", "online")})
-        out["offline value alone (frozen)"] = evaluate(after, offline.for_scenario(after), plan.episodes)
+        if plan.offline_alone:
+            out["offline value alone (frozen)"] = evaluate(after, offline.for_scenario(after), plan.episodes)
         trained = (policy.config(), policy.state_dict())
     return seed, out, seconds, trained
 
