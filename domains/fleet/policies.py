@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from decisionlab.domains.fleet.sim import FleetSim
+from decisionlab.domains.fleet.sim import FleetSim, table_at
 
 
 class GreedyPolicy:
@@ -26,7 +26,7 @@ class GreedyPolicy:
         s = self.sim.scenario
         here = obs["actor_location"]
         seats = obs["waiting_from_here"].floor().clamp(max=float(s.seats))
-        profit = seats * self.sim.fare_per_seat[here] - self.sim.flight_cost[here]
+        profit = seats * table_at(self.sim.fare_per_seat, here) - table_at(self.sim.flight_cost, here)
         return torch.where(obs["legal"][:, :-1], profit, -torch.inf)
 
     def act(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:

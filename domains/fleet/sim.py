@@ -34,6 +34,39 @@ VERTIPORT_FEATURES, AIRCRAFT_FEATURES, EDGE_FEATURES, GLOBAL_FEATURES = 8, 7, 3,
 PROFIT_SCALE = 100.0  # dollars: immediate profits in the features are in hundreds
 
 
+def row_at(x: torch.Tensor, *index: torch.Tensor) -> torch.Tensor:
+    """``x[rows, i, j, ...]`` for ``x [B, D1, .., Dk, *rest]`` and ``k`` indices ``[B]``: ``[B, *rest]``.
+    One flat ``gather`` (advanced indexing with several index tensors is several times slower on CPU)."""
+    b, k = x.shape[0], len(index)
+    flat = index[0]
+    for size, i in zip(x.shape[2:1 + k], index[1:], strict=True):
+        flat = flat * size + i
+    rest = x.shape[1 + k:]
+    if not rest:
+        return x.reshape(b, -1).gather(1, flat[:, None])[:, 0]
+    # whole rows of ``rest``: an index_select of contiguous rows (a gather over them is ~6× slower)
+    per_row = math.prod(x.shape[1:1 + k])
+    rows = torch.arange(b, device=x.device) * per_row + flat
+    return x.reshape(b * per_row, *rest).index_select(0, rows)
+
+
+def table_at(table: torch.Tensor, *index: torch.Tensor) -> torch.Tensor:
+    """``table[i, j, ...]`` for a table ``[D1, .., Dk, *rest]`` without a batch axis and ``k`` equal-shaped
+    indices: one ``index_select`` on the flattened table."""
+    k = len(index)
+    flat = index[0]
+    for size, i in zip(table.shape[1:k], index[1:], strict=True):
+        flat = flat * size + i
+    rest = table.shape[k:]
+    picked = table.reshape(-1, *rest).index_select(0, flat.reshape(-1))
+    return picked.reshape(*flat.shape, *rest)
+
+
+def row_put(x: torch.Tensor, index: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """A copy of ``x [B, D]`` with ``x[rows, index] = value`` (``index``, ``value [B]``)."""
+    return x.scatter(1, index[:, None], value[:, None].to(x.dtype))
+
+
 @dataclass(frozen=True)
 class FeatureLayout:
     """Where each part of :meth:`FleetSim.flat_observation` sits for ``V`` vertiports and ``A`` aircraft:
@@ -138,12 +171,11 @@ class FleetSim:
     def legal(self, st: FleetState) -> torch.Tensor:
         """``[B, V + 1]`` bool: the actor's legal choices (module docstring)."""
         s = self.scenario
-        rows = torch.arange(st.time_h.shape[0], device=self.device)
-        here = st.location[rows, st.actor]
+        here = row_at(st.location, st.actor)
         parked = self.count_at(st.location)  # [B, V] incl. inbound
-        battery = st.battery_kwh[rows, st.actor]
-        reach = battery[:, None] - self.energy_kwh[here] >= s.reserve_kwh - 1e-4
-        open_route = ~st.day.closed[rows, self.slot_of(st.time_h), here]
+        battery = row_at(st.battery_kwh, st.actor)
+        reach = battery[:, None] - table_at(self.energy_kwh, here) >= s.reserve_kwh - 1e-4
+        open_route = ~row_at(st.day.closed, self.slot_of(st.time_h), here)
         up = ~self.is_down(st, st.actor)
         other = torch.arange(s.n_vertiports, device=self.device)[None, :] != here[:, None]
         fly = other & (parked < s.parking_pads) & reach & open_route & up[:, None]
@@ -156,40 +188,39 @@ class FleetSim:
                            device=self.device).scatter_add_(1, location, weight)
 
     def is_down(self, st: FleetState, aircraft: torch.Tensor) -> torch.Tensor:
-        rows = torch.arange(st.time_h.shape[0], device=self.device)
-        start, end = st.day.down_start_h[rows, aircraft], st.day.down_end_h[rows, aircraft]
+        start, end = row_at(st.day.down_start_h, aircraft), row_at(st.day.down_end_h, aircraft)
         return (start <= st.time_h) & (st.time_h < end)
 
     def observe(self, st: FleetState) -> dict[str, torch.Tensor]:
         s = self.scenario
         b = st.time_h.shape[0]
-        rows = torch.arange(b, device=self.device)
-        here = st.location[rows, st.actor]
+        here = row_at(st.location, st.actor)
         busy_charging = (st.charging & (st.free_at_h > st.time_h[:, None])).float()
         slot = self.slot_of(st.time_h)
+        # stacked along dim 1 and transposed: stacking along the last dim is several times slower on CPU
         vertiports = torch.stack([
             self.count_at(st.location).float() / s.parking_pads,
             self.count_at(st.location, busy_charging) / max(s.charging_pads, 1),
             st.waiting.sum(2) / s.seats,
             st.waiting.sum(1) / s.seats,
             torch.nn.functional.one_hot(here, s.n_vertiports).float(),
-            st.day.closed[rows, slot, here].float(),
+            row_at(st.day.closed, slot, here).float(),
             *self.xy.T[:, None, :].expand(2, b, -1),
-        ], dim=-1)
+        ], dim=1).transpose(1, 2)
         aircraft = torch.stack([
-            *self.xy[st.location].permute(2, 0, 1),
+            *table_at(self.xy, st.location).permute(2, 0, 1),
             st.battery_kwh / s.battery_kwh,
             (st.free_at_h - st.time_h[:, None]).clamp_min(0.0),
             busy_charging,
             torch.nn.functional.one_hot(st.actor, s.n_aircraft).float(),
             ((st.day.down_start_h <= st.time_h[:, None]) & (st.time_h[:, None] < st.day.down_end_h)).float(),
-        ], dim=-1)
+        ], dim=1).transpose(1, 2)
         ahead = (slot[:, None] + torch.arange(FORECAST_SLOTS, device=self.device)).clamp_max(s.slots - 1)
-        forecast = self.expected_demand[ahead] / s.seats  # the pattern the operator knows, not the draw
+        forecast = table_at(self.expected_demand, ahead) / s.seats  # the pattern the operator knows, not the draw
         return {"vertiports": vertiports, "aircraft": aircraft, "aircraft_location": st.location,
-                "forecast": forecast, "waiting": st.waiting, "closed": st.day.closed[rows, slot],
+                "forecast": forecast, "waiting": st.waiting, "closed": row_at(st.day.closed, slot),
                 "legal": self.legal(st), "time_h": st.time_h, "actor": st.actor, "actor_location": here,
-                "actor_battery_kwh": st.battery_kwh[rows, st.actor], "waiting_from_here": st.waiting[rows, here]}
+                "actor_battery_kwh": row_at(st.battery_kwh, st.actor), "waiting_from_here": row_at(st.waiting, here)}
 
     def flat_observation(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
         """``[B, F]``: the whole observation in one row (:class:`FeatureLayout` says where each part is), so
@@ -200,7 +231,8 @@ class FleetSim:
         clock = (obs["time_h"] - s.day_start_h) / (s.day_end_h - s.day_start_h)
         pair_waiting = obs["waiting"] / s.seats  # [B, V, V]
         seats_here = obs["waiting_from_here"].floor().clamp(max=float(s.seats))
-        profit_here = (seats_here * self.fare_per_seat[here] - self.flight_cost[here]) / PROFIT_SCALE
+        fares = seats_here * table_at(self.fare_per_seat, here)
+        profit_here = (fares - table_at(self.flight_cost, here)) / PROFIT_SCALE
         edges = torch.stack([pair_waiting, (self.distance_miles / s.map_miles).expand(b, -1, -1),
                              obs["closed"].float()], dim=-1)
         return torch.cat([
@@ -217,45 +249,40 @@ class FleetSim:
     def step(self, st: FleetState, action: torch.Tensor, exogenous: torch.Tensor) -> StepResult[FleetState]:
         s, dev = self.scenario, self.device
         b = st.time_h.shape[0]
-        rows = torch.arange(b, device=dev)
         actor, t = st.actor, st.time_h
-        here = st.location[rows, actor]
+        here = row_at(st.location, actor)
         choice = action.reshape(b).long().clamp(0, s.n_vertiports)
         legal = self.legal(st).gather(1, choice[:, None])[:, 0]
         running = t < s.day_end_h  # an ended day stays as it is, whatever is asked of it
         go = legal & (choice < s.n_vertiports) & running
         dest = torch.where(go, choice, here)
         slot = self.slot_of(t)
-        miles = torch.where(go, self.distance_miles[here, dest], 0.0)
-        flight_h = torch.where(go, self.flight_h[here, dest] + st.day.delay_h[rows, slot, actor], 0.0)
-        pair_waiting = st.waiting[rows, here, dest]
+        miles = torch.where(go, table_at(self.distance_miles, here, dest), 0.0)
+        route_h = table_at(self.flight_h, here, dest)
+        flight_h = torch.where(go, route_h + row_at(st.day.delay_h, slot, actor), 0.0)
+        pair_waiting = row_at(st.waiting, here, dest)
         boarded = torch.where(go, torch.minimum(pair_waiting.floor(), torch.tensor(float(s.seats), device=dev)), 0.0)
-        energy = torch.where(go, self.energy_kwh[here, dest], 0.0)
+        energy = torch.where(go, table_at(self.energy_kwh, here, dest), 0.0)
         fares = boarded * s.fare_per_mile * miles
-        costs = energy * s.energy_price + torch.where(go, self.flight_h[here, dest], 0.0) * s.operating_cost_per_hour
+        costs = energy * s.energy_price + torch.where(go, route_h, 0.0) * s.operating_cost_per_hour
         # a stay: until repaired when down, else wait_h, on a charging pad when one is free
         down = self.is_down(st, actor)
-        stay_h = torch.where(down, st.day.down_end_h[rows, actor] - t, torch.full_like(t, s.wait_h))
+        stay_h = torch.where(down, row_at(st.day.down_end_h, actor) - t, torch.full_like(t, s.wait_h))
         at_here = st.location == here[:, None]
         others_charging = (st.charging & (st.free_at_h > t[:, None]) & at_here).sum(1)
-        others_charging = others_charging - (st.charging[rows, actor] & (st.free_at_h[rows, actor] > t)).long()
+        actor_charging = row_at(st.charging, actor)
+        others_charging = others_charging - (actor_charging & (row_at(st.free_at_h, actor) > t)).long()
         charge = ~go & running & (others_charging < s.charging_pads) & (s.charging_pads > 0)
-        battery = st.battery_kwh[rows, actor]
+        battery = row_at(st.battery_kwh, actor)
         charged = torch.where(charge, torch.clamp(s.charge_kw * stay_h, max=s.battery_kwh - battery), 0.0)
         new_battery = battery - energy + charged
-        free_at = torch.where(running, t + torch.where(go, flight_h, stay_h), st.free_at_h[rows, actor])
-
-        def put(values: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
-            out = values.clone()
-            out[rows, actor] = new
-            return out
-
-        location = put(st.location, dest)
-        free_at_h = put(st.free_at_h, free_at)
-        battery_kwh = put(st.battery_kwh, new_battery)
-        charging = put(st.charging, torch.where(running, charge, st.charging[rows, actor]))
-        waiting = st.waiting.clone()
-        waiting[rows, here, dest] = pair_waiting - boarded
+        free_at = torch.where(running, t + torch.where(go, flight_h, stay_h), row_at(st.free_at_h, actor))
+        location = row_put(st.location, actor, dest)
+        free_at_h = row_put(st.free_at_h, actor, free_at)
+        battery_kwh = row_put(st.battery_kwh, actor, new_battery)
+        charging = row_put(st.charging, actor, torch.where(running, charge, actor_charging))
+        v = s.n_vertiports
+        waiting = row_put(st.waiting.reshape(b, v * v), here * v + dest, pair_waiting - boarded).reshape(b, v, v)
         # the next decision: the earliest free aircraft; passengers arrive and leave until then
         next_time, next_actor = free_at_h.min(1)
         next_time = torch.maximum(next_time, t).clamp_max(s.day_end_h)
@@ -266,7 +293,7 @@ class FleetSim:
         next_slot = self.slot_of(next_time)
         before = st.day.arrivals_before  # the slots after this one, up to the next decision's, arrive
         arrived = torch.where((next_time < s.day_end_h)[:, None, None],
-                              before[rows, next_slot + 1] - before[rows, slot + 1], 0.0)
+                              row_at(before, next_slot + 1) - row_at(before, slot + 1), 0.0)
         waiting = waiting + arrived
         state = FleetState(next_time, next_actor, location, free_at_h, battery_kwh, charging, waiting, st.day)
         info = {"profit": fares - costs, "fares": fares, "energy_cost": energy * s.energy_price,
