@@ -287,21 +287,35 @@ def transfer(write: bool, steps: int, days: int) -> None:
     bigger = PRESETS["uam_8x40"].model_copy(update={"n_vertiports": 12, "n_aircraft": 60})
     sim = FleetSim(bigger)
     policies: dict[str, Any] = {"greedy": GreedyPolicy(sim), "random": RandomLegalPolicy(sim)}
+    transferred, retrained = [], []
     for seed in SEEDS:
         path = RESULTS / f"fleet_ppo_uam_8x40_seed{seed}"
         if path.with_suffix(".json").exists():
-            policies[f"trained on 8/40 (seed {seed})"] = load(path, bigger)
+            transferred.append(f"trained on 8/40 (seed {seed})")
+            policies[transferred[-1]] = load(path, bigger)
     if steps > 0:  # --steps 0: only the transferred policies
-        policies["retrained on 12/60 (seed 0)"] = train(bigger, 0, steps)
+        for seed in SEEDS:
+            retrained.append(f"retrained on 12/60 (seed {seed})")
+            policies[retrained[-1]] = train(bigger, seed, steps)
     values = compare(bigger, policies, days, EVAL_SEED)
+    profit = {label: v["daily_profit"] for label, v in values.items()}
     rows = ["| policy | daily profit $ (95% CI) | vs greedy (paired) |", "|---|---:|---:|"]
-    for label, v in values.items():
-        rows.append(f"| {label} | {fmt(*ci(v['daily_profit']))} | "
-                    f"{fmt(*ci(v['daily_profit'] - values['greedy']['daily_profit']))} |")
+    for label, v in profit.items():
+        rows.append(f"| {label} | {fmt(*ci(v))} | {fmt(*ci(v - profit['greedy']))} |")
     body = ("### Fleet: the policy trained on 8 vertiports / 40 aircraft acting on 12 / 60\n\n"
             f"The same weights (no retraining) on {days} held-out days of a 12-vertiport, 60-aircraft network, "
-            + (f"against greedy and a policy retrained there ({steps:,} env steps).\n\n" if steps > 0 else
-               "against greedy (no retrained policy in this run).\n\n") + "\n".join(rows))
+            + (f"against greedy and policies retrained there ({steps:,} env steps, seeds {list(SEEDS)}).\n\n"
+               if steps > 0 else "against greedy (no retrained policy in this run).\n\n") + "\n".join(rows))
+    if transferred and retrained:
+        # seed k transferred against seed k retrained (paired over days), then the mean over seeds ± t
+        pairs = ["| transferred − retrained | seed | daily profit $ (paired, 95% CI over days) |", "|---|---|---:|"]
+        means = []
+        for seed, (moved, fresh) in enumerate(zip(transferred, retrained, strict=False)):
+            diff = profit[moved] - profit[fresh]
+            means.append(diff.mean())
+            pairs.append(f"| | {seed} | {fmt(*ci(diff))} |")
+        pairs.append(f"| **all seeds** (t over seeds) | {len(means)} | {fmt(*ci(np.asarray(means)))} |")
+        body += "\n\n" + "\n".join(pairs)
     if write:
         write_section("fleet_transfer", body)
     print(body)

@@ -168,7 +168,9 @@ def ope(write: bool, runs: int) -> None:
             "so that the requests the target would have served hold enough gifts for revenue to be estimable at "
             "all); target `ctr_greedy` "
             "(deterministic). The truth is the target's exact expected click and revenue per request on the logged "
-            "contexts; intervals are cluster-robust (a user's requests are one cluster). `pi` is the slate "
+            "contexts; intervals are cluster-robust (a user's requests are one cluster), each the wider of the "
+            "Student t and the symmetric hull of the bootstrap-t interval (`core/ope.py`, `_half_width`). `pi` "
+            "is the slate "
             "estimator, biased here by design (the logit choice is not additive over positions): it is the "
             "reference the issue names, reported, not relied on.\n\n" + "\n".join(rows))
     if write:
