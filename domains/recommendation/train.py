@@ -10,7 +10,8 @@ click-rate guard.
    ``temperature``), their interactions join the data and training goes on.
 3. **The value weight** (the score's ``value_weight``) is chosen on validation users drawn from the training
    stream (never the evaluation's): the weight of ``value_weights`` with the most revenue among those whose click
-   rate stays within ``ctr_tolerance`` of the critic's own click utility alone (weight 0).
+   rate stays within ``ctr_tolerance`` of the critic's own click utility alone (weight 0); when the largest weight
+   wins, larger ones (×4, ``weight_growth`` times at most) are tried, so the grid is not a ceiling.
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ class RlivSettings(BaseModel):
                                              description="value weights tried on validation users")
     ctr_tolerance: float = Field(0.05, ge=0, le=1, description="largest relative click-rate loss allowed "
                                  "against the weight-0 ranking")
+    weight_growth: int = Field(3, ge=0, le=10, description="while the largest weight tried wins, try 4× it, at "
+                               "most this many times (the grid is not a ceiling)")
     validation_users: int = Field(500, ge=1, le=10**7, description="users simulated per candidate weight")
 
 
@@ -158,12 +161,25 @@ def validate(scenario: RecommendationScenario, critic: FunnelCritic, weight: flo
 
 def choose_weight(scenario: RecommendationScenario, critic: FunnelCritic, settings: RlivSettings, seed: int,
                   device: torch.device) -> tuple[float, list[dict[str, float]]]:
-    """The value weight with the most validation revenue whose click rate is within ``ctr_tolerance`` of weight 0's."""
-    rows = [{"value_weight": w, **validate(scenario, critic, w, settings.validation_users, seed, device)}
-            for w in sorted({0.0, *settings.value_weights})]
-    floor = (1.0 - settings.ctr_tolerance) * rows[0]["ctr"]
-    allowed = [row for row in rows if row["ctr"] >= floor] or rows[:1]
-    best = max(allowed, key=lambda row: row["revenue"])
+    """The value weight with the most validation revenue whose click rate is within ``ctr_tolerance`` of weight 0's;
+    while the largest weight tried wins, 4× it is tried too (``weight_growth`` times at most)."""
+
+    def tried(weight: float) -> dict[str, float]:
+        return {"value_weight": weight, **validate(scenario, critic, weight, settings.validation_users, seed, device)}
+
+    def best_of(rows: list[dict[str, float]]) -> dict[str, float]:
+        floor = (1.0 - settings.ctr_tolerance) * rows[0]["ctr"]
+        allowed = [row for row in rows if row["ctr"] >= floor] or rows[:1]
+        return max(allowed, key=lambda row: row["revenue"])
+
+    rows = [tried(w) for w in sorted({0.0, *settings.value_weights})]
+    best = best_of(rows)
+    for _ in range(settings.weight_growth):
+        largest = rows[-1]["value_weight"]
+        if best["value_weight"] != largest or largest <= 0.0:
+            break
+        rows.append(tried(4.0 * largest))
+        best = best_of(rows)
     critic.value_weight = best["value_weight"]
     return best["value_weight"], rows
 

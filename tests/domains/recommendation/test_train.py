@@ -67,3 +67,26 @@ def test_the_critic_round_trips_through_its_config(heads: str) -> None:
     obs = {"user": user, "items": items, "present": torch.ones(4, 5, dtype=torch.bool)}
     assert torch.equal(critic.scores(obs), again.scores(obs))
     assert again.value_heads == critic.value_heads
+
+
+def test_the_value_weight_grid_grows_while_its_largest_weight_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Validation revenue that peaks at weight 128 under a click-rate guard that binds above 512: the grid
+    (0, 2, 8) grows to 32, 128 and 512 and stops there (512 lost); a grid whose largest weight loses stays."""
+    from decisionlab.domains.recommendation import train as train_module
+    from decisionlab.domains.recommendation.rliv import FunnelCritic
+    from decisionlab.domains.recommendation.train import RlivSettings, choose_weight
+
+    def validate(scenario, critic, weight, users, seed, device):  # noqa: ANN001, ANN202
+        return {"ctr": 0.5 if weight <= 512 else 0.1, "revenue": -abs(np.log2(weight + 1) - 7.0),
+                "retention": 1.0}
+
+    monkeypatch.setattr(train_module, "validate", validate)
+    scenario = PRESETS["small"]
+    critic = FunnelCritic.initial(scenario, CPU)
+    weight, rows = choose_weight(scenario, critic, RlivSettings(value_weights=(0.0, 2.0, 8.0)), 0, CPU)
+    assert [row["value_weight"] for row in rows] == [0.0, 2.0, 8.0, 32.0, 128.0, 512.0]
+    assert weight == 128.0 and critic.value_weight == 128.0
+    weight, rows = choose_weight(scenario, critic, RlivSettings(value_weights=(0.0, 64.0, 1024.0)), 0, CPU)
+    assert [row["value_weight"] for row in rows] == [0.0, 64.0, 1024.0] and weight == 64.0
+    weight, rows = choose_weight(scenario, critic, RlivSettings(value_weights=(0.0, 2.0), weight_growth=1), 0, CPU)
+    assert [row["value_weight"] for row in rows] == [0.0, 2.0, 8.0] and weight == 8.0
