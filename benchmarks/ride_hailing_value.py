@@ -94,8 +94,7 @@ def seed_job(plan: Plan, seed: int) -> tuple[int, dict[str, Metrics], dict[str, 
             out["v1d3 frozen (no online learning)"] = evaluate(after, policy.frozen().for_scenario(after),
                                                               plan.episodes)
         assert policy.anchor is not None
-        offline = ValuePolicy(policy.anchor, **{k: v for k, v in policy.config().items()
-                                                if k not in ("kind", "value", "anchor", "online")})
+        offline = policy.with_value(policy.anchor)
         if plan.offline_alone:
             out["offline value alone (frozen)"] = evaluate(after, offline.for_scenario(after), plan.episodes)
         trained = (policy.config(), policy.state_dict())

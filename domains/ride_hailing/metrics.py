@@ -60,8 +60,8 @@ def run_episodes(sim: CitySim, policy: Policy, episodes: int, generator: torch.G
     hooks: list[Hook] = []
     start_online = getattr(policy, "start_online", None)
     if start_online is not None:  # a value that learns from each day's trips gets a private copy per day
-        policy = start_online(episodes)
-        learner = policy
+        learner = start_online(episodes)
+        policy = learner
         hooks.append(lambda step: learner.observe(step.state, step.info))
     if on_step is not None:
         hooks.append(lambda step: on_step(step.state, step.info))

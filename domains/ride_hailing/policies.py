@@ -365,11 +365,16 @@ class ValuePolicy(nn.Module):
     def from_config(cls, config: dict[str, Any]) -> ValuePolicy:
         return cls(**{k: v for k, v in config.items() if k != "kind"})
 
+    def with_value(self, value: nn.Module, *, anchor: nn.Module | None = None,
+                   online: Mapping[str, float] | None = None) -> ValuePolicy:
+        """This policy's dispatch and repositioning settings around another ``value`` (and ``anchor``,
+        ``online``: none by default, a frozen policy)."""
+        settings = {k: v for k, v in self.config().items() if k not in ("kind", "value", "anchor", "online")}
+        return ValuePolicy(value, anchor=anchor, online=online, **settings)
+
     def frozen(self) -> ValuePolicy:
         """The same policy without online learning (the snapshot alone)."""
-        return ValuePolicy(self.value, **{**{k: v for k, v in self.config().items() if k not in ("kind", "value",
-                                                                                                 "anchor")},
-                                          "anchor": self.anchor, "online": None})
+        return self.with_value(self.value, anchor=self.anchor)
 
     def learning(self) -> OnlineLearning | None:
         """The online-learning rule of :meth:`for_scenario`'s policy (``None`` when frozen)."""
@@ -377,8 +382,14 @@ class ValuePolicy(nn.Module):
             return None
         anchor = None
         if self.anchor is not None:
-            n_bins = self.value.n_time_bins
-            anchor = value_table(self.anchor, self.value.n_locations, n_bins, float(self.value.period_s)).detach()
+            # the anchor's table, computed once per anchor version (the policy cache binds a policy per scenario)
+            key = (id(self.anchor), *(p._version for p in self.anchor.parameters()))
+            cached = getattr(self, "_anchor_table", None)
+            if cached is None or cached[0] != key:
+                n_bins = self.value.n_time_bins
+                table = value_table(self.anchor, self.value.n_locations, n_bins, float(self.value.period_s)).detach()
+                cached = self._anchor_table = (key, table)
+            anchor = cached[1]
         return OnlineLearning(alpha=self.online["alpha"], gamma=self.gamma, gamma_period_s=self.gamma_period_s,
                               anchor=anchor, ensemble_every_s=self.online["ensemble_every_hours"] * 3600.0,
                               weight_online=self.online["weight_online"])
