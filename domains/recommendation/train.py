@@ -97,14 +97,17 @@ def tuples(data: Interactions, critic: FunnelCritic, gift_value: float) -> dict[
 
 def loss(critic: FunnelCritic, batch: dict[str, torch.Tensor], aux_weight: float, scale: torch.Tensor
          ) -> tuple[torch.Tensor, dict[str, float]]:
-    """The value heads' regression (on the clicked items, targets divided by ``scale [H]``) plus ``aux_weight`` ×
-    the auxiliary losses, and their parts."""
+    """The value heads' regression (on the clicked items, targets divided by ``scale [H]``; per-head mean squared
+    errors, summed) plus ``aux_weight`` × the auxiliary losses, and their parts."""
     now, value = critic(batch["user"], batch["features"])  # [B, K, 3], [B, K, H]
     clicked = batch["clicked"] >= 0
     rows = torch.arange(now.shape[0], device=now.device)
     position = batch["clicked"].clamp_min(0)
     picked_value = value[rows, position][clicked]  # [n, H]
-    regression = nn.functional.mse_loss(picked_value, batch["value_target"][clicked] / scale) if bool(
+    # each head's mean squared error, summed over the heads: every head (the sparse gift head too) weighs what it
+    # weighs alone, and the dense heads add their gradients to the shared trunk (a mean over heads would give
+    # the funnel critic's gift head a third of the single-head ablation's weight)
+    regression = ((picked_value - batch["value_target"][clicked] / scale) ** 2).mean(0).sum() if bool(
         clicked.any()) else value.sum() * 0.0
     click_nll = nn.functional.cross_entropy(critic.slate_logits(now), batch["clicked"] + 1)
     picked = now[rows, position]  # [B, 3]
