@@ -147,9 +147,11 @@ def claim(write: bool, seeds: int, days: int, users: int, log_users: int | None 
             f"The `small` platform (10k users, 200 authors, 20k items, 20 candidates, slates of 3) over {days} days; "
             f"every policy on the same {users:,} users (common random numbers, seed {eval_seed}); the learned "
             f"variants trained with {seeds} seeds each on the platform's random-exposure log (the same log "
-            "`ctr_greedy`'s click model is fitted to) and refined online. Means (± 95% t over training seeds for "
-            "the learned ones):\n\n" + "\n".join(rows) + "\n\nPaired differences to `ctr_greedy` on the same users "
-            "(per seed: ± 95% over users; last row of each: the mean of the seeds' differences ± 95% t over "
+            "`ctr_greedy`'s click model is fitted to)"
+            + ("" if data.get("online_rounds") == 0 else " and refined online")
+            + ". Means (± 95% t over training seeds for the learned ones):\n\n" + "\n".join(rows)
+            + "\n\nPaired differences to `ctr_greedy` on the same users (per seed: ± 95% over users; last row "
+            "of each: the mean of the seeds' differences ± 95% t over "
             "seeds; ctr as a relative change):\n\n" + "\n".join(diff_rows)
             + "\n\nThe ablation: the multi-task funnel critic against each single value head, paired on the same "
             "users seed by seed (same seed, same data; ± 95% over users; last row: t over seeds):\n\n"
