@@ -82,7 +82,8 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "decisionlab.core.algos.dqn": ("train_dqn", "DQNConfig", "QNetworkConfig", "GreedyQPolicy"),
     "decisionlab.core.algos.pathwise": ("train_pathwise", "PathwiseConfig"),
     "decisionlab.core.algos.td": (
-        "Transitions", "FittedTDConfig", "FittedTDResult", "td0_update", "fitted_td", "blend", "discount_for",
+        "Transitions", "FittedTDConfig", "FittedTDResult", "td0_update", "fitted_td", "blend", "blend_",
+        "discount_for",
     ),
     "decisionlab.core.serving_spec": (
         "ServingSpec", "Envelope", "envelope", "EntityId", "WholeNumber", "Answered", "answered", "PolicyOutputError",

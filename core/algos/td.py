@@ -211,5 +211,17 @@ def blend(online: TabularValue, offline: nn.Module, weight_online: float) -> Tab
         raise ValueError(f"weight_online must be in [0, 1], got {weight_online}")
     out = TabularValue(online.n_locations, online.n_time_bins, online.period_s, online.init).to(online.table)
     offline_table = value_table(offline, online.n_locations, online.n_time_bins, online.period_s).to(online.table)
-    out.table.copy_(weight_online * online.table + (1.0 - weight_online) * offline_table)
+    with torch.no_grad():
+        out.table.copy_(online.table)
+    blend_(out, offline_table, weight_online)
     return out
+
+
+@torch.no_grad()
+def blend_(table: TabularValue, anchor: torch.Tensor, weight_online: float) -> TabularValue:
+    """In place: ``table ← weight_online · table + (1 − weight_online) · anchor`` (``anchor`` a table of the
+    same ``[T, L]`` grid); the ensemble step of a value that keeps learning. Returns ``table``."""
+    if not 0.0 <= weight_online <= 1.0:  # also rejects NaN
+        raise ValueError(f"weight_online must be in [0, 1], got {weight_online}")
+    table.table.mul_(weight_online).add_((1.0 - weight_online) * anchor)
+    return table

@@ -57,11 +57,8 @@ def record_demand(scenario: CityScenario, city: City) -> torch.Tensor:
 
     records = read_trip_records(scenario.trips_path, city.grid, zones_path=scenario.zones_path)
     frame = records.frame
-    hour = (frame["request_s"].to_numpy() % 86_400.0 // 3600.0).astype(np.int64).clip(0, HOURS - 1)
-    cell = frame["origin_cell"].to_numpy().astype(np.int64)
-    counts = np.zeros((HOURS, city.grid.n_cells))
-    np.add.at(counts, (hour, cell), 1.0)
-    return torch.as_tensor(counts / max(1, records.days), dtype=torch.float32)
+    return per_hour_and_cell(frame["request_s"].to_numpy(), frame["origin_cell"].to_numpy(), city.grid.n_cells,
+                             records.days)
 
 
 def log_demand(folder: str | Path, n_cells: int) -> torch.Tensor:
@@ -69,11 +66,17 @@ def log_demand(folder: str | Path, n_cells: int) -> torch.Tensor:
     :mod:`decisionlab.domains.ride_hailing.triplog`), per logged day (a day's orders are numbered
     from 0, so the days are the orders numbered 0)."""
     frame = pl.read_parquet(Path(folder) / "orders.parquet", columns=["order_id", "arrival_s", "origin_cell"])
-    hour = (frame["arrival_s"].to_numpy() % 86_400.0 // 3600.0).astype(np.int64).clip(0, HOURS - 1)
-    cell = frame["origin_cell"].to_numpy().astype(np.int64)
+    cell = frame["origin_cell"].to_numpy()
     if len(cell) and (cell.min() < 0 or cell.max() >= n_cells):
         raise ValueError(f"{folder}: orders.parquet has origin cells outside the grid's {n_cells}")
+    days = int((frame["order_id"].to_numpy() == 0).sum())
+    return per_hour_and_cell(frame["arrival_s"].to_numpy(), cell, n_cells, days)
+
+
+def per_hour_and_cell(seconds: np.ndarray, cells: np.ndarray, n_cells: int, days: int) -> torch.Tensor:
+    """``[24, C]`` orders per hour of the day and cell, per day, from orders at ``seconds [N]`` (since the
+    first midnight) in ``cells [N]`` over ``days`` days (at least one)."""
+    hour = (seconds % 86_400.0 // 3600.0).astype(np.int64).clip(0, HOURS - 1)
     counts = np.zeros((HOURS, n_cells))
-    np.add.at(counts, (hour, cell), 1.0)
-    days = max(1, int((frame["order_id"].to_numpy() == 0).sum()))
-    return torch.as_tensor(counts / days, dtype=torch.float32)
+    np.add.at(counts, (hour, cells.astype(np.int64)), 1.0)
+    return torch.as_tensor(counts / max(1, days), dtype=torch.float32)

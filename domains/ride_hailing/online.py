@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from decisionlab.core import TabularValue, Transitions, discount_for, td0_update
+from decisionlab.core import TabularValue, Transitions, blend_, discount_for, td0_update
 from decisionlab.domains.ride_hailing.sim import IDLE_MOVE, NO_TRANSITION, TERMINAL, TRIP
 
 
@@ -96,5 +96,5 @@ class EpisodeValues:
         if self.next_blend_s is None:
             self.next_blend_s = time_s + rule.ensemble_every_s
         elif time_s >= self.next_blend_s - 1e-9:
-            self.table.table.mul_(rule.weight_online).add_((1.0 - rule.weight_online) * self.anchor)
+            blend_(self.table, self.anchor, rule.weight_online)
             self.next_blend_s += rule.ensemble_every_s

@@ -38,6 +38,7 @@ from decisionlab.core import (
     Transitions,
     apply_options,
     blend,
+    blend_,
     fitted_td,
     options_model,
     td0_update,
@@ -184,9 +185,7 @@ def online_td(scenario: CityScenario, settings: ValueSettings, ctx: TrainContext
             td0_update(table, batch, settings.alpha)
             used += len(batch)
         if anchor_table is not None and (state.step + 1) % every == 0:
-            with torch.no_grad():
-                w = settings.ensemble_weight_online
-                table.table.mul_(w).add_((1 - w) * anchor_table)
+            blend_(table, anchor_table, settings.ensemble_weight_online)
 
     run_days(sim, learner, settings.online_days, settings.cities, generator, on_step=update,
              label="online TD" if ctx.progress else None)
