@@ -4,11 +4,19 @@ Setting ``one_step`` (the one-period economy with exact best responses): the bas
 ``us_federal``, ``saez`` (the closed-form Saez rates of the skill distribution) and ``optimal`` (the exact
 best schedule on the rate grid, ``optimal.py``). The simulator has two agent groups, the planner and
 the workers (``sim.py``), for two-level training.
+
+Setting ``gather_trade_build`` (the AI Economist's dynamic economy, ``gtb.py``): the same three schedules
+(Saez estimated from simulated incomes, ``gtb_saez.py``), each with scripted workers that answer it
+(``gtb_workers.py``); the planner is served from an economy's snapshot (``gtb_serve.py``).
 """
 
 from __future__ import annotations
 
 from decisionlab.core import AlgoSpec, DomainSpec, PolicySpec, SettingSpec, ViewSpec, register_domain
+from decisionlab.domains.taxation import gtb_metrics, gtb_serve
+from decisionlab.domains.taxation.gtb import GatherTradeBuildSim
+from decisionlab.domains.taxation.gtb_policies import gtb_free_market, gtb_saez, gtb_us_federal
+from decisionlab.domains.taxation.gtb_train import GtbTwoLevelOptions, train_gtb_two_level
 from decisionlab.domains.taxation.metrics import METRICS, episode_metrics
 from decisionlab.domains.taxation.policies import (
     OptimalBaseline,
@@ -18,7 +26,7 @@ from decisionlab.domains.taxation.policies import (
     us_federal,
     us_federal_problem,
 )
-from decisionlab.domains.taxation.scenario import PRESETS, OneStepScenario
+from decisionlab.domains.taxation.scenario import GTB_PRESETS, PRESETS, GatherTradeBuildScenario, OneStepScenario
 from decisionlab.domains.taxation.serve import SERVING
 from decisionlab.domains.taxation.sim import OneStepSim
 from decisionlab.domains.taxation.train import TwoLevelOptions, train_two_level
@@ -69,6 +77,44 @@ ONE_STEP = SettingSpec(
     episode_label="Economies",
 )
 
+GATHER_TRADE_BUILD = SettingSpec(
+    name="gather_trade_build",
+    title="Gather-Trade-Build economy",
+    description="The AI Economist's dynamic economy: workers on a map gather wood and stone, trade them and "
+    "build houses for coin over 10 tax periods; the planner sets the rates each period",
+    scenario_model=GatherTradeBuildScenario,
+    presets=GTB_PRESETS,
+    make_simulator=lambda scenario, device: GatherTradeBuildSim(scenario, device),
+    episode_metrics=gtb_metrics.episode_metrics,
+    metrics=gtb_metrics.METRICS,
+    primary_metric="equality_times_productivity",
+    policies={
+        "free_market": PolicySpec("free_market", "no tax; scripted workers that gather and build while a house "
+                                  "is worth its labour", gtb_free_market),
+        "us_federal": PolicySpec("us_federal", "the 2018 US federal rates on the scaled cut-offs; scripted workers",
+                                 gtb_us_federal, check=us_federal_problem),
+        "saez": PolicySpec("saez", "the Saez formula, its elasticity, tail and welfare weights estimated from the "
+                           "scripted workers' simulated incomes; scripted workers", gtb_saez, expensive=True),
+    },
+    serving=gtb_serve.SERVING,
+    algos={"two_level_ppo": AlgoSpec(
+        "two_level_ppo", "the AI Economist's two levels in the dynamic economy: the planner learns per tax period "
+        "(PPO on equality × productivity), the workers (shared masked PPO, or the scripted workers) step by step",
+        train_gtb_two_level, GtbTwoLevelOptions,
+        smoke_options={"worker_steps": 40, "worker_stages": 1, "planner_periods": 8, "planner_stages": 1,
+                       "cycles": 1, "worker_share": 1.0, "num_envs": 4, "planner_envs": 4, "rollout_steps": 5,
+                       "hidden": 16, "eval_economies": 2})},
+    policy_kinds={"gtb_pair": "decisionlab.domains.taxation.gtb_train:GtbPair",
+                  "gtb_planner": "decisionlab.domains.taxation.gtb_train:GtbPlanner",
+                  "gtb_workers": "decisionlab.domains.taxation.gtb_train:GtbWorkers",
+                  "gtb_scripted_workers": "decisionlab.domains.taxation.gtb_train:GtbScriptedWorkers"},
+    default_policies=("free_market", "us_federal", "saez"),
+    default_episodes=32,
+    eval_chunk=256,
+    smoke={"n_agents": 2, "map_size": 9, "observation_range": 2, "episode_steps": 20, "tax_period_steps": 5},
+    input_limits={"n_agents": (1, 64), "episode_steps": (10, 5000)},
+    episode_label="Economies",
+)
 
 
 def _routes():  # noqa: ANN202 - imported on use
@@ -82,12 +128,12 @@ SPEC = register_domain(
         name="taxation",
         title="Taxation",
         description="Set income-tax brackets for workers who respond: free market, US federal, the Saez formula "
-        "and the exact optimum of the one-step economy.",
-        settings=(ONE_STEP,),
+        "and the exact optimum of the one-step economy, and the AI Economist's Gather-Trade-Build economy.",
+        settings=(ONE_STEP, GATHER_TRADE_BUILD),
         default_scenario="one_step",
         default_algo="two_level_ppo",
         routes=_routes,
     )
 )
 
-__all__ = ["ONE_STEP", "SPEC"]
+__all__ = ["GATHER_TRADE_BUILD", "ONE_STEP", "SPEC"]

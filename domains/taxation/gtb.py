@@ -22,7 +22,8 @@ moves and gathering, the tax (period ends only), resource regrowth.
   sources, houses, other workers, off the map), its legal choices, and its features (``gtb_observe``:
   inventory, escrow, skills, labour, position, the period's income so far, its open orders, the others'
   best quotes, the rates, the time); the planner's features (every worker's coin, wood, stone and period
-  income so far, the rates, the time). ``flat_observation`` unpacks the window to 0/1 layers.
+  income so far, the rates, the time). ``flat_observation`` (what learners read) unpacks the window to 0/1
+  layers and adds where the nearest resource and source of each kind lie in it.
 - **Randomness**: the map, skills and start tiles from ``reset``'s generator; per step the workers' move
   order, bonus-unit and regrowth draws from ``sample_exogenous`` (``[B, T, 3·A]`` uniforms).
 
@@ -76,9 +77,11 @@ from decisionlab.domains.taxation.gtb_market import (
     place,
 )
 from decisionlab.domains.taxation.gtb_observe import (
+    NEAREST_FEATURES,
     PLANNER_CLOCK,
     PLANNER_PER_WORKER,
     WORKER_FEATURES,
+    WindowGeometry,
     legal,
     planner_features,
     worker_features,
@@ -162,7 +165,8 @@ class GatherTradeBuildSim:
         self.moves = move_offsets(self.size, self.pad, self.device)
         self.view = window_offsets(self.size, self.pad, self.device)
         k, n, cells = s.n_brackets, s.n_agents, self.view.numel()
-        self.worker_width = len(LAYERS) * cells + WORKER_FEATURES + k
+        self.geometry = WindowGeometry(self.pad, self.device)
+        self.worker_width = len(LAYERS) * cells + WORKER_FEATURES + k + NEAREST_FEATURES
         self.planner_width = PLANNER_PER_WORKER * n + k + PLANNER_CLOCK
         side = 2 * self.pad + 1
         self.spaces = Spaces(agents={
@@ -234,9 +238,13 @@ class GatherTradeBuildSim:
                           "legal": legal(s, state, self.moves)}}
 
     def flat_observation(self, obs: dict[str, dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        """The learners' view: the planner's features; each worker's window as 0/1 layers, its features and
+        the summary of where the nearest resources and sources lie (``WindowGeometry.summary``)."""
         workers = obs[WORKERS]
-        layers = unpack(workers["window"], workers["features"].dtype)
-        return {PLANNER: obs[PLANNER]["features"], WORKERS: torch.cat([layers, workers["features"]], -1)}
+        dtype = workers["features"].dtype
+        layers = unpack(workers["window"], dtype)
+        nearest = self.geometry.summary(workers["window"], dtype)
+        return {PLANNER: obs[PLANNER]["features"], WORKERS: torch.cat([layers, workers["features"], nearest], -1)}
 
     def action_mask(self, obs: dict[str, dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
         return {WORKERS: obs[WORKERS]["legal"]}
@@ -304,8 +312,9 @@ class GatherTradeBuildSim:
         # coin outside escrow, the revenue rebated equally (computed only when some economy ends a period)
         end = (t + 1) % s.tax_period_steps == 0
         revenue, welfare, period_start = torch.zeros_like(state.welfare), state.welfare, state.period_start_coin
+        income = torch.zeros_like(coin)
         if bool(end.any()):
-            income = coin + held.coin - state.period_start_coin
+            income = (coin + held.coin - state.period_start_coin) * end[:, None]
             paid = torch.minimum(coin, tax(income, rates, self.cutoffs)) * end[:, None]
             revenue = paid.sum(1)
             coin = coin - paid + (revenue / agents)[:, None]
@@ -327,5 +336,5 @@ class GatherTradeBuildSim:
         info = {"coin": total.sum(1), "equality_times_productivity": welfare * end, "tax_collected": revenue,
                 "houses_built": built.sum(1).double(), "trades": fills.trades, "trade_volume": fills.volume,
                 "resources_gathered": units.sum(1).double(), "labour": (labour - state.labour).sum(1),
-                "period_end": end.double()}
+                "period_end": end.double(), "income": income}
         return StepResult(nxt, reward, info, terminated=t + 1 >= s.episode_steps)

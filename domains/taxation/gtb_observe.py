@@ -16,13 +16,26 @@ from typing import TYPE_CHECKING
 import torch
 
 from decisionlab.domains.taxation.gtb_market import quotes
-from decisionlab.domains.taxation.gtb_world import HOUSE, SOURCES, enterable
+from decisionlab.domains.taxation.gtb_world import (
+    AGENT,
+    HOUSE,
+    SOURCES,
+    STONE,
+    STONE_SOURCE,
+    WOOD,
+    WOOD_SOURCE,
+    enterable,
+)
 from decisionlab.domains.taxation.scenario import GatherTradeBuildScenario
 
 if TYPE_CHECKING:
     from decisionlab.domains.taxation.gtb import GatherTradeBuildState
 
 GOODS_SCALE, COIN_SCALE, LABOUR_SCALE = 0.1, 0.01, 0.001
+NEAREST_BITS = (WOOD, STONE, WOOD_SOURCE, STONE_SOURCE)
+NEAREST_FEATURES = 3 * len(NEAREST_BITS)
+"""The learners' summary of the window: per bit of :data:`NEAREST_BITS`, whether one is in view and the row
+and column offsets (÷ range) of the nearest."""
 WORKER_FEATURES = 22
 """Worker features besides the rates (module docstring)."""
 PLANNER_PER_WORKER, PLANNER_CLOCK = 4, 3
@@ -79,7 +92,41 @@ def worker_features(s: GatherTradeBuildScenario, state: GatherTradeBuildState, s
 def planner_features(s: GatherTradeBuildScenario, state: GatherTradeBuildState) -> torch.Tensor:
     """``[B, 1, 4·A + K + 3]`` (module docstring)."""
     total = state.coin + state.held.coin
-    goods = state.goods + state.held.goods
-    return torch.cat([total * COIN_SCALE, goods.flatten(1) * GOODS_SCALE,
-                      (total - state.period_start_coin) * COIN_SCALE, state.rates, clock(s, state.step)],
-                     -1).to(torch.get_default_dtype())[:, None, :]
+    return planner_view(s, total, state.goods + state.held.goods, total - state.period_start_coin, state.rates,
+                        state.step)
+
+
+def planner_view(s: GatherTradeBuildScenario, coin: torch.Tensor, goods: torch.Tensor, income: torch.Tensor,
+                 rates: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
+    """``[B, 1, 4·A + K + 3]`` the planner's features from each worker's ``coin``, ``goods [B, A, 2]`` (wood,
+    stone) and ``income`` this period ``[B, A]`` (escrow included), the ``rates [B, K]`` and the ``step [B]``."""
+    return torch.cat([coin * COIN_SCALE, goods.flatten(1) * GOODS_SCALE, income * COIN_SCALE, rates,
+                      clock(s, step)], -1).to(torch.get_default_dtype())[:, None, :]
+
+
+class WindowGeometry:
+    """Each cell's row and column offset from the worker in a ``(2·range + 1)²`` window, and its distance."""
+
+    def __init__(self, observation_range: int, device: torch.device) -> None:
+        side = 2 * observation_range + 1
+        span = torch.arange(side, device=device) - observation_range
+        self.range = observation_range
+        self.rows = span.repeat_interleave(side)  # [W·W]
+        self.cols = span.repeat(side)
+        self.distance = (self.rows.abs() + self.cols.abs()).double()
+
+    def nearest(self, window: torch.Tensor, bit: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(distance, cell) [B, A]``: the nearest cell of ``window [B, A, W·W]`` holding ``bit`` and no other
+        worker (distance ``inf`` where none does; ties to the first cell in row-major order)."""
+        distance = torch.where((window & (bit | AGENT)) == bit, self.distance, torch.inf)
+        return distance.min(-1)
+
+    def summary(self, window: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """``[B, A, NEAREST_FEATURES]`` per bit of :data:`NEAREST_BITS`: in view (0/1), then the nearest one's
+        row and column offsets ÷ range (0 when none is in view)."""
+        parts = []
+        for bit in NEAREST_BITS:
+            distance, cell = self.nearest(window, bit)
+            seen = torch.isfinite(distance)
+            parts += [seen, self.rows[cell] * seen / self.range, self.cols[cell] * seen / self.range]
+        return torch.stack(parts, -1).to(dtype)

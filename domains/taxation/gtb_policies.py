@@ -1,0 +1,27 @@
+"""Baselines of the Gather-Trade-Build economy: a fixed schedule for the planner, scripted workers that answer it.
+
+``free_market`` (no tax), ``us_federal`` (the 2018 rates on the scaled cut-offs) and ``saez`` (the Saez
+formula with e, a(z) and G(z) estimated from the scripted workers' simulated incomes, ``gtb_saez.py``);
+every one with :class:`~decisionlab.domains.taxation.gtb_workers.GatherBuildWorkers`, which work less
+when a house keeps less after tax.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from decisionlab.domains.taxation.gtb_saez import saez_estimate
+from decisionlab.domains.taxation.gtb_workers import GtbSchedule
+from decisionlab.domains.taxation.scenario import US_FEDERAL_RATES, GatherTradeBuildScenario
+
+
+def gtb_free_market(scenario: GatherTradeBuildScenario, device: Any = "cpu") -> GtbSchedule:
+    return GtbSchedule(scenario, [0.0] * scenario.n_brackets, "free_market", device)
+
+
+def gtb_us_federal(scenario: GatherTradeBuildScenario, device: Any = "cpu") -> GtbSchedule:
+    return GtbSchedule(scenario, list(US_FEDERAL_RATES), "us_federal", device)
+
+
+def gtb_saez(scenario: GatherTradeBuildScenario, device: Any = "cpu") -> GtbSchedule:
+    return GtbSchedule(scenario, list(saez_estimate(scenario).rates), "saez", device)

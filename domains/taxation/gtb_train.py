@@ -1,0 +1,341 @@
+"""Two-level PPO in the Gather-Trade-Build economy (``two_level_ppo`` of ``gather_trade_build``).
+
+The planner decides once per tax period, so it learns in :class:`PeriodSim`: one step is one period, in
+which the workers act ``tax_period_steps`` times with their current policy, and the planner's reward is the
+change in equality × productivity over the period (γ = 1: the episode's return is the final objective).
+The workers learn in the economy itself, a step at a time, from their utility (the simulator's reward),
+the planner's rates set by its current network.
+
+``workers``:
+- ``ppo`` (the AI Economist's two levels): the workers share one masked actor-critic (their window,
+  inventory, skills and the rates in the observation). Curriculum: workers alone without tax, the energy
+  cost annealed from ``energy_start`` of its value to all of it; then cycles of the planner (its largest
+  rate annealed from ``max_rate_start`` to 1, its entropy bonus to 0) and the workers catching up.
+- ``scripted``: the planner learns against :class:`~decisionlab.domains.taxation.gtb_workers.GatherBuildWorkers`,
+  the workers every baseline of the setting is evaluated with, so its schedule is compared with Saez's,
+  the US federal one and no tax on the same workers.
+
+The outcome is one registered pair (``gtb_pair``: ``planner`` + ``workers``), each member servable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar, Literal
+
+import polars as pl
+import torch
+from pydantic import BaseModel, Field
+
+from decisionlab.core import (
+    ActorCriticPolicy,
+    JointPolicy,
+    MergedPolicy,
+    PPOConfig,
+    Spaces,
+    StepResult,
+    TrainContext,
+    TrainOutcome,
+    train_ppo,
+)
+from decisionlab.domains.taxation.gtb import PLANNER, WORKERS, GatherTradeBuildSim
+from decisionlab.domains.taxation.gtb_metrics import episode_metrics
+from decisionlab.domains.taxation.gtb_workers import GatherBuildWorkers
+from decisionlab.domains.taxation.scenario import GatherTradeBuildScenario
+
+
+class GtbTwoLevelOptions(BaseModel):
+    """What a user may set (``--algo-set key=value``) for ``two_level_ppo`` in ``gather_trade_build``."""
+
+    workers: Literal["ppo", "scripted"] = Field("ppo", description="learned workers (two levels) or the scripted "
+                                                "workers of the baselines")
+    worker_steps: int = Field(400_000, ge=1, le=1_000_000_000, description="env steps of the workers' phase 1 "
+                              "(no tax); each catch-up is worker_share of it")
+    worker_stages: int = Field(2, ge=1, le=20, description="energy-cost annealing stages of phase 1")
+    energy_start: float = Field(0.5, gt=0, le=1, description="energy-cost multiplier at the start of phase 1")
+    planner_periods: int = Field(200_000, ge=1, le=100_000_000, description="tax periods the planner learns from "
+                                 "in phase 2 (over all its stages and cycles)")
+    planner_stages: int = Field(3, ge=1, le=20, description="max-rate annealing stages of phase 2")
+    cycles: int = Field(2, ge=1, le=50, description="planner-then-workers cycles per phase-2 stage")
+    worker_share: float = Field(0.25, ge=0, le=10, description="env steps of each workers' catch-up, as a share "
+                                "of worker_steps")
+    max_rate_start: float = Field(0.5, gt=0, le=1, description="the planner's largest rate at the start of phase 2")
+    entropy_start: float = Field(0.05, ge=0, le=1, description="the planner's entropy bonus at the start of phase 2")
+    num_envs: int = Field(64, ge=2, le=16_384, description="economies per batch")
+    rollout_steps: int = Field(100, ge=1, le=100_000, description="the workers' steps per update")
+    hidden: int = Field(128, ge=4, le=1024, description="width of the two hidden layers of each network")
+    learning_rate: float = Field(3e-4, gt=0, le=1, description="the workers' Adam learning rate")
+    planner_learning_rate: float = Field(1e-3, gt=0, le=1, description="the planner's Adam learning rate")
+    worker_entropy: float = Field(0.01, ge=0, le=1, description="the workers' entropy bonus")
+    paired: bool = Field(True, description="the planner learns from its economy's objective minus a no-tax twin's "
+                         "on the same map and draws (a baseline that does not depend on its actions)")
+    planner_envs: int = Field(128, ge=2, le=16_384, description="economies per planner update (each decides "
+                              "once per tax period)")
+    eval_economies: int = Field(32, ge=1, le=4096, description="economies of the final held-out evaluation")
+
+
+class GtbMember(ActorCriticPolicy):
+    """One group's actor-critic, acting in any Gather-Trade-Build scenario with the same shapes."""
+
+    kind: ClassVar[str] = ""
+    group_name: ClassVar[str] = ""
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "kind": self.kind}
+
+    @classmethod
+    def initial(cls, scenario: GatherTradeBuildScenario, device: Any, hidden: int = 128, log_std: float = -1.0
+                ) -> GtbMember:
+        sim = GatherTradeBuildSim(scenario, device)
+        config = PPOConfig(hidden=(hidden, hidden), init_log_std=log_std)
+        return cls(config.build_network(sim.spaces.agents[cls.group_name]), sim, cls.group_name, cls.group_name)
+
+    def for_scenario(self, scenario: GatherTradeBuildScenario) -> GtbMember:
+        return self.bind(GatherTradeBuildSim(scenario, next(self.net.parameters()).device))
+
+
+class GtbPlanner(GtbMember):
+    kind: ClassVar[str] = "gtb_planner"
+    group_name: ClassVar[str] = PLANNER
+
+
+class GtbWorkers(GtbMember):
+    kind: ClassVar[str] = "gtb_workers"
+    group_name: ClassVar[str] = WORKERS
+
+
+class GtbScriptedWorkers(torch.nn.Module):
+    """The scripted workers as a pair member (no weights): :class:`GatherBuildWorkers` in any scenario."""
+
+    kind: ClassVar[str] = "gtb_scripted_workers"
+
+    def config(self) -> dict[str, Any]:
+        return {"kind": self.kind}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> GtbScriptedWorkers:
+        return cls()
+
+    @classmethod
+    def initial(cls, scenario: GatherTradeBuildScenario, device: Any) -> GtbScriptedWorkers:
+        return cls()
+
+    def for_scenario(self, scenario: GatherTradeBuildScenario) -> GatherBuildWorkers:
+        return GatherBuildWorkers(scenario)
+
+
+class GtbPair(JointPolicy):
+    """A planner and its workers (members ``planner`` and ``workers``)."""
+
+    kind: ClassVar[str] = "gtb_pair"
+
+    @classmethod
+    def initial(cls, scenario: GatherTradeBuildScenario, device: Any, hidden: int = 128,
+                workers: Literal["ppo", "scripted"] = "ppo") -> GtbPair:
+        members = {PLANNER: GtbPlanner.initial(scenario, device, hidden),
+                   WORKERS: GtbScriptedWorkers() if workers == "scripted" else GtbWorkers.initial(scenario, device,
+                                                                                                   hidden)}
+        return cls(members, "two_level_ppo")
+
+
+class Sampled:
+    """A bound member acting by sampling its distribution (the workers inside :class:`PeriodSim` while
+    they are still learning: their deterministic choice is not what they do in training)."""
+
+    def __init__(self, member: ActorCriticPolicy, generator: torch.Generator | None = None) -> None:
+        self.member, self.generator = member, generator
+
+    @torch.no_grad()
+    def act(self, obs: Any) -> dict[str, torch.Tensor]:
+        m = self.member
+        features, mask = m.reader.features(m.sim, obs), m.reader.mask(m.sim, obs)
+        raw = m.net.distribution(features, mask).sample(self.generator)
+        return {m.group: m.reader.to_env(raw)}
+
+
+class Capped:
+    """``sim`` with the planner's rates multiplied by ``max_rate`` (the curriculum's cap)."""
+
+    def __init__(self, sim: Any, max_rate: float) -> None:
+        self.sim, self.max_rate = sim, float(max_rate)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sim, name)
+
+    def step(self, state: Any, action: dict[str, torch.Tensor], exogenous: torch.Tensor) -> StepResult[Any]:
+        if PLANNER in action:
+            action = {**action, PLANNER: action[PLANNER] * self.max_rate}
+        return self.sim.step(state, action, exogenous)
+
+
+def doubled(state: Any) -> Any:
+    """``state`` (a dataclass of tensors and dataclasses, batch first) with its rows twice: ``[B] → [2B]``."""
+    if isinstance(state, torch.Tensor):
+        return torch.cat([state, state])
+    return dataclasses.replace(state, **{f.name: doubled(getattr(state, f.name)) for f in dataclasses.fields(state)})
+
+
+def first_half(state: Any, batch: int) -> Any:
+    """The first ``batch`` rows of a :func:`doubled` state."""
+    if isinstance(state, torch.Tensor):
+        return state[:batch]
+    return dataclasses.replace(state, **{f.name: first_half(getattr(state, f.name), batch)
+                                         for f in dataclasses.fields(state)})
+
+
+class PeriodSim:
+    """The planner's view of the economy: one step is one tax period of ``base``, the workers acting
+    with ``workers`` at every inner step. Spaces: the planner group of ``base`` alone. Reward: the change
+    in equality × productivity over the period, divided by ``scale``.
+
+    ``paired``: each economy runs beside a twin on the same map, skills and draws with no tax, and the
+    planner's reward is its own change minus the twin's. The twin's does not depend on the planner's
+    actions, so the policy gradient keeps its expectation, while most of the spread between economies
+    (a rich map, skilled workers) cancels. The state then holds both: rows ``[:B]`` and ``[B:]``."""
+
+    differentiable = False
+
+    def __init__(self, base: GatherTradeBuildSim, workers: Any, max_rate: float = 1.0, scale: float = 1.0,
+                 paired: bool = False) -> None:
+        s = base.scenario
+        if s.episode_steps % s.tax_period_steps:
+            raise ValueError(f"two-level training needs whole tax periods: episode_steps ({s.episode_steps}) is not "
+                             f"a multiple of tax_period_steps ({s.tax_period_steps})")
+        self.base, self.workers, self.max_rate, self.scale = base, workers, float(max_rate), float(scale)
+        self.paired = paired
+        self.device, self.scenario = base.device, s
+        self.period = s.tax_period_steps
+        self.horizon = s.episode_steps // s.tax_period_steps
+        self.spaces = Spaces(agents={PLANNER: base.spaces.agents[PLANNER]})
+
+    def reset(self, batch: int, generator: torch.Generator | None = None) -> Any:
+        state = self.base.reset(batch, generator)
+        return doubled(state) if self.paired else state
+
+    def sample_exogenous(self, batch: int, periods: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        draws = self.base.sample_exogenous(batch, periods * self.period, generator)
+        return draws.reshape(batch, periods, self.period, -1)
+
+    def rows(self, state: Any) -> int:
+        return state.coin.shape[0] // (2 if self.paired else 1)
+
+    def observe(self, state: Any) -> dict[str, dict[str, torch.Tensor]]:
+        return {PLANNER: {"features": self.base.observe(state)[PLANNER]["features"][:self.rows(state)]}}
+
+    def flat_observation(self, obs: dict[str, dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        return {PLANNER: obs[PLANNER]["features"]}
+
+    def step(self, state: Any, action: dict[str, torch.Tensor], exogenous: torch.Tensor) -> StepResult[Any]:
+        batch = self.rows(state)
+        rates = action[PLANNER] * self.max_rate
+        if self.paired:
+            rates, exogenous = torch.cat([rates, torch.zeros_like(rates)]), torch.cat([exogenous, exogenous])
+        total = torch.zeros(state.coin.shape[0], 1, device=self.device)
+        result = None
+        for t in range(self.period):
+            obs = self.base.observe(state)
+            acts = {**self.workers.act(obs), PLANNER: rates}
+            result = self.base.step(state, acts, exogenous[:, t])
+            total = total + result.reward[PLANNER]
+            state = result.state
+        assert result is not None
+        reward = total[:batch] - total[batch:] if self.paired else total
+        info = {"equality_times_productivity": result.state.welfare[:batch]}
+        return StepResult(state, {PLANNER: reward / self.scale}, info, terminated=result.terminated[:batch])
+
+
+def _scripted(member: Any) -> bool:
+    return isinstance(member, GtbScriptedWorkers)
+
+
+def train_gtb_two_level(scenario: GatherTradeBuildScenario, options: GtbTwoLevelOptions, ctx: TrainContext
+                        ) -> TrainOutcome:
+    ctx.seed_init()
+    device = ctx.device
+    base = GatherTradeBuildSim(scenario, device)
+    PeriodSim(base, None)  # checks the periods before anything trains
+    pair = GtbPair.initial(scenario, device, options.hidden, options.workers)
+    planner, workers = pair.members[PLANNER], pair.members[WORKERS]
+    generator = ctx.generator("train")
+    curves: list[pl.DataFrame] = []
+    done_steps = 0
+    # the planner's reward scale: the free market's objective with these workers, about 1 per episode
+    acting_workers = workers.for_scenario(scenario) if _scripted(workers) else Sampled(workers, None)
+    free = episode_metrics(scenario, MergedPolicy({PLANNER: _NoTax(scenario.n_brackets), WORKERS: acting_workers}),
+                           options.eval_economies, int(ctx.stream("scale")) % (2**31), device)
+    scale = max(float(free["equality_times_productivity"].mean()), 1.0)
+
+    def record(history: pl.DataFrame, phase: str, stage: int) -> None:
+        nonlocal done_steps
+        rows = history.filter(pl.col("update") > 0)
+        curves.append(rows.with_columns((pl.col("env_steps") + done_steps).alias("step"), pl.lit(phase).alias("phase"),
+                                        pl.lit(stage).alias("stage")))
+        done_steps += int(history["env_steps"].max() or 0)
+
+    def worker_config(steps: int) -> PPOConfig:
+        per_update = options.num_envs * options.rollout_steps
+        return PPOConfig(num_envs=options.num_envs, rollout_steps=options.rollout_steps,
+                         total_env_steps=max(per_update, steps), gamma=0.998, gae_lambda=0.98,
+                         learning_rate=options.learning_rate, ent_coef=options.worker_entropy, update_epochs=4,
+                         minibatches=4, eval_every=10**12)
+
+    def planner_config(periods: int, entropy: float) -> PPOConfig:
+        per_update = options.planner_envs * PeriodSim(base, None).horizon
+        return PPOConfig(num_envs=options.planner_envs, rollout_steps=PeriodSim(base, None).horizon,
+                         total_env_steps=max(per_update, periods), gamma=1.0, gae_lambda=1.0,
+                         learning_rate=options.planner_learning_rate, ent_coef=entropy, update_epochs=4,
+                         minibatches=4, eval_every=10**12)
+
+    nets = {PLANNER: planner.net} | ({} if _scripted(workers) else {WORKERS: workers.net})
+    if not _scripted(workers):  # phase 1: the workers alone, no tax, the energy cost annealed up
+        for stage in range(options.worker_stages):
+            share = stage / max(options.worker_stages - 1, 1)
+            energy = options.energy_start + (1.0 - options.energy_start) * share
+            annealed = scenario.model_copy(update={"energy_cost": scenario.energy_cost * energy})
+            sim = Capped(GatherTradeBuildSim(annealed, device), 0.0)
+            result = train_ppo(sim, nets, worker_config(options.worker_steps // options.worker_stages),
+                               train=[WORKERS], generator=generator, progress=ctx.progress,
+                               description=f"workers {stage + 1}/{options.worker_stages} (no tax)")
+            record(result.history, "workers", stage)
+
+    for stage in range(options.planner_stages):  # phase 2: the planner, its largest rate annealed up
+        share = stage / max(options.planner_stages - 1, 1)
+        max_rate = options.max_rate_start + (1.0 - options.max_rate_start) * share
+        entropy = options.entropy_start * (1.0 - share)
+        for cycle in range(options.cycles):
+            label = f"stage {stage + 1}/{options.planner_stages}, cycle {cycle + 1}/{options.cycles}"
+            inner = workers.for_scenario(scenario) if _scripted(workers) else Sampled(workers.bind(base), None)
+            period_sim = PeriodSim(base, inner, max_rate, scale, options.paired)
+            result = train_ppo(period_sim, {PLANNER: planner.net},
+                               planner_config(options.planner_periods // (options.planner_stages * options.cycles),
+                                              entropy),
+                               generator=generator, progress=ctx.progress,
+                               description=f"planner {label} (max rate {max_rate:.2f})")
+            record(result.history, "planner", stage)
+            if not _scripted(workers):  # the workers catch up with the planner's rates
+                steps = int(options.worker_steps * options.worker_share)
+                result = train_ppo(Capped(base, max_rate), nets, worker_config(steps), train=[WORKERS],
+                                   generator=generator, progress=ctx.progress, description=f"workers {label}")
+                record(result.history, "workers", stage)
+
+    for member in pair.members.values():
+        if not _scripted(member):
+            member.for_scenario(scenario)
+    policy = pair.for_scenario(scenario)
+    held_out = episode_metrics(scenario, policy, options.eval_economies, int(ctx.stream("eval")) % (2**31), device)
+    metrics = {name: float(value.mean()) for name, value in held_out.items()}
+    rates = planner.act(base.observe(base.reset(1, ctx.generator("rates"))))[PLANNER].reshape(-1).clamp(0, 1)
+    metrics |= {f"first_rate_{k}": float(r) for k, r in enumerate(rates.tolist())}
+    curve = pl.concat(curves, how="diagonal_relaxed") if curves else pl.DataFrame()
+    return TrainOutcome(pair, pair.config(), metrics, curve, options.model_dump())
+
+
+class _NoTax:
+    """A planner that sets no tax (the reward scale's free market)."""
+
+    def __init__(self, brackets: int) -> None:
+        self.brackets = brackets
+
+    def act(self, obs: Any) -> dict[str, torch.Tensor]:
+        batch = obs[PLANNER]["features"].shape[0]
+        return {PLANNER: torch.zeros(batch, 1, self.brackets, device=obs[PLANNER]["features"].device)}
