@@ -7,7 +7,7 @@ acts once per tax period, is not counted). Three columns per size: the simulator
 the scripted workers of the baselines deciding.
 
 ``two_level``: ``two_level_ppo`` (``workers=scripted`` or ``ppo``) trained with ≥ 3 seeds; each trained
-pair and the baselines ``saez``, ``us_federal`` and ``free_market`` are evaluated on the same held-out
+pair and the baselines ``saez``, ``us_federal``, ``free_market`` and ``searched`` are evaluated on the same held-out
 economies (maps, skills and draws from one seed), so the differences are paired per economy. Reported
 per training seed: equality × productivity with its 95% t-interval over economies, the paired difference
 to Saez; over seeds: the mean of the per-seed differences with its t-interval over the seeds.
@@ -27,15 +27,26 @@ import numpy as np
 import torch
 
 from benchmarks.report import write_section
-from decisionlab.core import TrainContext, configure_threads
+from decisionlab.core import MergedPolicy, TrainContext, configure_threads
 from decisionlab.core.evaluation import mean_ci95
 from decisionlab.domains.taxation.gtb import PLANNER, WORKERS, GatherTradeBuildSim
 from decisionlab.domains.taxation.gtb_metrics import episode_metrics
-from decisionlab.domains.taxation.gtb_policies import gtb_free_market, gtb_saez, gtb_us_federal
+from decisionlab.domains.taxation.gtb_policies import gtb_free_market, gtb_saez, gtb_searched, gtb_us_federal
 from decisionlab.domains.taxation.gtb_saez import saez_estimate
 from decisionlab.domains.taxation.gtb_train import GtbTwoLevelOptions, train_gtb_two_level
 from decisionlab.domains.taxation.gtb_workers import GatherBuildWorkers
 from decisionlab.domains.taxation.scenario import GatherTradeBuildScenario
+
+
+class FixedRates:
+    """A planner that sets ``rates [K]`` in every economy."""
+
+    def __init__(self, rates: torch.Tensor) -> None:
+        self.rates = rates
+
+    def act(self, obs: dict) -> dict[str, torch.Tensor]:
+        return {PLANNER: self.rates.expand(obs[PLANNER]["features"].shape[0], 1, -1)}
+
 
 SIZES = ((4, 25), (16, 25), (100, 100))
 """(workers, map side): the default map for 4 and 16; 100 workers on a 100 × 100 map."""
@@ -100,10 +111,10 @@ def two_level(write: bool, workers: str, seeds: int, economies: int, sets: list[
     options = GtbTwoLevelOptions.model_validate(overrides)
     device, eval_seed = torch.device("cpu"), 12_345
     baselines = {"saez": gtb_saez(scenario), "us_federal": gtb_us_federal(scenario),
-                 "free_market": gtb_free_market(scenario)}
+                 "free_market": gtb_free_market(scenario), "searched": gtb_searched(scenario)}
     base = {name: episode_metrics(scenario, policy, economies, eval_seed, device)["equality_times_productivity"]
             for name, policy in baselines.items()}
-    rows, diffs = [], []
+    rows, diffs, same_workers = [], [], []
     for seed in range(seeds):
         start = time.perf_counter()
         outcome = train_gtb_two_level(scenario, options, TrainContext(seed, device, progress=True))
@@ -117,6 +128,15 @@ def two_level(write: bool, workers: str, seeds: int, economies: int, sets: list[
             cells.append(f"{d_mean:+.1f} ± {d_half:.1f} ({100 * d_mean / base[name].mean():+.1f}%)")
         diffs.append(float((value - base["saez"]).mean()))
         rows.append(f"| {seed} | {mean:.1f} ± {half:.1f} | " + " | ".join(cells) + f" | {seconds:.0f} |")
+        if workers == "ppo":  # the same schedules answered by the pair's own learned workers
+            learned_workers = outcome.policy.members[WORKERS].for_scenario(scenario)
+            own = []
+            for name, policy in baselines.items():
+                fixed = MergedPolicy({PLANNER: FixedRates(policy.rates), WORKERS: learned_workers})
+                other = episode_metrics(scenario, fixed, economies, eval_seed, device)["equality_times_productivity"]
+                d_mean, d_half = mean_ci95(value - other)
+                own.append(f"{name} {d_mean:+.1f} ± {d_half:.1f}")
+            same_workers.append(f"| {seed} | " + " | ".join(own) + " |")
         print(rows[-1], flush=True)
     saez_mean = float(base["saez"].mean())
     across = statistics.fmean(diffs)
@@ -139,12 +159,15 @@ def two_level(write: bool, workers: str, seeds: int, economies: int, sets: list[
         f"Baselines: {reference}. Saez's estimated rates: "
         + " ".join(f"{r:.2f}" for r in estimate.rates) + f" (e = {estimate.elasticity:.2f}).",
         "",
-        "| seed | two-level E×P | vs `saez` | vs `us_federal` | vs `free_market` | seconds |",
-        "|---:|---:|---:|---:|---:|---:|",
+        "| seed | two-level E×P | vs `saez` | vs `us_federal` | vs `free_market` | vs `searched` | seconds |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
         *rows,
         "",
         f"Over seeds, against Saez: {across:+.1f} ± {spread:.1f} ({100 * across / saez_mean:+.1f}% of Saez's "
         f"{saez_mean:.1f}; 95% t-interval over {len(diffs)} seeds). The paper reports +16% over Saez.",
+        *([] if not same_workers else [
+            "", "The pair against the same fixed schedules answered by its own learned workers (paired, 95% t):",
+            "", "| seed | vs each schedule |", "|---:|---|", *same_workers]),
     ])
     if write:
         write_section(f"gtb_two_level_{workers}", body)

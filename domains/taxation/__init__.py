@@ -15,7 +15,7 @@ from __future__ import annotations
 from decisionlab.core import AlgoSpec, DomainSpec, PolicySpec, SettingSpec, ViewSpec, register_domain
 from decisionlab.domains.taxation import gtb_metrics, gtb_serve
 from decisionlab.domains.taxation.gtb import GatherTradeBuildSim
-from decisionlab.domains.taxation.gtb_policies import gtb_free_market, gtb_saez, gtb_us_federal
+from decisionlab.domains.taxation.gtb_policies import gtb_free_market, gtb_saez, gtb_searched, gtb_us_federal
 from decisionlab.domains.taxation.gtb_train import GtbTwoLevelOptions, train_gtb_two_level
 from decisionlab.domains.taxation.metrics import METRICS, episode_metrics
 from decisionlab.domains.taxation.policies import (
@@ -95,19 +95,26 @@ GATHER_TRADE_BUILD = SettingSpec(
                                  gtb_us_federal, check=us_federal_problem),
         "saez": PolicySpec("saez", "the Saez formula, its elasticity, tail and welfare weights estimated from the "
                            "scripted workers' simulated incomes; scripted workers", gtb_saez, expensive=True),
+        "searched": PolicySpec("searched", "the best fixed schedule a coordinate search on the 10% rate grid finds "
+                               "for the scripted workers, on economies of its own; scripted workers", gtb_searched,
+                               expensive=True),
     },
     serving=gtb_serve.SERVING,
     algos={"two_level_ppo": AlgoSpec(
         "two_level_ppo", "the AI Economist's two levels in the dynamic economy: the planner learns per tax period "
         "(PPO on equality × productivity), the workers (shared masked PPO, or the scripted workers) step by step",
         train_gtb_two_level, GtbTwoLevelOptions,
-        smoke_options={"worker_steps": 40, "worker_stages": 1, "planner_periods": 8, "planner_stages": 1,
-                       "cycles": 1, "worker_share": 1.0, "num_envs": 4, "planner_envs": 4, "rollout_steps": 5,
-                       "hidden": 16, "eval_economies": 2})},
+        smoke_options={"imitation_steps": 3, "worker_steps": 40, "worker_stages": 1, "planner_periods": 8,
+                       "planner_stages": 1, "cycles": 1, "worker_share": 1.0, "num_envs": 4, "planner_envs": 4,
+                       "rollout_steps": 5, "hidden": 16, "eval_economies": 2})},
     policy_kinds={"gtb_pair": "decisionlab.domains.taxation.gtb_train:GtbPair",
                   "gtb_planner": "decisionlab.domains.taxation.gtb_train:GtbPlanner",
                   "gtb_workers": "decisionlab.domains.taxation.gtb_train:GtbWorkers",
                   "gtb_scripted_workers": "decisionlab.domains.taxation.gtb_train:GtbScriptedWorkers"},
+    views=(
+        ViewSpec("Tax periods", "decisionlab.domains.taxation.gtb_view:periods_tab"),
+        ViewSpec("Training (both levels)", "decisionlab.domains.taxation.training_view:training_tab"),
+    ),
     default_policies=("free_market", "us_federal", "saez"),
     default_episodes=32,
     eval_chunk=256,

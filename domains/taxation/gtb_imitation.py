@@ -13,14 +13,20 @@ core's actor-critics): the loop below is that algorithm's few lines.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import torch
 
 from decisionlab.core import ActorCriticPolicy, Progress
-from decisionlab.domains.taxation.gtb import PLANNER, WORKERS, GatherTradeBuildSim
+from decisionlab.domains.taxation.gtb import NOOP, PLANNER, WORKERS, GatherTradeBuildSim
 from decisionlab.domains.taxation.gtb_workers import GatherBuildWorkers
 from decisionlab.domains.taxation.scenario import GatherTradeBuildScenario
+
+ACTIVE_WEIGHT = 4.0
+"""Weight of a step in which the scripted worker does something (rather than rest) in the imitation loss."""
+RICHEST = 300.0
+"""Most coin a worker starts an imitation episode with."""
 
 
 def random_rates(batch: int, brackets: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
@@ -29,13 +35,25 @@ def random_rates(batch: int, brackets: int, generator: torch.Generator, device: 
     return cap * torch.rand(batch, 1, brackets, generator=generator, device=device)
 
 
+def varied_start(sim: GatherTradeBuildSim, economies: int, generator: torch.Generator) -> Any:
+    """A fresh episode whose workers start with random coin (0 to ``RICHEST``): the scripted workers rest
+    once a house is worth too little to them, and imitation must see both sides of that line."""
+    state = sim.reset(economies, generator)
+    coin = RICHEST * torch.rand(state.coin.shape, generator=generator, device=state.coin.device, dtype=torch.float64)
+    return dataclasses.replace(state, coin=coin, period_start_coin=coin.clone(),
+                               utility=sim.utility(coin, state.labour))
+
+
 def imitate(member: ActorCriticPolicy, scenario: GatherTradeBuildScenario, steps: int, economies: int,
-            generator: torch.Generator, learning_rate: float = 1e-3, beta_end: float = 0.3,
+            generator: torch.Generator, learning_rate: float = 1e-3, beta_end: float = 0.3, horizon: int = 200,
             progress: bool = False) -> list[float]:
     """Train ``member`` (the workers' actor-critic) to choose what the scripted workers choose for
-    ``steps`` steps of ``economies`` economies (module docstring). Returns the loss every 100 steps."""
+    ``steps`` steps of ``economies`` economies, in episodes cut after ``horizon`` steps (the scripted workers
+    do most of their moving early; later most of them rest) from :func:`varied_start` (module docstring).
+    Returns the loss every 100 steps."""
     device = next(member.net.parameters()).device
     sim = GatherTradeBuildSim(scenario, device)
+    horizon = min(horizon, sim.horizon)
     member.bind(sim)
     reader, expert = member.reader, GatherBuildWorkers(scenario, device)
     assert reader is not None
@@ -45,14 +63,16 @@ def imitate(member: ActorCriticPolicy, scenario: GatherTradeBuildScenario, steps
     losses: list[float] = []
     meter = Progress(steps, "workers imitate the scripted workers", enabled=progress)
     for i in range(steps):
-        if state is None or t == sim.horizon:
-            state = sim.reset(economies, generator)
-            paths = sim.sample_exogenous(economies, sim.horizon, generator)
+        if state is None or t == horizon:
+            state = varied_start(sim, economies, generator)
+            paths = sim.sample_exogenous(economies, horizon, generator)
             rates, t = random_rates(economies, scenario.n_brackets, generator, device), 0
         obs = sim.observe(state)
         target = reader.rows({WORKERS: expert.act(obs)[WORKERS]})
         distribution = member.net.distribution(reader.features(sim, obs), reader.mask(sim, obs))
-        loss = -distribution.log_prob(target).mean()
+        # the scripted workers rest in most steps: their moves weigh more, or the learner rests where they work
+        weight = torch.where(target == NOOP, 1.0, ACTIVE_WEIGHT)
+        loss = -(weight * distribution.log_prob(target)).sum() / weight.sum()
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()

@@ -2,8 +2,10 @@
 
 ``free_market`` (no tax), ``us_federal`` (the 2018 rates on the scaled cut-offs) and ``saez`` (the Saez
 formula with e, a(z) and G(z) estimated from the scripted workers' simulated incomes, ``gtb_saez.py``);
-every one with :class:`~decisionlab.domains.taxation.gtb_workers.GatherBuildWorkers`, which work less
-when a house keeps less after tax.
+and ``searched`` (the best fixed schedule a coordinate search on the rate grid finds for these workers on
+economies of its own, ``gtb_search.py``); every one with
+:class:`~decisionlab.domains.taxation.gtb_workers.GatherBuildWorkers`, which work less when a house keeps
+less after tax.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from decisionlab.domains.taxation.gtb_saez import saez_estimate
+from decisionlab.domains.taxation.gtb_search import searched_schedule
 from decisionlab.domains.taxation.gtb_workers import GtbSchedule
 from decisionlab.domains.taxation.scenario import US_FEDERAL_RATES, GatherTradeBuildScenario
 
@@ -25,3 +28,7 @@ def gtb_us_federal(scenario: GatherTradeBuildScenario, device: Any = "cpu") -> G
 
 def gtb_saez(scenario: GatherTradeBuildScenario, device: Any = "cpu") -> GtbSchedule:
     return GtbSchedule(scenario, list(saez_estimate(scenario).rates), "saez", device)
+
+
+def gtb_searched(scenario: GatherTradeBuildScenario, device: Any = "cpu") -> GtbSchedule:
+    return GtbSchedule(scenario, list(searched_schedule(scenario).rates), "searched", device)

@@ -8,9 +8,11 @@ the planner's rates set by its current network.
 
 ``workers``:
 - ``ppo`` (the AI Economist's two levels): the workers share one masked actor-critic (their window,
-  inventory, skills and the rates in the observation). Curriculum: workers alone without tax, the energy
-  cost annealed from ``energy_start`` of its value to all of it; then cycles of the planner (its largest
-  rate annealed from ``max_rate_start`` to 1, its entropy bonus to 0) and the workers catching up.
+  inventory, skills and the rates in the observation). They first imitate the scripted workers
+  (``imitation_steps``, ``gtb_imitation.py``: a warm start the paper did not need with its budget of
+  steps), then the curriculum: workers alone without tax, the energy cost annealed from ``energy_start``
+  of its value to all of it; then cycles of the planner (its largest rate annealed from
+  ``max_rate_start`` to 1, its entropy bonus to 0) and the workers catching up.
 - ``scripted``: the planner learns against :class:`~decisionlab.domains.taxation.gtb_workers.GatherBuildWorkers`,
   the workers every baseline of the setting is evaluated with, so its schedule is compared with Saez's,
   the US federal one and no tax on the same workers.
@@ -39,6 +41,7 @@ from decisionlab.core import (
     train_ppo,
 )
 from decisionlab.domains.taxation.gtb import PLANNER, WORKERS, GatherTradeBuildSim
+from decisionlab.domains.taxation.gtb_imitation import imitate
 from decisionlab.domains.taxation.gtb_metrics import episode_metrics
 from decisionlab.domains.taxation.gtb_workers import GatherBuildWorkers
 from decisionlab.domains.taxation.scenario import GatherTradeBuildScenario
@@ -49,6 +52,8 @@ class GtbTwoLevelOptions(BaseModel):
 
     workers: Literal["ppo", "scripted"] = Field("ppo", description="learned workers (two levels) or the scripted "
                                                 "workers of the baselines")
+    imitation_steps: int = Field(20_000, ge=0, le=10_000_000, description="steps of the workers imitating the "
+                                 "scripted workers before PPO (gtb_imitation.py; 0: PPO from scratch)")
     worker_steps: int = Field(400_000, ge=1, le=1_000_000_000, description="env steps of the workers' phase 1 "
                               "(no tax); each catch-up is worker_share of it")
     worker_stages: int = Field(2, ge=1, le=20, description="energy-cost annealing stages of phase 1")
@@ -168,18 +173,12 @@ class Capped:
         return self.sim.step(state, action, exogenous)
 
 
-def doubled(state: Any) -> Any:
-    """``state`` (a dataclass of tensors and dataclasses, batch first) with its rows twice: ``[B] → [2B]``."""
+def tiled(state: Any, copies: int) -> Any:
+    """``state`` (a dataclass of tensors and dataclasses, batch first) repeated: ``[B] → [copies·B]``, copy
+    after copy."""
     if isinstance(state, torch.Tensor):
-        return torch.cat([state, state])
-    return dataclasses.replace(state, **{f.name: doubled(getattr(state, f.name)) for f in dataclasses.fields(state)})
-
-
-def first_half(state: Any, batch: int) -> Any:
-    """The first ``batch`` rows of a :func:`doubled` state."""
-    if isinstance(state, torch.Tensor):
-        return state[:batch]
-    return dataclasses.replace(state, **{f.name: first_half(getattr(state, f.name), batch)
+        return state.repeat(copies, *([1] * (state.dim() - 1)))
+    return dataclasses.replace(state, **{f.name: tiled(getattr(state, f.name), copies)
                                          for f in dataclasses.fields(state)})
 
 
@@ -210,7 +209,7 @@ class PeriodSim:
 
     def reset(self, batch: int, generator: torch.Generator | None = None) -> Any:
         state = self.base.reset(batch, generator)
-        return doubled(state) if self.paired else state
+        return tiled(state, 2) if self.paired else state
 
     def sample_exogenous(self, batch: int, periods: int, generator: torch.Generator | None = None) -> torch.Tensor:
         draws = self.base.sample_exogenous(batch, periods * self.period, generator)
@@ -287,6 +286,11 @@ def train_gtb_two_level(scenario: GatherTradeBuildScenario, options: GtbTwoLevel
                          minibatches=4, eval_every=10**12)
 
     nets = {PLANNER: planner.net} | ({} if _scripted(workers) else {WORKERS: workers.net})
+    if not _scripted(workers) and options.imitation_steps:  # the warm start (gtb_imitation.py)
+        losses = imitate(workers, scenario, options.imitation_steps, options.num_envs, generator,
+                         progress=ctx.progress)
+        curves.append(pl.DataFrame({"step": [100 * i for i in range(len(losses))], "phase": ["imitation"] * len(losses),
+                                    "stage": [0] * len(losses), "imitation_loss": losses}))
     if not _scripted(workers):  # phase 1: the workers alone, no tax, the energy cost annealed up
         for stage in range(options.worker_stages):
             share = stage / max(options.worker_stages - 1, 1)

@@ -161,3 +161,53 @@ def test_the_planner_is_served_from_a_snapshot_and_bad_snapshots_are_422s(client
                                                      "states": [{**SNAPSHOT, field: value}]})
         assert bad.status_code == 422 and f"states[0].{field}" in bad.text, (field, bad.text)
     assert not math.isnan(answer.json()["actions"][0]["rates"][0])
+
+
+def test_the_period_trace_ends_where_the_episode_metrics_do() -> None:
+    from decisionlab.domains.taxation.gtb_metrics import episode_metrics
+    from decisionlab.domains.taxation.gtb_view import period_trace
+
+    scenario = GatherTradeBuildScenario(n_agents=3, map_size=10, observation_range=2, episode_steps=40,
+                                        tax_period_steps=10)
+    policy = GtbSchedule(scenario, [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6], "rising")
+    periods, rates = period_trace(scenario, policy, economies=4, seed=2)
+    metrics = episode_metrics(scenario, policy, 4, 2, torch.device("cpu"))
+    assert periods["period"].to_list() == [1, 2, 3, 4]
+    final = float(metrics["equality_times_productivity"].mean())
+    assert periods["equality_times_productivity"][-1] == pytest.approx(final)
+    assert float(periods["tax_collected"].sum()) == pytest.approx(float(metrics["revenue"].mean()))
+    assert rates.filter(rates["period"] == 2)["rate"].to_list() == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
+
+
+def test_the_search_scores_all_candidates_on_the_same_economies_and_keeps_its_best() -> None:
+    from decisionlab.domains.taxation.gtb_metrics import episode_metrics
+    from decisionlab.domains.taxation.gtb_search import objective_of, search_schedule
+
+    scenario = GatherTradeBuildScenario(n_agents=3, map_size=10, observation_range=2, episode_steps=30,
+                                        tax_period_steps=10, bracket_cutoffs=(0.0, 10.0))
+    candidates = torch.tensor([[0.0, 0.0], [0.0, 0.5], [0.5, 1.0]], dtype=torch.float64)
+    batched = objective_of(scenario, candidates, economies=4, seed=11)
+    for rates, value in zip(candidates.tolist(), batched.tolist(), strict=True):  # one at a time, the same economies
+        alone = episode_metrics(scenario, GtbSchedule(scenario, rates, "one"), 4, 11, torch.device("cpu"))
+        assert value == pytest.approx(float(alone["equality_times_productivity"].mean()))
+    found = search_schedule(scenario, economies=4, step=0.5, passes=2, seed=11)
+    grid = torch.tensor([[a, b] for a in (0.0, 0.5, 1.0) for b in (0.0, 0.5, 1.0)], dtype=torch.float64)
+    every = objective_of(scenario, grid, economies=4, seed=11)
+    assert found.value == pytest.approx(float(objective_of(scenario, torch.tensor([found.rates]), 4, 11)[0]))
+    assert found.value >= float(every[0]) - 1e-9  # never below no tax, where it starts
+    assert found.value <= float(every.max()) + 1e-9
+
+
+def test_imitation_fits_the_scripted_choices_on_the_learners_own_states() -> None:
+    from decisionlab.domains.taxation.gtb_imitation import imitate
+    from decisionlab.domains.taxation.gtb_train import GtbWorkers
+
+    scenario = GatherTradeBuildScenario(n_agents=2, map_size=9, observation_range=2, episode_steps=40,
+                                        tax_period_steps=10)
+    torch.manual_seed(0)
+    member = GtbWorkers.initial(scenario, "cpu", 32)
+    before = [p.detach().clone() for p in member.net.parameters()]
+    losses = imitate(member, scenario, 300, 16, make_generator(2, "cpu"), horizon=40)
+    # the weighted cross-entropy of the scripted choices (DAgger: on states the learner's own choices reach)
+    assert losses[0] > 3.0 and losses[-1] < 0.5 * losses[0], losses
+    assert any(not torch.equal(a, b) for a, b in zip(before, member.net.parameters(), strict=True))
