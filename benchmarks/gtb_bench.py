@@ -7,14 +7,19 @@ acts once per tax period, is not counted). Three columns per size: the simulator
 the scripted workers of the baselines deciding.
 
 ``two_level``: ``two_level_ppo`` (``workers=scripted`` or ``ppo``) trained with ≥ 3 seeds; each trained
-pair and the baselines ``saez``, ``us_federal``, ``free_market`` and ``searched`` are evaluated on the same held-out
-economies (maps, skills and draws from one seed), so the differences are paired per economy. Reported
-per training seed: equality × productivity with its 95% t-interval over economies, the paired difference
-to Saez; over seeds: the mean of the per-seed differences with its t-interval over the seeds.
+pair and the baselines ``saez``, ``us_federal``, ``free_market``, ``searched`` and ``searched_by_period``
+are evaluated on the same held-out economies (maps, skills and draws from one seed), so the differences
+are paired per economy. Reported per training seed: equality × productivity with its 95% t-interval over
+economies, the paired difference to each baseline; over seeds: the mean of the per-seed differences to
+Saez with its t-interval over the seeds.
+
+``compare``: the same table for pairs already registered (``--policy taxation/NAME@VERSION``, one per
+training seed), their training time read from their cards.
 
     python -m benchmarks.gtb_bench throughput [--no-write]
     python -m benchmarks.gtb_bench two_level [--workers scripted] [--seeds 3] [--economies 128] [--no-write]
         [--set key=value ...]
+    python -m benchmarks.gtb_bench compare --policy taxation/NAME@1 --policy ... [--economies 128] [--no-write]
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,23 +37,31 @@ from decisionlab.core import MergedPolicy, TrainContext, configure_threads
 from decisionlab.core.evaluation import mean_ci95
 from decisionlab.domains.taxation.gtb import PLANNER, WORKERS, GatherTradeBuildSim
 from decisionlab.domains.taxation.gtb_metrics import episode_metrics
-from decisionlab.domains.taxation.gtb_policies import gtb_free_market, gtb_saez, gtb_searched, gtb_us_federal
+from decisionlab.domains.taxation.gtb_policies import (
+    gtb_free_market,
+    gtb_saez,
+    gtb_searched,
+    gtb_searched_by_period,
+    gtb_us_federal,
+)
 from decisionlab.domains.taxation.gtb_saez import saez_estimate
-from decisionlab.domains.taxation.gtb_train import GtbTwoLevelOptions, train_gtb_two_level
-from decisionlab.domains.taxation.gtb_workers import GatherBuildWorkers
+from decisionlab.domains.taxation.gtb_train import GtbTwoLevelOptions, GtbWorkers, train_gtb_two_level
+from decisionlab.domains.taxation.gtb_workers import GatherBuildWorkers, GtbSchedule
 from decisionlab.domains.taxation.scenario import GatherTradeBuildScenario
 
 
 class FixedRates:
-    """A planner that sets ``rates [K]`` in every economy."""
+    """The planner part of a fixed-schedule baseline alone."""
 
-    def __init__(self, rates: torch.Tensor) -> None:
-        self.rates = rates
+    def __init__(self, schedule: GtbSchedule) -> None:
+        self.schedule = schedule
 
     def act(self, obs: dict) -> dict[str, torch.Tensor]:
-        return {PLANNER: self.rates.expand(obs[PLANNER]["features"].shape[0], 1, -1)}
+        return self.schedule.planner(obs)
 
 
+EVAL_SEED = 12_345
+"""The held-out economies' seed (apart from the training's, Saez's and the searches')."""
 SIZES = ((4, 25), (16, 25), (100, 100))
 """(workers, map side): the default map for 4 and 16; 100 workers on a 100 × 100 map."""
 
@@ -102,41 +116,41 @@ def throughput(write: bool) -> None:
     print(body)
 
 
-def two_level(write: bool, workers: str, seeds: int, economies: int, sets: list[str]) -> None:
-    scenario = GatherTradeBuildScenario()
-    overrides: dict[str, object] = {"workers": workers}
-    for item in sets:
-        key, _, value = item.partition("=")
-        overrides[key] = value
-    options = GtbTwoLevelOptions.model_validate(overrides)
-    device, eval_seed = torch.device("cpu"), 12_345
+def baseline_values(scenario: GatherTradeBuildScenario, economies: int, device: torch.device
+                    ) -> tuple[dict[str, GtbSchedule], dict[str, np.ndarray]]:
     baselines = {"saez": gtb_saez(scenario), "us_federal": gtb_us_federal(scenario),
-                 "free_market": gtb_free_market(scenario), "searched": gtb_searched(scenario)}
-    base = {name: episode_metrics(scenario, policy, economies, eval_seed, device)["equality_times_productivity"]
-            for name, policy in baselines.items()}
+                 "free_market": gtb_free_market(scenario), "searched": gtb_searched(scenario),
+                 "searched_by_period": gtb_searched_by_period(scenario)}
+    return baselines, {name: episode_metrics(scenario, policy, economies, EVAL_SEED, device)[
+        "equality_times_productivity"] for name, policy in baselines.items()}
+
+
+def score(scenario: GatherTradeBuildScenario, trained: list[tuple[str, Any, float]], economies: int,
+          heading: str, description: str) -> str:
+    """The comparison table of ``trained`` pairs ``(label, pair policy, training seconds)`` against the
+    baselines on the same held-out economies (module docstring)."""
+    device = torch.device("cpu")
+    baselines, base = baseline_values(scenario, economies, device)
     rows, diffs, same_workers = [], [], []
-    for seed in range(seeds):
-        start = time.perf_counter()
-        outcome = train_gtb_two_level(scenario, options, TrainContext(seed, device, progress=True))
-        seconds = time.perf_counter() - start
-        learned = episode_metrics(scenario, outcome.policy.for_scenario(scenario), economies, eval_seed, device)
-        value = learned["equality_times_productivity"]
+    for label, pair, seconds in trained:
+        policy = pair.for_scenario(scenario)
+        value = episode_metrics(scenario, policy, economies, EVAL_SEED, device)["equality_times_productivity"]
         mean, half = mean_ci95(value)
         cells = []
         for name in baselines:
             d_mean, d_half = mean_ci95(value - base[name])
             cells.append(f"{d_mean:+.1f} ± {d_half:.1f} ({100 * d_mean / base[name].mean():+.1f}%)")
         diffs.append(float((value - base["saez"]).mean()))
-        rows.append(f"| {seed} | {mean:.1f} ± {half:.1f} | " + " | ".join(cells) + f" | {seconds:.0f} |")
-        if workers == "ppo":  # the same schedules answered by the pair's own learned workers
-            learned_workers = outcome.policy.members[WORKERS].for_scenario(scenario)
+        rows.append(f"| {label} | {mean:.1f} ± {half:.1f} | " + " | ".join(cells) + f" | {seconds:.0f} |")
+        if isinstance(pair.members[WORKERS], GtbWorkers):  # the same schedules answered by its learned workers
+            learned_workers = pair.members[WORKERS].for_scenario(scenario)
             own = []
-            for name, policy in baselines.items():
-                fixed = MergedPolicy({PLANNER: FixedRates(policy.rates), WORKERS: learned_workers})
-                other = episode_metrics(scenario, fixed, economies, eval_seed, device)["equality_times_productivity"]
+            for schedule in baselines.values():
+                fixed = MergedPolicy({PLANNER: FixedRates(schedule), WORKERS: learned_workers})
+                other = episode_metrics(scenario, fixed, economies, EVAL_SEED, device)["equality_times_productivity"]
                 d_mean, d_half = mean_ci95(value - other)
-                own.append(f"{name} {d_mean:+.1f} ± {d_half:.1f}")
-            same_workers.append(f"| {seed} | " + " | ".join(own) + " |")
+                own.append(f"{d_mean:+.1f} ± {d_half:.1f}")
+            same_workers.append(f"| {label} | " + " | ".join(own) + " |")
         print(rows[-1], flush=True)
     saez_mean = float(base["saez"].mean())
     across = statistics.fmean(diffs)
@@ -147,37 +161,77 @@ def two_level(write: bool, workers: str, seeds: int, economies: int, sets: list[
         spread = float(stats.t.ppf(0.975, len(diffs) - 1)) * statistics.stdev(diffs) / len(diffs) ** 0.5
     reference = " | ".join(f"{name} {mean_ci95(v)[0]:.1f} ± {mean_ci95(v)[1]:.1f}" for name, v in base.items())
     estimate = saez_estimate(scenario)
-    body = "\n".join([
-        f"### Taxation: two-level PPO in Gather-Trade-Build (workers: {workers})",
-        "",
-        f"`two_level_ppo` with `workers={workers}` and otherwise " + (
-            ", ".join(f"`{k}={v}`" for k, v in overrides.items() if k != "workers") or "default options")
-        + f", one thread, {seeds} training seeds. Every policy is scored on the same {economies} held-out "
-        "economies (equality × productivity of the coin at the episode's end; 95% t-intervals over economies; "
-        "differences paired per economy). The baselines' workers are the scripted ones.",
+    return "\n".join([
+        heading, "", description + f" Every policy is scored on the same {economies} held-out economies "
+        "(equality × productivity of the coin at the episode's end; 95% t-intervals over economies; differences "
+        "paired per economy). The baselines' workers are the scripted ones.",
         "",
         f"Baselines: {reference}. Saez's estimated rates: "
         + " ".join(f"{r:.2f}" for r in estimate.rates) + f" (e = {estimate.elasticity:.2f}).",
         "",
-        "| seed | two-level E×P | vs `saez` | vs `us_federal` | vs `free_market` | vs `searched` | seconds |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "| training seed | two-level E×P | vs `saez` | vs `us_federal` | vs `free_market` | vs `searched` "
+        "| vs `searched_by_period` | training seconds |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
         *rows,
         "",
         f"Over seeds, against Saez: {across:+.1f} ± {spread:.1f} ({100 * across / saez_mean:+.1f}% of Saez's "
         f"{saez_mean:.1f}; 95% t-interval over {len(diffs)} seeds). The paper reports +16% over Saez.",
         *([] if not same_workers else [
             "", "The pair against the same fixed schedules answered by its own learned workers (paired, 95% t):",
-            "", "| seed | vs each schedule |", "|---:|---|", *same_workers]),
+            "", "| training seed | " + " | ".join(f"vs `{name}`" for name in baselines) + " |",
+            "|---|" + "---:|" * len(baselines), *same_workers]),
     ])
+
+
+def two_level(write: bool, workers: str, seeds: int, economies: int, sets: list[str]) -> None:
+    scenario = GatherTradeBuildScenario()
+    overrides: dict[str, object] = {"workers": workers}
+    for item in sets:
+        key, _, value = item.partition("=")
+        overrides[key] = value
+    options = GtbTwoLevelOptions.model_validate(overrides)
+    trained = []
+    for seed in range(seeds):
+        start = time.perf_counter()
+        outcome = train_gtb_two_level(scenario, options, TrainContext(seed, torch.device("cpu"), progress=True))
+        trained.append((str(seed), outcome.policy, time.perf_counter() - start))
+    settings = ", ".join(f"`{k}={v}`" for k, v in overrides.items() if k != "workers") or "default options"
+    heading = f"### Taxation: two-level PPO in Gather-Trade-Build (workers: {workers})"
+    body = score(scenario, trained, economies, heading,
+                 f"`two_level_ppo` with `workers={workers}` and otherwise {settings}, one thread, {seeds} training "
+                 "seeds.")
     if write:
         write_section(f"gtb_two_level_{workers}", body)
     print(body)
-    np.set_printoptions(precision=3)
+
+
+def compare(write: bool, refs: list[str], economies: int) -> None:
+    from decisionlab.core import PolicyRegistry
+    from decisionlab.core.policy import rebuild_module
+
+    registry = PolicyRegistry()
+    trained, kinds = [], set()
+    scenario = GatherTradeBuildScenario()
+    for ref in refs:
+        record = registry.find(ref)
+        card = record.card
+        scenario = GatherTradeBuildScenario.model_validate(card["scenario"])
+        pair = rebuild_module(card["policy_config"], registry.load_weights(record), torch.device("cpu"))
+        kinds.add(str(card.get("algo_options", {}).get("workers")))
+        trained.append((f"{card.get('seed')} (`{ref}`)", pair, float(card.get("train_seconds", 0.0))))
+    workers = "/".join(sorted(kinds))
+    body = score(scenario, trained, economies, f"### Taxation: registered two-level pairs in Gather-Trade-Build "
+                 f"(workers: {workers})", f"`two_level_ppo` pairs trained by `decisionlab train taxation --algo "
+                 f"two_level_ppo --scenario gather_trade_build --algo-set workers={workers} --seed S`, one thread.")
+    if write:
+        write_section(f"gtb_registered_{workers}", body)
+    print(body)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("part", choices=["throughput", "two_level"])
+    parser.add_argument("part", choices=["throughput", "two_level", "compare"])
+    parser.add_argument("--policy", action="append", default=[], help="compare: a registered pair, per seed")
     parser.add_argument("--workers", choices=["scripted", "ppo"], default="scripted")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--economies", type=int, default=128)
@@ -187,6 +241,8 @@ def main() -> None:
     configure_threads()
     if args.part == "throughput":
         throughput(not args.no_write)
+    elif args.part == "compare":
+        compare(not args.no_write, args.policy, args.economies)
     else:
         two_level(not args.no_write, args.workers, args.seeds, args.economies, args.set)
 

@@ -15,7 +15,13 @@ from __future__ import annotations
 from decisionlab.core import AlgoSpec, DomainSpec, PolicySpec, SettingSpec, ViewSpec, register_domain
 from decisionlab.domains.taxation import gtb_metrics, gtb_serve
 from decisionlab.domains.taxation.gtb import GatherTradeBuildSim
-from decisionlab.domains.taxation.gtb_policies import gtb_free_market, gtb_saez, gtb_searched, gtb_us_federal
+from decisionlab.domains.taxation.gtb_policies import (
+    gtb_free_market,
+    gtb_saez,
+    gtb_searched,
+    gtb_searched_by_period,
+    gtb_us_federal,
+)
 from decisionlab.domains.taxation.gtb_train import GtbTwoLevelOptions, train_gtb_two_level
 from decisionlab.domains.taxation.metrics import METRICS, episode_metrics
 from decisionlab.domains.taxation.policies import (
@@ -98,6 +104,9 @@ GATHER_TRADE_BUILD = SettingSpec(
         "searched": PolicySpec("searched", "the best fixed schedule a coordinate search on the 10% rate grid finds "
                                "for the scripted workers, on economies of its own; scripted workers", gtb_searched,
                                expensive=True),
+        "searched_by_period": PolicySpec("searched_by_period", "a schedule per tax period, found by the same search "
+                                         "from searched's (what a planner that reads only the clock can do); "
+                                         "scripted workers", gtb_searched_by_period, expensive=True),
     },
     serving=gtb_serve.SERVING,
     algos={"two_level_ppo": AlgoSpec(

@@ -89,6 +89,13 @@ def worker_features(s: GatherTradeBuildScenario, state: GatherTradeBuildState, s
     return torch.cat([own.to(dtype), quotes(state.book, agents, s.max_bid_ask).to(dtype), shared.to(dtype)], -1)
 
 
+def period_of(s: GatherTradeBuildScenario, planner: torch.Tensor, periods: int) -> torch.Tensor:
+    """``[B]`` the tax period (from 0, at most ``periods − 1``) read from the planner's features
+    ``[B, 1, F]`` (its clock: the episode's progress)."""
+    progress = planner[:, 0, -2].double()
+    return ((progress * s.episode_steps).round().long() // s.tax_period_steps).clamp(0, periods - 1)
+
+
 def planner_features(s: GatherTradeBuildScenario, state: GatherTradeBuildState) -> torch.Tensor:
     """``[B, 1, 4·A + K + 3]`` (module docstring)."""
     total = state.coin + state.held.coin

@@ -57,7 +57,7 @@ class GtbTwoLevelOptions(BaseModel):
     worker_steps: int = Field(400_000, ge=1, le=1_000_000_000, description="env steps of the workers' phase 1 "
                               "(no tax); each catch-up is worker_share of it")
     worker_stages: int = Field(2, ge=1, le=20, description="energy-cost annealing stages of phase 1")
-    energy_start: float = Field(0.5, gt=0, le=1, description="energy-cost multiplier at the start of phase 1")
+    energy_start: float = Field(0.5, ge=0, le=1, description="energy-cost multiplier at the start of phase 1")
     planner_periods: int = Field(200_000, ge=1, le=100_000_000, description="tax periods the planner learns from "
                                  "in phase 2 (over all its stages and cycles)")
     planner_stages: int = Field(3, ge=1, le=20, description="max-rate annealing stages of phase 2")
@@ -252,17 +252,19 @@ def train_gtb_two_level(scenario: GatherTradeBuildScenario, options: GtbTwoLevel
     ctx.seed_init()
     device = ctx.device
     base = GatherTradeBuildSim(scenario, device)
-    PeriodSim(base, None)  # checks the periods before anything trains
+    periods = PeriodSim(base, None).horizon  # (checks the periods before anything trains)
     pair = GtbPair.initial(scenario, device, options.hidden, options.workers)
     planner, workers = pair.members[PLANNER], pair.members[WORKERS]
     generator = ctx.generator("train")
     curves: list[pl.DataFrame] = []
     done_steps = 0
-    # the planner's reward scale: the free market's objective with these workers, about 1 per episode
-    acting_workers = workers.for_scenario(scenario) if _scripted(workers) else Sampled(workers, None)
-    free = episode_metrics(scenario, MergedPolicy({PLANNER: _NoTax(scenario.n_brackets), WORKERS: acting_workers}),
-                           options.eval_economies, int(ctx.stream("scale")) % (2**31), device)
-    scale = max(float(free["equality_times_productivity"].mean()), 1.0)
+
+    def free_market_scale() -> float:
+        """The planner's reward scale: the free market's objective with the workers as they are now."""
+        acting = workers.for_scenario(scenario) if _scripted(workers) else Sampled(workers.bind(base), None)
+        free = episode_metrics(scenario, MergedPolicy({PLANNER: _NoTax(scenario.n_brackets), WORKERS: acting}),
+                               options.eval_economies, int(ctx.stream("scale")) % (2**31), device)
+        return max(float(free["equality_times_productivity"].mean()), 1.0)
 
     def record(history: pl.DataFrame, phase: str, stage: int) -> None:
         nonlocal done_steps
@@ -278,10 +280,10 @@ def train_gtb_two_level(scenario: GatherTradeBuildScenario, options: GtbTwoLevel
                          learning_rate=options.learning_rate, ent_coef=options.worker_entropy, update_epochs=4,
                          minibatches=4, eval_every=10**12)
 
-    def planner_config(periods: int, entropy: float) -> PPOConfig:
-        per_update = options.planner_envs * PeriodSim(base, None).horizon
-        return PPOConfig(num_envs=options.planner_envs, rollout_steps=PeriodSim(base, None).horizon,
-                         total_env_steps=max(per_update, periods), gamma=1.0, gae_lambda=1.0,
+    def planner_config(steps: int, entropy: float) -> PPOConfig:
+        per_update = options.planner_envs * periods
+        return PPOConfig(num_envs=options.planner_envs, rollout_steps=periods,
+                         total_env_steps=max(per_update, steps), gamma=1.0, gae_lambda=1.0,
                          learning_rate=options.planner_learning_rate, ent_coef=entropy, update_epochs=4,
                          minibatches=4, eval_every=10**12)
 
@@ -302,6 +304,7 @@ def train_gtb_two_level(scenario: GatherTradeBuildScenario, options: GtbTwoLevel
                                description=f"workers {stage + 1}/{options.worker_stages} (no tax)")
             record(result.history, "workers", stage)
 
+    scale = free_market_scale()
     for stage in range(options.planner_stages):  # phase 2: the planner, its largest rate annealed up
         share = stage / max(options.planner_stages - 1, 1)
         max_rate = options.max_rate_start + (1.0 - options.max_rate_start) * share

@@ -27,13 +27,14 @@ Deterministic and batched: ``act`` reads only the observation (window, features,
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 
 from decisionlab.domains.taxation.economy import tax
 from decisionlab.domains.taxation.gtb import BUILD, NOOP, PLANNER, WORKERS
-from decisionlab.domains.taxation.gtb_observe import COIN_SCALE, GOODS_SCALE, WindowGeometry
+from decisionlab.domains.taxation.gtb_observe import COIN_SCALE, GOODS_SCALE, WindowGeometry, period_of
 from decisionlab.domains.taxation.gtb_world import STONE, STONE_SOURCE, WOOD, WOOD_SOURCE
 from decisionlab.domains.taxation.scenario import GatherTradeBuildScenario
 
@@ -133,15 +134,28 @@ class GatherBuildWorkers:
 
 
 class GtbSchedule:
-    """A fixed schedule ``rates [K]`` for the planner, :class:`GatherBuildWorkers` for the workers."""
+    """A fixed schedule for the planner, :class:`GatherBuildWorkers` for the workers: ``rates`` ``[K]`` in
+    every tax period, or ``[P, K]``, one row per period."""
 
-    def __init__(self, scenario: GatherTradeBuildScenario, rates: list[float], name: str, device: Any = "cpu") -> None:
-        if len(rates) != scenario.n_brackets:
-            raise ValueError(f"{name}: {len(rates)} rates for {scenario.n_brackets} brackets")
+    def __init__(self, scenario: GatherTradeBuildScenario, rates: Sequence[float] | Sequence[Sequence[float]],
+                 name: str, device: Any = "cpu") -> None:
         self.name, self.scenario = name, scenario
         self.workers = GatherBuildWorkers(scenario, device)
-        self.rates = torch.tensor(rates, dtype=torch.get_default_dtype(), device=self.workers.device)
+        table = torch.tensor(rates, dtype=torch.get_default_dtype(), device=self.workers.device)
+        self.table = table[None] if table.dim() == 1 else table  # [P, K]
+        if self.table.dim() != 2 or self.table.shape[1] != scenario.n_brackets:
+            raise ValueError(f"{name}: rates of shape {list(table.shape)} for {scenario.n_brackets} brackets")
+
+    @property
+    def rates(self) -> torch.Tensor:
+        """``[K]`` the first period's rates (every period's, for a schedule without periods)."""
+        return self.table[0]
+
+    def planner(self, obs: dict[str, dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        features = obs[PLANNER]["features"]
+        if self.table.shape[0] == 1:
+            return {PLANNER: self.table[0].expand(features.shape[0], 1, -1)}
+        return {PLANNER: self.table[period_of(self.scenario, features, self.table.shape[0])][:, None, :]}
 
     def act(self, obs: dict[str, dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-        batch = obs[PLANNER]["features"].shape[0]
-        return {PLANNER: self.rates.expand(batch, 1, -1), **self.workers.act(obs)}
+        return {**self.planner(obs), **self.workers.act(obs)}

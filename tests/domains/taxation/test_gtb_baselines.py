@@ -211,3 +211,28 @@ def test_imitation_fits_the_scripted_choices_on_the_learners_own_states() -> Non
     # the weighted cross-entropy of the scripted choices (DAgger: on states the learner's own choices reach)
     assert losses[0] > 3.0 and losses[-1] < 0.5 * losses[0], losses
     assert any(not torch.equal(a, b) for a, b in zip(before, member.net.parameters(), strict=True))
+
+
+def test_a_schedule_per_period_sets_each_periods_rates_at_its_start() -> None:
+    from decisionlab.domains.taxation.gtb_search import objective_of
+    from decisionlab.domains.taxation.gtb_view import period_trace
+
+    scenario = GatherTradeBuildScenario(n_agents=3, map_size=10, observation_range=2, episode_steps=30,
+                                        tax_period_steps=10, bracket_cutoffs=(0.0, 10.0))
+    table = [[0.0, 0.1], [0.5, 0.6], [0.9, 1.0]]
+    policy = GtbSchedule(scenario, table, "by period")
+    _, rates = period_trace(scenario, policy, economies=2, seed=4)
+    assert rates["rate"].to_list() == pytest.approx([r for row in table for r in row])
+    # the same schedule in every period scores as the single schedule; a batch of per-period candidates too
+    flat = objective_of(scenario, torch.tensor([[0.2, 0.4]], dtype=torch.float64), 3, 5)
+    repeated = objective_of(scenario, torch.tensor([[[0.2, 0.4]] * 3, table], dtype=torch.float64), 3, 5)
+    assert float(repeated[0]) == pytest.approx(float(flat[0]))
+    alone = episode_metrics_of(scenario, GtbSchedule(scenario, table, "t"), 3, 5)
+    assert float(repeated[1]) == pytest.approx(alone)
+
+
+def episode_metrics_of(scenario: GatherTradeBuildScenario, policy: GtbSchedule, economies: int, seed: int) -> float:
+    from decisionlab.domains.taxation.gtb_metrics import episode_metrics
+
+    return float(episode_metrics(scenario, policy, economies, seed, torch.device("cpu"))[
+        "equality_times_productivity"].mean())
