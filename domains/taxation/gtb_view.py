@@ -1,8 +1,9 @@
 """The Gather-Trade-Build tab: what each schedule does period by period, and where Saez's rates come from.
 
 The sidebar's scenario is simulated for a few economies (the same maps and draws for every policy) under
-each baseline that serves it and each learned pair of the kept comparison of this scenario; the traces are
-cached per scenario and policy. Figures: equality × productivity at each period's end, the tax collected
+the quick baselines, the estimated and searched ones once asked for (or kept from a comparison of this
+scenario), and each learned pair of the kept comparison of this scenario; the traces are cached per
+scenario and policy. Figures: equality × productivity at each period's end, the tax collected
 and the houses built per period, and the rates the planner set; a table of the Saez estimate's
 ingredients (e, a(z), G(z)) beside its rates.
 """
@@ -86,7 +87,20 @@ def periods_tab(ctx: ViewContext) -> None:
     scenario: GatherTradeBuildScenario = ctx.scenario  # type: ignore[assignment]
     key = scenario.model_dump_json()
     traces, rates = {}, {}
-    for name in ctx.setting.available_policies(scenario):
+    available = ctx.setting.available_policies(scenario)
+    # the estimated and searched baselines take seconds to minutes to build: drawn once asked for (or once
+    # the kept comparison of this scenario has them)
+    asked = ctx.key("gtb_expensive_scenario")
+    kept = {label for label, _ in ctx.result.policies} if ctx.result is not None and \
+        ctx.result.scenario.model_dump_json() == key else set()
+    expensive = [name for name in available if ctx.setting.policies[name].expensive]
+    wanted = [name for name in available if name not in expensive or name in kept
+              or st.session_state.get(asked) == key]
+    if any(name not in wanted for name in expensive):
+        st.button(f"Also simulate {', '.join(name for name in expensive if name not in wanted)} (their estimate or "
+                  "search takes up to minutes)", key=ctx.key("gtb_expensive"), on_click=st.session_state.__setitem__,
+                  args=(asked, key))
+    for name in wanted:
         traces[name], rates[name] = _traces(key, name)
     for label, policy in _learned(ctx).items():
         traces[label], rates[label] = period_trace(scenario, policy)
