@@ -44,6 +44,7 @@ from decisionlab.domains.taxation.gtb import PLANNER, WORKERS, GatherTradeBuildS
 from decisionlab.domains.taxation.gtb_imitation import imitate
 from decisionlab.domains.taxation.gtb_metrics import episode_metrics
 from decisionlab.domains.taxation.gtb_workers import GatherBuildWorkers
+from decisionlab.domains.taxation.members import GroupMember
 from decisionlab.domains.taxation.scenario import GatherTradeBuildScenario
 
 
@@ -79,24 +80,11 @@ class GtbTwoLevelOptions(BaseModel):
     eval_economies: int = Field(32, ge=1, le=4096, description="economies of the final held-out evaluation")
 
 
-class GtbMember(ActorCriticPolicy):
+class GtbMember(GroupMember):
     """One group's actor-critic, acting in any Gather-Trade-Build scenario with the same shapes."""
 
-    kind: ClassVar[str] = ""
-    group_name: ClassVar[str] = ""
-
-    def config(self) -> dict[str, Any]:
-        return {**super().config(), "kind": self.kind}
-
-    @classmethod
-    def initial(cls, scenario: GatherTradeBuildScenario, device: Any, hidden: int = 128, log_std: float = -1.0
-                ) -> GtbMember:
-        sim = GatherTradeBuildSim(scenario, device)
-        config = PPOConfig(hidden=(hidden, hidden), init_log_std=log_std)
-        return cls(config.build_network(sim.spaces.agents[cls.group_name]), sim, cls.group_name, cls.group_name)
-
-    def for_scenario(self, scenario: GatherTradeBuildScenario) -> GtbMember:
-        return self.bind(GatherTradeBuildSim(scenario, next(self.net.parameters()).device))
+    default_hidden: ClassVar[int] = 128
+    simulator = staticmethod(GatherTradeBuildSim)
 
 
 class GtbPlanner(GtbMember):

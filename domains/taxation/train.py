@@ -26,7 +26,6 @@ import torch
 from pydantic import BaseModel, Field
 
 from decisionlab.core import (
-    ActorCriticPolicy,
     JointPolicy,
     MergedPolicy,
     PPOConfig,
@@ -39,6 +38,7 @@ from decisionlab.core import (
     train_ppo,
 )
 from decisionlab.domains.taxation.economy import Economy
+from decisionlab.domains.taxation.members import GroupMember
 from decisionlab.domains.taxation.scenario import OneStepScenario
 from decisionlab.domains.taxation.sim import PLANNER, WORKERS, OneStepSim
 
@@ -71,24 +71,10 @@ def training_sim(scenario: OneStepScenario, device: Any, **curriculum: float) ->
     return OneStepSim(scenario, device, **curriculum)
 
 
-class TaxationMember(ActorCriticPolicy):
+class TaxationMember(GroupMember):
     """One group's actor-critic, acting in any one-step scenario with the same brackets."""
 
-    group_name: ClassVar[str] = ""
-
-    def config(self) -> dict[str, Any]:
-        return {**super().config(), "kind": self.kind}
-
-    @classmethod
-    def initial(cls, scenario: OneStepScenario, device: Any, hidden: int = 64, log_std: float = -1.0
-                ) -> TaxationMember:
-        sim = training_sim(scenario, device)
-        config = PPOConfig(hidden=(hidden, hidden), init_log_std=log_std)
-        return cls(config.build_network(sim.spaces.agents[cls.group_name]), sim, cls.group_name, cls.group_name)
-
-    def for_scenario(self, scenario: OneStepScenario) -> TaxationMember:
-        device = next(self.net.parameters()).device
-        return self.bind(training_sim(scenario, device))
+    simulator = staticmethod(training_sim)
 
 
 class TaxationPlanner(TaxationMember):
