@@ -25,7 +25,6 @@ training seed), their training time read from their cards.
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from typing import Any
 
@@ -153,12 +152,7 @@ def score(scenario: GatherTradeBuildScenario, trained: list[tuple[str, Any, floa
             same_workers.append(f"| {label} | " + " | ".join(own) + " |")
         print(rows[-1], flush=True)
     saez_mean = float(base["saez"].mean())
-    across = statistics.fmean(diffs)
-    spread = 0.0
-    if len(diffs) > 1:
-        from scipy import stats
-
-        spread = float(stats.t.ppf(0.975, len(diffs) - 1)) * statistics.stdev(diffs) / len(diffs) ** 0.5
+    across, spread = mean_ci95(np.array(diffs))
     reference = " | ".join(f"{name} {mean_ci95(v)[0]:.1f} ± {mean_ci95(v)[1]:.1f}" for name, v in base.items())
     estimate = saez_estimate(scenario)
     return "\n".join([

@@ -24,10 +24,12 @@ import argparse
 import itertools
 import time
 
+import numpy as np
 import torch
 
 from benchmarks.report import write_section
 from decisionlab.core import configure_threads, run
+from decisionlab.core.evaluation import mean_ci95
 from decisionlab.domains.taxation.economy import Economy
 from decisionlab.domains.taxation.optimal import best_schedule
 from decisionlab.domains.taxation.policies import saez
@@ -111,8 +113,6 @@ def throughput(write: bool) -> None:
 
 
 def two_level(write: bool, objective: str, seeds: int) -> None:
-    import statistics
-
     from decisionlab.core import TrainContext
     from decisionlab.domains.taxation.saez import one_step_saez_rates
     from decisionlab.domains.taxation.train import TwoLevelOptions, train_two_level
@@ -133,12 +133,7 @@ def two_level(write: bool, objective: str, seeds: int) -> None:
         rows.append(f"| {seed} | {rates} | {exact:,.4f} | {gaps[-1]:+.2f}% | {learned:,.4f} | {seconds:.0f} |")
         print(rows[-1], flush=True)
     shown = " ".join("·" if free else f"{rate:.2f}" for rate, free in zip(best.rates, best.free, strict=True))
-    mean = statistics.fmean(gaps)
-    half = 0.0
-    if len(gaps) > 1:
-        from scipy import stats
-
-        half = float(stats.t.ppf(0.975, len(gaps) - 1)) * statistics.stdev(gaps) / len(gaps) ** 0.5
+    mean, half = mean_ci95(np.array(gaps))
     body = "\n".join([
         f"### Taxation: two-level PPO against the exact optimum (`one_step`, N = 10, {objective})",
         "",

@@ -64,13 +64,10 @@ class GatherBuildWorkers:
         """``(distance, cell, is_source) [B, A]``: the nearest window cell holding ``resource``, or, with none in
         view, the nearest ``source`` tile (emptied: it regrows; waiting on it costs no labour). Distance
         ``inf`` where neither is in view."""
-        here, there = self.nearest(window, resource), self.nearest(window, source)
+        here, there = self.geometry.nearest(window, resource), self.geometry.nearest(window, source)
         use_source = ~torch.isfinite(here[0])
         return (torch.where(use_source, there[0], here[0]), torch.where(use_source, there[1], here[1]),
                 use_source & torch.isfinite(there[0]))
-
-    def nearest(self, window: torch.Tensor, bit: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.geometry.nearest(window, bit)
 
     def act(self, obs: dict[str, dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
         s = self.scenario
