@@ -45,19 +45,9 @@ from decisionlab.domains.taxation.gtb_policies import (
 )
 from decisionlab.domains.taxation.gtb_saez import saez_estimate
 from decisionlab.domains.taxation.gtb_train import GtbTwoLevelOptions, GtbWorkers, train_gtb_two_level
-from decisionlab.domains.taxation.gtb_workers import GatherBuildWorkers, GtbSchedule
+from decisionlab.domains.taxation.gtb_view import period_trace
+from decisionlab.domains.taxation.gtb_workers import GatherBuildWorkers, GtbSchedule, SchedulePlanner
 from decisionlab.domains.taxation.scenario import GatherTradeBuildScenario
-
-
-class FixedRates:
-    """The planner part of a fixed-schedule baseline alone."""
-
-    def __init__(self, schedule: GtbSchedule) -> None:
-        self.schedule = schedule
-
-    def act(self, obs: dict) -> dict[str, torch.Tensor]:
-        return self.schedule.planner(obs)
-
 
 EVAL_SEED = 12_345
 """The held-out economies' seed (apart from the training's, Saez's and the searches')."""
@@ -145,7 +135,7 @@ def score(scenario: GatherTradeBuildScenario, trained: list[tuple[str, Any, floa
             learned_workers = pair.members[WORKERS].for_scenario(scenario)
             own = []
             for schedule in baselines.values():
-                fixed = MergedPolicy({PLANNER: FixedRates(schedule), WORKERS: learned_workers})
+                fixed = MergedPolicy({PLANNER: SchedulePlanner(schedule), WORKERS: learned_workers})
                 other = episode_metrics(scenario, fixed, economies, EVAL_SEED, device)["equality_times_productivity"]
                 d_mean, d_half = mean_ci95(value - other)
                 own.append(f"{d_mean:+.1f} ± {d_half:.1f}")
@@ -154,6 +144,14 @@ def score(scenario: GatherTradeBuildScenario, trained: list[tuple[str, Any, floa
     saez_mean = float(base["saez"].mean())
     across, spread = mean_ci95(np.array(diffs))
     reference = " | ".join(f"{name} {mean_ci95(v)[0]:.1f} ± {mean_ci95(v)[1]:.1f}" for name, v in base.items())
+    searched = " ".join(f"{r:.1f}" for r in baselines["searched"].rates.tolist())
+    timing = []
+    for label, pair, _ in trained[:1]:  # what the first planner does, period by period (mean over 32 economies)
+        _, rates = period_trace(scenario, pair.for_scenario(scenario), economies=32, seed=EVAL_SEED)
+        table = rates.pivot(on="bracket", index="period", values="rate")
+        timing = ["", f"Rates set by the planner of seed {label}, mean over 32 of the held-out economies:", "",
+                  "| period | " + " | ".join(table.columns[1:]) + " |", "|---:|" + "---:|" * (table.width - 1),
+                  *("| " + " | ".join([str(row[0])] + [f"{v:.2f}" for v in row[1:]]) + " |" for row in table.rows())]
     estimate = saez_estimate(scenario)
     return "\n".join([
         heading, "", description + f" Every policy is scored on the same {economies} held-out economies "
@@ -161,7 +159,8 @@ def score(scenario: GatherTradeBuildScenario, trained: list[tuple[str, Any, floa
         "paired per economy). The baselines' workers are the scripted ones.",
         "",
         f"Baselines: {reference}. Saez's estimated rates: "
-        + " ".join(f"{r:.2f}" for r in estimate.rates) + f" (e = {estimate.elasticity:.2f}).",
+        + " ".join(f"{r:.2f}" for r in estimate.rates) + f" (e = {estimate.elasticity:.2f}); `searched`'s: "
+        + searched + ".",
         "",
         "| training seed | two-level E×P | vs `saez` | vs `us_federal` | vs `free_market` | vs `searched` "
         "| vs `searched_by_period` | training seconds |",
@@ -170,6 +169,7 @@ def score(scenario: GatherTradeBuildScenario, trained: list[tuple[str, Any, floa
         "",
         f"Over seeds, against Saez: {across:+.1f} ± {spread:.1f} ({100 * across / saez_mean:+.1f}% of Saez's "
         f"{saez_mean:.1f}; 95% t-interval over {len(diffs)} seeds). The paper reports +16% over Saez.",
+        *timing,
         *([] if not same_workers else [
             "", "The pair against the same fixed schedules answered by its own learned workers (paired, 95% t):",
             "", "| training seed | " + " | ".join(f"vs `{name}`" for name in baselines) + " |",

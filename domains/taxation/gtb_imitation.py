@@ -111,4 +111,4 @@ def agreement(member: ActorCriticPolicy, scenario: GatherTradeBuildScenario, eco
     return same / max(total, 1)
 
 
-__all__: list[Any] = ["agreement", "imitate", "random_rates"]
+__all__ = ["agreement", "imitate", "random_rates", "varied_start"]

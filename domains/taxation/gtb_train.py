@@ -43,7 +43,7 @@ from decisionlab.core import (
 from decisionlab.domains.taxation.gtb import PLANNER, WORKERS, GatherTradeBuildSim
 from decisionlab.domains.taxation.gtb_imitation import imitate
 from decisionlab.domains.taxation.gtb_metrics import episode_metrics
-from decisionlab.domains.taxation.gtb_workers import GatherBuildWorkers
+from decisionlab.domains.taxation.gtb_workers import GatherBuildWorkers, GtbSchedule, SchedulePlanner
 from decisionlab.domains.taxation.members import GroupMember
 from decisionlab.domains.taxation.scenario import GatherTradeBuildScenario
 
@@ -250,7 +250,8 @@ def train_gtb_two_level(scenario: GatherTradeBuildScenario, options: GtbTwoLevel
     def free_market_scale() -> float:
         """The planner's reward scale: the free market's objective with the workers as they are now."""
         acting = workers.for_scenario(scenario) if _scripted(workers) else Sampled(workers.bind(base), None)
-        free = episode_metrics(scenario, MergedPolicy({PLANNER: _NoTax(scenario.n_brackets), WORKERS: acting}),
+        no_tax = SchedulePlanner(GtbSchedule(scenario, [0.0] * scenario.n_brackets, "free_market", device))
+        free = episode_metrics(scenario, MergedPolicy({PLANNER: no_tax, WORKERS: acting}),
                                options.eval_economies, int(ctx.stream("scale")) % (2**31), device)
         return max(float(free["equality_times_productivity"].mean()), 1.0)
 
@@ -323,14 +324,3 @@ def train_gtb_two_level(scenario: GatherTradeBuildScenario, options: GtbTwoLevel
     metrics |= {f"first_rate_{k}": float(r) for k, r in enumerate(rates.tolist())}
     curve = pl.concat(curves, how="diagonal_relaxed") if curves else pl.DataFrame()
     return TrainOutcome(pair, pair.config(), metrics, curve, options.model_dump())
-
-
-class _NoTax:
-    """A planner that sets no tax (the reward scale's free market)."""
-
-    def __init__(self, brackets: int) -> None:
-        self.brackets = brackets
-
-    def act(self, obs: Any) -> dict[str, torch.Tensor]:
-        batch = obs[PLANNER]["features"].shape[0]
-        return {PLANNER: torch.zeros(batch, 1, self.brackets, device=obs[PLANNER]["features"].device)}

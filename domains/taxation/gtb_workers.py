@@ -156,3 +156,13 @@ class GtbSchedule:
 
     def act(self, obs: dict[str, dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
         return {**self.planner(obs), **self.workers.act(obs)}
+
+
+class SchedulePlanner:
+    """The planner part of a :class:`GtbSchedule` alone (beside other workers than the scripted ones)."""
+
+    def __init__(self, schedule: GtbSchedule) -> None:
+        self.schedule = schedule
+
+    def act(self, obs: dict[str, dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        return self.schedule.planner(obs)

@@ -3,6 +3,7 @@ scenario whose simulator gives the group the same shapes. A setting's members na
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from decisionlab.core import ActorCriticPolicy, PPOConfig
@@ -14,11 +15,8 @@ class GroupMember(ActorCriticPolicy):
     kind: ClassVar[str] = ""
     group_name: ClassVar[str] = ""
     default_hidden: ClassVar[int] = 64
-
-    @staticmethod
-    def simulator(scenario: Any, device: Any) -> Any:
-        """The simulator the member acts in for ``scenario``."""
-        raise NotImplementedError
+    simulator: ClassVar[Callable[[Any, Any], Any]]
+    """``(scenario, device) -> simulator`` the member acts in (each setting's members set it, a ``staticmethod``)."""
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), "kind": self.kind}
