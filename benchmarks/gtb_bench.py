@@ -13,6 +13,13 @@ are paired per economy. Reported per training seed: equality × productivity wit
 economies, the paired difference to each baseline; over seeds: the mean of the per-seed differences to
 Saez with its t-interval over the seeds.
 
+With learned workers (``workers=ppo``) the baselines are scored as the AI Economist scores them, with
+workers that adapted to each: every fixed schedule (``saez``, ``us_federal``, ``free_market``) is answered
+by a copy of the pair's workers after PPO under that schedule for the budget of the pair's own last
+catch-up (``adapt_workers``), Saez's rates are estimated from the pair's workers' incomes, and a second
+table gives the same schedules answered by the pair's workers unadapted. (The searched schedules are
+searched with the scripted workers and belong to the scripted table.)
+
 ``compare``: the same table for pairs already registered (``--policy taxation/NAME@VERSION``, one per
 training seed), their training time read from their cards.
 
@@ -32,7 +39,7 @@ import numpy as np
 import torch
 
 from benchmarks.report import write_section
-from decisionlab.core import MergedPolicy, TrainContext, configure_threads
+from decisionlab.core import MergedPolicy, TrainContext, configure_threads, make_generator
 from decisionlab.core.evaluation import mean_ci95
 from decisionlab.domains.taxation.gtb import PLANNER, WORKERS, GatherTradeBuildSim
 from decisionlab.domains.taxation.gtb_metrics import episode_metrics
@@ -43,8 +50,13 @@ from decisionlab.domains.taxation.gtb_policies import (
     gtb_searched_by_period,
     gtb_us_federal,
 )
-from decisionlab.domains.taxation.gtb_saez import saez_estimate
-from decisionlab.domains.taxation.gtb_train import GtbTwoLevelOptions, GtbWorkers, train_gtb_two_level
+from decisionlab.domains.taxation.gtb_saez import estimate_saez, saez_estimate
+from decisionlab.domains.taxation.gtb_train import (
+    GtbTwoLevelOptions,
+    GtbWorkers,
+    adapt_workers,
+    train_gtb_two_level,
+)
 from decisionlab.domains.taxation.gtb_view import period_trace
 from decisionlab.domains.taxation.gtb_workers import GatherBuildWorkers, GtbSchedule, SchedulePlanner
 from decisionlab.domains.taxation.scenario import GatherTradeBuildScenario
@@ -116,11 +128,11 @@ def baseline_values(scenario: GatherTradeBuildScenario, economies: int, device: 
 
 def score(scenario: GatherTradeBuildScenario, trained: list[tuple[str, Any, float]], economies: int,
           heading: str, description: str) -> str:
-    """The comparison table of ``trained`` pairs ``(label, pair policy, training seconds)`` against the
-    baselines on the same held-out economies (module docstring)."""
+    """The comparison table of ``trained`` pairs ``(label, pair policy, training seconds)`` with scripted
+    workers against the baselines on the same held-out economies (module docstring)."""
     device = torch.device("cpu")
     baselines, base = baseline_values(scenario, economies, device)
-    rows, diffs, same_workers = [], [], []
+    rows, diffs = [], []
     for label, pair, seconds in trained:
         policy = pair.for_scenario(scenario)
         value = episode_metrics(scenario, policy, economies, EVAL_SEED, device)["equality_times_productivity"]
@@ -131,15 +143,6 @@ def score(scenario: GatherTradeBuildScenario, trained: list[tuple[str, Any, floa
             cells.append(f"{d_mean:+.1f} ± {d_half:.1f} ({100 * d_mean / base[name].mean():+.1f}%)")
         diffs.append(float((value - base["saez"]).mean()))
         rows.append(f"| {label} | {mean:.1f} ± {half:.1f} | " + " | ".join(cells) + f" | {seconds:.0f} |")
-        if isinstance(pair.members[WORKERS], GtbWorkers):  # the same schedules answered by its learned workers
-            learned_workers = pair.members[WORKERS].for_scenario(scenario)
-            own = []
-            for schedule in baselines.values():
-                fixed = MergedPolicy({PLANNER: SchedulePlanner(schedule), WORKERS: learned_workers})
-                other = episode_metrics(scenario, fixed, economies, EVAL_SEED, device)["equality_times_productivity"]
-                d_mean, d_half = mean_ci95(value - other)
-                own.append(f"{d_mean:+.1f} ± {d_half:.1f}")
-            same_workers.append(f"| {label} | " + " | ".join(own) + " |")
         print(rows[-1], flush=True)
     saez_mean = float(base["saez"].mean())
     across, spread = mean_ci95(np.array(diffs))
@@ -170,10 +173,71 @@ def score(scenario: GatherTradeBuildScenario, trained: list[tuple[str, Any, floa
         f"Over seeds, against Saez: {across:+.1f} ± {spread:.1f} ({100 * across / saez_mean:+.1f}% of Saez's "
         f"{saez_mean:.1f}; 95% t-interval over {len(diffs)} seeds). The paper reports +16% over Saez.",
         *timing,
-        *([] if not same_workers else [
-            "", "The pair against the same fixed schedules answered by its own learned workers (paired, 95% t):",
-            "", "| training seed | " + " | ".join(f"vs `{name}`" for name in baselines) + " |",
-            "|---|" + "---:|" * len(baselines), *same_workers]),
+    ])
+
+
+def learned_score(scenario: GatherTradeBuildScenario, trained: list[tuple[str, Any, float]], economies: int,
+                  adapt_steps: int, heading: str, how: str) -> str:
+    """The table of pairs with learned workers: each fixed schedule is answered by the pair's workers after
+    ``adapt_steps`` of PPO under it (:func:`adapt_workers`), and Saez's rates are estimated from the pair's
+    own workers (module docstring)."""
+    device = torch.device("cpu")
+    names = ("saez", "us_federal", "free_market")
+    rows, unadapted, diffs, saez_means, rates_lines = [], [], [], [], []
+    for i, (label, pair, seconds) in enumerate(trained):
+        workers = pair.members[WORKERS]
+        own = episode_metrics(scenario, pair.for_scenario(scenario), economies, EVAL_SEED, device)
+        value = own["equality_times_productivity"]
+        estimate = estimate_saez(scenario, workers=lambda w=workers: w.for_scenario(scenario))
+        schedules = {"saez": GtbSchedule(scenario, list(estimate.rates), "saez"),
+                     "us_federal": gtb_us_federal(scenario), "free_market": gtb_free_market(scenario)}
+        rates_lines.append(f"seed {label}: Saez's rates from its workers' incomes "
+                           + " ".join(f"{r:.2f}" for r in estimate.rates) + f" (e = {estimate.elasticity:.2f})")
+        cells, plain = [], []
+        for name in names:
+            schedule = schedules[name]
+            adapted = adapt_workers(workers, schedule, adapt_steps, make_generator(1000 + i))
+            for answering, out in ((adapted, cells), (workers.for_scenario(scenario), plain)):
+                fixed = MergedPolicy({PLANNER: SchedulePlanner(schedule), WORKERS: answering})
+                other = episode_metrics(scenario, fixed, economies, EVAL_SEED, device)["equality_times_productivity"]
+                d_mean, d_half = mean_ci95(value - other)
+                out.append(f"{float(other.mean()):.1f} → {d_mean:+.1f} ± {d_half:.1f} "
+                           f"({100 * d_mean / max(float(other.mean()), 1e-9):+.1f}%)")
+                if answering is adapted and name == "saez":
+                    diffs.append(d_mean)
+                    saez_means.append(float(other.mean()))
+        mean, half = mean_ci95(value)
+        rows.append(f"| {label} | {mean:.1f} ± {half:.1f} | {float(own['houses_built'].mean()):.1f} | "
+                    f"{float(own['labour'].mean()):.0f} | {float(own['utility'].mean()):.2f} | " + " | ".join(cells)
+                    + f" | {seconds:.0f} |")
+        unadapted.append(f"| {label} | " + " | ".join(plain) + " |")
+        print(rows[-1], flush=True)
+    across, spread = mean_ci95(np.array(diffs))
+    saez_mean = float(np.mean(saez_means))
+    timing = []
+    label, pair, _ = trained[0]
+    _, rates = period_trace(scenario, pair.for_scenario(scenario), economies=32, seed=EVAL_SEED)
+    table = rates.pivot(on="bracket", index="period", values="rate")
+    timing = ["", f"Rates set by the planner of seed {label}, mean over 32 of the held-out economies:", "",
+              "| period | " + " | ".join(table.columns[1:]) + " |", "|---:|" + "---:|" * (table.width - 1),
+              *("| " + " | ".join([str(row[0])] + [f"{v:.2f}" for v in row[1:]]) + " |" for row in table.rows())]
+    return "\n".join([
+        heading, "", how + f" Every policy is scored on the same {economies} held-out economies (equality × "
+        "productivity of the coin at the episode's end; 95% "
+        "t-intervals over economies; differences paired per economy). The learned workers act by sampling "
+        "their choices. Each fixed schedule is answered by the pair's workers after "
+        f"{adapt_steps:,} env steps of PPO under it (the budget of the pair's own last catch-up; the paper "
+        "scores each baseline with agents trained under it); Saez's rates are estimated from the pair's workers' "
+        "incomes. A cell: the schedule's E×P → the pair's margin over it.", "",
+        "| training seed | two-level E×P | houses | labour | utility | vs `saez` | vs `us_federal` | "
+        "vs `free_market` | training seconds |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        *rows, "",
+        f"Over seeds, against Saez (adapted workers): {across:+.1f} ± {spread:.1f} ({100 * across / saez_mean:+.1f}% "
+        f"of Saez's mean {saez_mean:.1f}; 95% t-interval over {len(diffs)} seeds). The paper reports +16% over "
+        "Saez.", "", *(f"- {line}" for line in rates_lines), *timing, "",
+        "The same schedules answered by the pair's workers as they are (no adaptation):", "",
+        "| training seed | vs `saez` | vs `us_federal` | vs `free_market` |", "|---|---:|---:|---:|", *unadapted,
     ])
 
 
@@ -191,9 +255,12 @@ def two_level(write: bool, workers: str, seeds: int, economies: int, sets: list[
         trained.append((str(seed), outcome.policy, time.perf_counter() - start))
     settings = ", ".join(f"`{k}={v}`" for k, v in overrides.items() if k != "workers") or "default options"
     heading = f"### Taxation: two-level PPO in Gather-Trade-Build (workers: {workers})"
-    body = score(scenario, trained, economies, heading,
-                 f"`two_level_ppo` with `workers={workers}` and otherwise {settings}, one thread, {seeds} training "
-                 "seeds.")
+    how = f"`two_level_ppo` with `workers={workers}` and otherwise {settings}, one thread, {seeds} training seeds."
+    if workers == "ppo":
+        body = learned_score(scenario, trained, economies, int(options.worker_steps * options.worker_share),
+                             heading, how)
+    else:
+        body = score(scenario, trained, economies, heading, how)
     if write:
         write_section(f"gtb_two_level_{workers}", body)
     print(body)
@@ -214,6 +281,16 @@ def compare(write: bool, refs: list[str], economies: int) -> None:
         kinds.add(str(card.get("algo_options", {}).get("workers")))
         trained.append((f"{card.get('seed')} (`{ref}`)", pair, float(card.get("train_seconds", 0.0))))
     workers = "/".join(sorted(kinds))
+    if all(isinstance(pair.members[WORKERS], GtbWorkers) for _, pair, _ in trained):
+        options = GtbTwoLevelOptions.model_validate(registry.find(refs[0]).card.get("algo_options", {}))
+        body = learned_score(scenario, trained, economies, int(options.worker_steps * options.worker_share),
+                             "### Taxation: registered two-level pairs in Gather-Trade-Build (workers: learned by PPO)",
+                             "`two_level_ppo` pairs trained by `decisionlab train taxation --algo two_level_ppo "
+                             "--scenario gather_trade_build --algo-set workers=ppo --seed S`, one thread.")
+        if write:
+            write_section("gtb_registered_ppo", body)
+        print(body)
+        return
     body = score(scenario, trained, economies, f"### Taxation: registered two-level pairs in Gather-Trade-Build "
                  f"(workers: {workers})", f"`two_level_ppo` pairs trained by `decisionlab train taxation --algo "
                  f"two_level_ppo --scenario gather_trade_build --algo-set workers={workers} --seed S`, one thread.")

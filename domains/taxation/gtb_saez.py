@@ -1,8 +1,8 @@
 """The Saez rates of the Gather-Trade-Build economy, estimated from simulated incomes.
 
 No closed form exists here, so each ingredient of τ(z) = (1 − G(z)) / (1 − G(z) + a(z)·e) (``saez.py``)
-is estimated from the scripted workers' per-period incomes (``gtb_workers``), as the AI Economist's
-Saez planner estimates them from its agents':
+is estimated from the workers' per-period incomes (the scripted workers of ``gtb_workers`` unless other
+workers are given, e.g. learned ones), as the AI Economist's Saez planner estimates them from its agents':
 
 - ``e``, the elasticity of income to the net-of-tax rate: the slope of log z on log(1 − τ) across flat
   schedules τ ∈ ``flat_rates``, within each (economy, worker, period): the same economies (maps,
@@ -20,15 +20,16 @@ Saez planner estimates them from its agents':
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 import torch
 
-from decisionlab.core import make_generator, run
-from decisionlab.domains.taxation.gtb import GatherTradeBuildSim
-from decisionlab.domains.taxation.gtb_workers import GtbSchedule
+from decisionlab.core import MergedPolicy, Policy, make_generator, run
+from decisionlab.domains.taxation.gtb import PLANNER, WORKERS, GatherTradeBuildSim
+from decisionlab.domains.taxation.gtb_workers import GtbSchedule, SchedulePlanner
 from decisionlab.domains.taxation.saez import saez_rate
 from decisionlab.domains.taxation.scenario import GatherTradeBuildScenario
 
@@ -51,10 +52,13 @@ class SaezEstimate:
 
 
 def period_incomes(scenario: GatherTradeBuildScenario, rates: list[float], economies: int, seed: int,
-                   device: Any = "cpu") -> torch.Tensor:
-    """``[B, periods, A]`` each scripted worker's pre-tax income in each tax period under ``rates``."""
+                   device: Any = "cpu", workers: Policy | None = None) -> torch.Tensor:
+    """``[B, periods, A]`` each worker's pre-tax income in each tax period under ``rates`` (``workers``
+    acting for the workers' group; default: the scripted ones)."""
     sim = GatherTradeBuildSim(scenario, device)
-    policy = GtbSchedule(scenario, rates, "flat", device)
+    schedule = GtbSchedule(scenario, rates, "flat", device)
+    policy: Policy = schedule if workers is None else MergedPolicy({PLANNER: SchedulePlanner(schedule),
+                                                                     WORKERS: workers})
     generator = make_generator(seed, device)
     state = sim.reset(economies, generator)
     done = run(sim, policy, state=state, generator=generator, record=["income"],
@@ -105,11 +109,18 @@ def tail_and_weights(incomes: torch.Tensor, cutoffs: tuple[float, ...], min_tail
 
 
 def estimate_saez(scenario: GatherTradeBuildScenario, economies: int = 64, seed: int = 0,
-                  flat_rates: tuple[float, ...] = FLAT_RATES, device: Any = "cpu") -> SaezEstimate:
-    """The Saez rates of ``scenario`` from its scripted workers' incomes (module docstring)."""
+                  flat_rates: tuple[float, ...] = FLAT_RATES, device: Any = "cpu",
+                  workers: Callable[[], Policy] | None = None) -> SaezEstimate:
+    """The Saez rates of ``scenario`` from its workers' incomes (module docstring). ``workers`` makes the
+    workers afresh for each schedule (learned workers then draw the same stream under each: the pairs the
+    elasticity compares differ by the tax, not by the draws); default: the scripted ones."""
     k = scenario.n_brackets
-    runs = {rate: period_incomes(scenario, [rate] * k, economies, seed, device) for rate in flat_rates}
-    no_tax = runs.pop(0.0) if 0.0 in runs else period_incomes(scenario, [0.0] * k, economies, seed, device)
+
+    def incomes(rate: float) -> torch.Tensor:
+        return period_incomes(scenario, [rate] * k, economies, seed, device, None if workers is None else workers())
+
+    runs = {rate: incomes(rate) for rate in flat_rates}
+    no_tax = runs.pop(0.0) if 0.0 in runs else incomes(0.0)
     e, pairs = elasticity(no_tax, runs)
     tails, shares = tail_and_weights(no_tax, scenario.bracket_cutoffs)
     rates = tuple(saez_rate(g, a, e) for g, a in zip(shares, tails, strict=True))

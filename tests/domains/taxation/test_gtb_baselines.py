@@ -236,3 +236,66 @@ def episode_metrics_of(scenario: GatherTradeBuildScenario, policy: GtbSchedule, 
 
     return float(episode_metrics(scenario, policy, economies, seed, torch.device("cpu"))[
         "equality_times_productivity"].mean())
+
+
+def test_learned_workers_draw_their_choices_repeatably_and_only_legal_ones() -> None:
+    from decisionlab.domains.taxation.gtb_train import GtbWorkers
+
+    scenario = GatherTradeBuildScenario(n_agents=2, map_size=9, observation_range=2, episode_steps=40,
+                                        tax_period_steps=10)
+    torch.manual_seed(0)
+    member = GtbWorkers.initial(scenario, "cpu", 32)
+    sim = GatherTradeBuildSim(scenario)
+    obs = sim.observe(sim.reset(512, make_generator(3, "cpu")))
+    first = member.for_scenario(scenario).act(obs)[WORKERS]
+    again = member.for_scenario(scenario).act(obs)[WORKERS]
+    assert torch.equal(first, again)  # a fresh bind replays the same draws
+    reader = member.reader
+    assert reader is not None
+    with torch.no_grad():
+        distribution = member.net.distribution(reader.features(sim, obs), reader.mask(sim, obs))
+    chosen = reader.rows({WORKERS: first})
+    probs = distribution.log_probs.exp()
+    assert bool((probs.gather(-1, chosen[..., None]) > 0).all())  # every draw is a legal choice
+    argmax = distribution.mode()
+    # an untrained network spreads its mass: a draw differs from the most probable choice about as often as
+    # the distribution says it should (1 − the mean top probability), far from never
+    expected = float(1 - probs.max(-1).values.mean())
+    assert expected > 0.5
+    assert float((chosen != argmax).float().mean()) == pytest.approx(expected, abs=0.05)
+
+
+def test_workers_adapt_to_a_fixed_schedule_in_a_copy() -> None:
+    from decisionlab.domains.taxation.gtb_train import GtbTwoLevelOptions, GtbWorkers, UnderSchedule, adapt_workers
+
+    scenario = GatherTradeBuildScenario(n_agents=2, map_size=9, observation_range=2, episode_steps=20,
+                                        tax_period_steps=10, bracket_cutoffs=(0.0, 10.0))
+    schedule = GtbSchedule(scenario, [[0.3, 0.6], [0.9, 0.1]], "by period")
+    sim = UnderSchedule(GatherTradeBuildSim(scenario), schedule)
+    state = sim.reset(3, make_generator(0, "cpu"))
+    draws = sim.sample_exogenous(3, 20, make_generator(1, "cpu"))
+    seen = []
+    for t in range(20):  # whatever the planner's action, the schedule's period row is what is applied
+        noop = torch.full((3, 2), NOOP, dtype=torch.long)
+        state = sim.step(state, {WORKERS: noop, PLANNER: torch.ones(3, 1, 2)}, draws[:, t]).state
+        seen.append(state.rates[0].tolist())
+    assert seen[0] == pytest.approx([0.3, 0.6]) and seen[-1] == pytest.approx([0.9, 0.1])
+    torch.manual_seed(0)
+    member = GtbWorkers.initial(scenario, "cpu", 16)
+    before = {k: v.clone() for k, v in member.net.state_dict().items()}
+    options = GtbTwoLevelOptions(num_envs=4, rollout_steps=10)
+    adapted = adapt_workers(member, schedule, 80, make_generator(2, "cpu"), options)
+    assert all(torch.equal(before[k], v) for k, v in member.net.state_dict().items())  # the original is untouched
+    assert any(not torch.equal(before[k], v) for k, v in adapted.net.state_dict().items())
+    assert adapted.reader is not None  # bound: it acts at once
+
+
+def test_saez_from_given_workers_matches_the_scripted_default_when_they_are_the_scripted_ones() -> None:
+    from decisionlab.domains.taxation.gtb_saez import estimate_saez
+
+    scenario = GatherTradeBuildScenario(n_agents=3, map_size=10, observation_range=2, episode_steps=40,
+                                        tax_period_steps=10)
+    default = estimate_saez(scenario, economies=4, seed=3)
+    given = estimate_saez(scenario, economies=4, seed=3, workers=lambda: GatherBuildWorkers(scenario))
+    assert given == default
+    assert default.incomes == 4 * 4 * 3  # economies × periods × workers
