@@ -4,11 +4,14 @@ No closed form exists here, so each ingredient of τ(z) = (1 − G(z)) / (1 − 
 is estimated from the workers' per-period incomes (the scripted workers of ``gtb_workers`` unless other
 workers are given, e.g. learned ones), as the AI Economist's Saez planner estimates them from its agents':
 
-- ``e``, the elasticity of income to the net-of-tax rate: the slope of log z on log(1 − τ) across flat
-  schedules τ ∈ ``flat_rates``, within each (economy, worker, period): the same economies (maps,
-  skills, draws) are simulated under every τ, and each unit's log income under τ is compared with its
-  own under no tax (a regression through the origin of the differences; units with no income under
-  either are left out: the intensive margin only);
+- ``e``, the elasticity of income to the net-of-tax rate: the slope of log Z on log(1 − τ) across flat
+  schedules τ ∈ ``flat_rates``, Z the total income of the same economies (maps, skills, draws) under τ
+  relative to their total under no tax (a regression through the origin). Totals, not each worker-period
+  against itself: a period's income is lumpy (a house or none), so most worker-periods earn nothing under
+  one of the two schedules and a per-unit regression of logs sees only the few that earn under both (5% of
+  the scripted workers' pairs on 64 economies). It then measured e = 1.38 for the scripted workers and 0.25
+  for learned ones, whose Saez rates (up to 85%) stopped nearly all work; the totals give 3.4 and 3.0,
+  and they count the workers who stop altogether too;
 - ``a(z)``, the local Pareto parameter of the no-tax income distribution at each cut-off: the Hill
   estimate ``n / Σ log(z_i / z)`` over the ``n`` no-tax incomes above ``z`` (``z f(z) / (1 − F(z))`` is
   that tail's shape); a cut-off with fewer than ``min_tail`` incomes above it takes the estimate of the
@@ -41,14 +44,14 @@ MIN_TAIL = 10
 class SaezEstimate:
     """The estimated rates ``[K]`` and what they came from: ``elasticity`` e, and per cut-off the local
     Pareto parameter ``pareto_local`` and the welfare share ``welfare_share`` (G); ``incomes``: how many
-    no-tax worker-period incomes, ``pairs``: how many (τ, no tax) pairs the elasticity used."""
+    no-tax worker-period incomes, ``schedules``: how many taxed flat schedules the elasticity used."""
 
     rates: tuple[float, ...]
     elasticity: float
     pareto_local: tuple[float, ...]
     welfare_share: tuple[float, ...]
     incomes: int
-    pairs: int
+    schedules: int
 
 
 def period_incomes(scenario: GatherTradeBuildScenario, rates: list[float], economies: int, seed: int,
@@ -69,16 +72,20 @@ def period_incomes(scenario: GatherTradeBuildScenario, rates: list[float], econo
 
 
 def elasticity(no_tax: torch.Tensor, taxed: dict[float, torch.Tensor]) -> tuple[float, int]:
-    """``(e, pairs)``: the through-origin slope of ``log z_τ − log z_0`` on ``log(1 − τ)`` (module docstring)."""
+    """``(e, schedules)``: the through-origin slope of ``log(Z_τ / Z_0)`` on ``log(1 − τ)``, ``Z`` the total
+    income under each flat schedule (module docstring), and how many taxed schedules it used (those with
+    income; none without income under no tax)."""
+    total = float(no_tax.double().sum())
     xs, ys = [], []
     for rate, income in taxed.items():
-        both = (income > 0) & (no_tax > 0)
-        ys.append(income[both].log() - no_tax[both].log())
-        xs.append(torch.full_like(ys[-1], math.log(1.0 - rate)))
-    x, y = torch.cat(xs), torch.cat(ys)
-    if x.numel() == 0 or float((x * x).sum()) == 0.0:
+        z = float(income.double().sum())
+        if z > 0.0 and total > 0.0 and rate < 1.0:
+            xs.append(math.log(1.0 - rate))
+            ys.append(math.log(z / total))
+    denominator = sum(x * x for x in xs)
+    if denominator == 0.0:
         return 0.0, 0
-    return max(float((x * y).sum() / (x * x).sum()), 0.0), int(x.numel())
+    return max(sum(x * y for x, y in zip(xs, ys, strict=True)) / denominator, 0.0), len(xs)
 
 
 def tail_and_weights(incomes: torch.Tensor, cutoffs: tuple[float, ...], min_tail: int = MIN_TAIL
@@ -121,10 +128,10 @@ def estimate_saez(scenario: GatherTradeBuildScenario, economies: int = 64, seed:
 
     runs = {rate: incomes(rate) for rate in flat_rates}
     no_tax = runs.pop(0.0) if 0.0 in runs else incomes(0.0)
-    e, pairs = elasticity(no_tax, runs)
+    e, schedules = elasticity(no_tax, runs)
     tails, shares = tail_and_weights(no_tax, scenario.bracket_cutoffs)
     rates = tuple(saez_rate(g, a, e) for g, a in zip(shares, tails, strict=True))
-    return SaezEstimate(rates, e, tuple(tails), tuple(shares), int(no_tax.numel()), pairs)
+    return SaezEstimate(rates, e, tuple(tails), tuple(shares), int(no_tax.numel()), schedules)
 
 
 @lru_cache(maxsize=16)

@@ -127,9 +127,9 @@ def periods_tab(ctx: ViewContext) -> None:
     if "saez" in traces:
         estimate = saez_estimate(scenario)
         st.caption(f"Saez's rates, estimated from the scripted workers' incomes: elasticity e = "
-                   f"{estimate.elasticity:.3f} (from {estimate.pairs:,} pairs of a worker's income under a flat tax "
-                   f"and without), the tail a(z) and the welfare share G(z) from {estimate.incomes:,} no-tax "
-                   "incomes per worker and period.")
+                   f"{estimate.elasticity:.3f} (the slope of the log of total income on log(1 − τ) over "
+                   f"{estimate.schedules} flat schedules against no tax, on the same economies), the tail a(z) and "
+                   f"the welfare share G(z) from {estimate.incomes:,} no-tax incomes per worker and period.")
         st.dataframe(pl.DataFrame({"cut-off": list(scenario.bracket_cutoffs), "a(z)": list(estimate.pareto_local),
                                    "G(z)": list(estimate.welfare_share), "rate": list(estimate.rates)})
                      .with_columns(pl.col(pl.Float64).round(3)), hide_index=True, key=ctx.key("gtb_saez"))
