@@ -177,11 +177,12 @@ def score(scenario: GatherTradeBuildScenario, trained: list[tuple[str, Any, floa
 
 
 def learned_score(scenario: GatherTradeBuildScenario, trained: list[tuple[str, Any, float]], economies: int,
-                  adapt_steps: int, heading: str, how: str) -> str:
-    """The table of pairs with learned workers: each fixed schedule is answered by the pair's workers after
-    ``adapt_steps`` of PPO under it (:func:`adapt_workers`), and Saez's rates are estimated from the pair's
-    own workers (module docstring)."""
+                  options: GtbTwoLevelOptions, heading: str, how: str) -> str:
+    """The table of pairs with learned workers, trained with ``options``: each fixed schedule is answered by
+    the pair's workers after PPO under it for the budget of their last catch-up (:func:`adapt_workers`),
+    and Saez's rates are estimated from the pair's own workers (module docstring)."""
     device = torch.device("cpu")
+    adapt_steps = int(options.worker_steps * options.worker_share)
     names = ("saez", "us_federal", "free_market")
     rows, unadapted, rates_lines = [], [], []
     across_seeds: dict[str, list[float]] = {}
@@ -198,7 +199,7 @@ def learned_score(scenario: GatherTradeBuildScenario, trained: list[tuple[str, A
         cells, plain = [], []
         for name in names:
             schedule = schedules[name]
-            adapted = adapt_workers(workers, schedule, adapt_steps, make_generator(1000 + i))
+            adapted = adapt_workers(workers, schedule, adapt_steps, make_generator(1000 + i), options)
             for answering, out in ((adapted, cells), (workers.for_scenario(scenario), plain)):
                 fixed = MergedPolicy({PLANNER: SchedulePlanner(schedule), WORKERS: answering})
                 other = episode_metrics(scenario, fixed, economies, EVAL_SEED, device)["equality_times_productivity"]
@@ -263,8 +264,7 @@ def two_level(write: bool, workers: str, seeds: int, economies: int, sets: list[
     heading = f"### Taxation: two-level PPO in Gather-Trade-Build (workers: {workers})"
     how = f"`two_level_ppo` with `workers={workers}` and otherwise {settings}, one thread, {seeds} training seeds."
     if workers == "ppo":
-        body = learned_score(scenario, trained, economies, int(options.worker_steps * options.worker_share),
-                             heading, how)
+        body = learned_score(scenario, trained, economies, options, heading, how)
     else:
         body = score(scenario, trained, economies, heading, how)
     if write:
@@ -289,7 +289,7 @@ def compare(write: bool, refs: list[str], economies: int) -> None:
     workers = "/".join(sorted(kinds))
     if all(isinstance(pair.members[WORKERS], GtbWorkers) for _, pair, _ in trained):
         options = GtbTwoLevelOptions.model_validate(registry.find(refs[0]).card.get("algo_options", {}))
-        body = learned_score(scenario, trained, economies, int(options.worker_steps * options.worker_share),
+        body = learned_score(scenario, trained, economies, options,
                              "### Taxation: registered two-level pairs in Gather-Trade-Build (workers: learned by PPO)",
                              "`two_level_ppo` pairs trained by `decisionlab train taxation --algo two_level_ppo "
                              "--scenario gather_trade_build --algo-set workers=ppo --seed S`, one thread.")
