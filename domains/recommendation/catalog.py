@@ -8,8 +8,8 @@ aggregate engagement the platform has seen, log scale) are hashes of ``(catalog_
 table, so ids up to 10^13 cost nothing (catalogs up to ``TABLE_ITEMS`` tabulate the same values once, for
 speed). A user's initial interest is a hash of its id too: the same user id always starts with the same tastes.
 
-Hashing is SplitMix64 on int64 tensors (multiplication wraps modulo 2^64, shifts are made logical by
-masking), exact and the same on every device.
+Hashing is the core's SplitMix64 on int64 tensors (:mod:`decisionlab.core.hashing`), exact and the same on every
+device.
 """
 
 from __future__ import annotations
@@ -19,33 +19,8 @@ from dataclasses import dataclass
 
 import torch
 
+from decisionlab.core.hashing import hash_uniform
 from decisionlab.domains.recommendation.scenario import RecommendationScenario
-
-
-def _signed(value: int) -> int:
-    return value - (1 << 64) if value >= 1 << 63 else value
-
-
-_GOLDEN, _MIX1, _MIX2 = _signed(0x9E3779B97F4A7C15), _signed(0xBF58476D1CE4E5B9), _signed(0x94D049BB133111EB)
-
-
-def _shr(x: torch.Tensor, bits: int) -> torch.Tensor:
-    """Logical right shift of int64 (torch shifts arithmetically)."""
-    return (x >> bits) & ((1 << (64 - bits)) - 1)
-
-
-def mix(x: torch.Tensor) -> torch.Tensor:
-    """SplitMix64's finaliser of int64 ``x`` (any shape)."""
-    z = x + _GOLDEN
-    z = (z ^ _shr(z, 30)) * _MIX1
-    z = (z ^ _shr(z, 27)) * _MIX2
-    return z ^ _shr(z, 31)
-
-
-def hash_uniform(key: torch.Tensor, salt: int) -> torch.Tensor:
-    """A float64 uniform in [0, 1) per int64 ``key`` (53 bits), a different stream per ``salt``."""
-    h = mix(mix(key ^ _signed((salt * 0x2545F4914F6CDD1D) % (1 << 64))) + salt)
-    return _shr(h, 11).double() * (1.0 / (1 << 53))
 
 
 def hash_normal(key: torch.Tensor, salt: int) -> torch.Tensor:

@@ -36,7 +36,8 @@ from dataclasses import dataclass, replace
 import torch
 
 from decisionlab.core import Box, Composite, Slate, Spaces, StepResult
-from decisionlab.domains.recommendation.catalog import ItemTraits, catalog_of, hash_uniform, mix
+from decisionlab.core.hashing import hash_uniform, mix
+from decisionlab.domains.recommendation.catalog import ItemTraits, catalog_of
 from decisionlab.domains.recommendation.scenario import RecommendationScenario
 
 USER_FEATURES = 6

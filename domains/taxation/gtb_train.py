@@ -41,6 +41,7 @@ from decisionlab.core import (
     TrainOutcome,
     train_ppo,
 )
+from decisionlab.core.hashing import hash_rows, hash_uniform
 from decisionlab.domains.taxation.gtb import PLANNER, WORKERS, GatherTradeBuildSim
 from decisionlab.domains.taxation.gtb_imitation import imitate
 from decisionlab.domains.taxation.gtb_metrics import episode_metrics
@@ -97,26 +98,28 @@ class GtbPlanner(GtbMember):
 class GtbWorkers(GtbMember):
     """The learned workers act as they learned: each choice drawn from their distribution, not its most
     probable entry. A movement policy's argmax stalls: after imitation alone, free market on 32 economies,
-    E×P 5.3 and 2.1 houses per episode acting by argmax against 52.4 and 11.1 by sampling. The draws come
-    from a generator seeded at :meth:`bind` (``SAMPLE_SEED``), so an evaluation repeats and two schedules
-    scored with the same workers see the same stream of draws."""
+    E×P 5.3 and 2.1 houses per episode acting by argmax against 52.4 and 11.1 by sampling.
+
+    The draw is a pure function of the observation: the uniform of each worker's choice is a hash of its
+    feature row (:func:`~decisionlab.core.hashing.hash_rows`), which holds the episode's progress, so it is
+    fresh at every step, while the same observation always gets the same action (an evaluation repeats,
+    a registry round trip acts the same, and two schedules scored with the same workers see the same draws
+    wherever their economies agree)."""
 
     kind: ClassVar[str] = "gtb_workers"
     group_name: ClassVar[str] = WORKERS
-    SAMPLE_SEED: ClassVar[int] = 0
-
-    def bind(self, sim: Any) -> GtbWorkers:
-        super().bind(sim)
-        device = next(self.net.parameters()).device
-        self.draws = torch.Generator(device=device).manual_seed(self.SAMPLE_SEED)
-        return self
+    SAMPLE_SALT: ClassVar[int] = 31
 
     @torch.no_grad()
     def group_action(self, obs: Any) -> torch.Tensor:
         if self.reader is None:
             raise ValueError("bind the workers to a simulator first (GtbWorkers.bind)")
-        distribution = self.net.distribution(self.reader.features(self.sim, obs), self.reader.mask(self.sim, obs))
-        return self.reader.to_env(distribution.sample(self.draws))
+        features = self.reader.features(self.sim, obs)  # [N, F]
+        distribution = self.net.distribution(features, self.reader.mask(self.sim, obs))
+        cdf = distribution.log_probs.exp().double().cumsum(-1)  # [N, choices]; illegal choices add nothing
+        u = hash_uniform(hash_rows(features), self.SAMPLE_SALT)[:, None] * cdf[:, -1:]
+        choice = (cdf < u).sum(-1).clamp(max=cdf.shape[-1] - 1)  # the first choice whose cdf reaches u
+        return self.reader.to_env(choice)
 
 
 class GtbScriptedWorkers(torch.nn.Module):

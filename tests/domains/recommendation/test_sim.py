@@ -14,8 +14,9 @@ import pytest
 import torch
 
 from decisionlab.core import Sum, make_generator, run
+from decisionlab.core.hashing import hash_uniform, mix
 from decisionlab.domains.recommendation import catalog as catalog_module
-from decisionlab.domains.recommendation.catalog import Catalog, hash_uniform, mix
+from decisionlab.domains.recommendation.catalog import Catalog
 from decisionlab.domains.recommendation.metrics import episode_metrics, gini_influence
 from decisionlab.domains.recommendation.policies import popularity, random_policy
 from decisionlab.domains.recommendation.ranking import sample_slate, slate_log_probability, top_k

@@ -244,7 +244,7 @@ def episode_metrics_of(scenario: GatherTradeBuildScenario, policy: GtbSchedule, 
         "equality_times_productivity"].mean())
 
 
-def test_learned_workers_draw_their_choices_repeatably_and_only_legal_ones() -> None:
+def test_learned_workers_draw_their_choices_from_the_observation_and_only_legal_ones() -> None:
     from decisionlab.domains.taxation.gtb_train import GtbWorkers
 
     scenario = GatherTradeBuildScenario(n_agents=2, map_size=9, observation_range=2, episode_steps=40,
@@ -255,7 +255,7 @@ def test_learned_workers_draw_their_choices_repeatably_and_only_legal_ones() -> 
     obs = sim.observe(sim.reset(512, make_generator(3, "cpu")))
     first = member.for_scenario(scenario).act(obs)[WORKERS]
     again = member.for_scenario(scenario).act(obs)[WORKERS]
-    assert torch.equal(first, again)  # a fresh bind replays the same draws
+    assert torch.equal(first, again)  # the draw is a function of the observation
     reader = member.reader
     assert reader is not None
     with torch.no_grad():
