@@ -22,7 +22,8 @@ The groups (docs/architecture.md lists every name with what it does):
 - **adapters**: ``make_env``, ``make_vec_env``, ``make_parallel_env``;
 - **off-policy evaluation**: ``Estimate``, ``ips``, ``snips``, ``doubly_robust``, ``direct_method``,
   ``pseudo_inverse`` (slates), ``estimate_all``, ``ab_test``, ``ABTestResult``;
-- **evaluation, seeding, devices, stores, dashboard helpers**.
+- **evaluation, seeding (and counter-based hashes: ``hash_uniform``, ``hash_rows``, ``mix``), devices, stores,
+  dashboard helpers**.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "FieldProblem", "problem",
     ),
     "decisionlab.core.seeding": ("make_generator", "derive_seed", "child_generator", "seed_everything"),
+    "decisionlab.core.hashing": ("hash_rows", "hash_uniform", "mix"),
     "decisionlab.core.device": ("get_device", "torch_threads", "configure_threads"),
     "decisionlab.core.progress": ("Progress", "listening", "duration"),
     "decisionlab.core.evaluation": (

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from decisionlab.core.hashing import hash_uniform
+from decisionlab.core import hash_uniform
 from decisionlab.domains.recommendation.scenario import RecommendationScenario
 
 

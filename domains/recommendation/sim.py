@@ -35,8 +35,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from decisionlab.core import Box, Composite, Slate, Spaces, StepResult
-from decisionlab.core.hashing import hash_uniform, mix
+from decisionlab.core import Box, Composite, Slate, Spaces, StepResult, hash_uniform, mix
 from decisionlab.domains.recommendation.catalog import ItemTraits, catalog_of
 from decisionlab.domains.recommendation.scenario import RecommendationScenario
 

@@ -39,9 +39,10 @@ from decisionlab.core import (
     StepResult,
     TrainContext,
     TrainOutcome,
+    hash_rows,
+    hash_uniform,
     train_ppo,
 )
-from decisionlab.core.hashing import hash_rows, hash_uniform
 from decisionlab.domains.taxation.gtb import PLANNER, WORKERS, GatherTradeBuildSim
 from decisionlab.domains.taxation.gtb_imitation import imitate
 from decisionlab.domains.taxation.gtb_metrics import episode_metrics

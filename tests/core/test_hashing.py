@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from decisionlab.core.hashing import hash_rows, hash_uniform
+from decisionlab.core import hash_rows, hash_uniform
 
 
 def test_rows_that_differ_anywhere_get_different_keys_and_equal_rows_the_same() -> None:
