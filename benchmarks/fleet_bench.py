@@ -45,7 +45,7 @@ import httpx
 import numpy as np
 import torch
 
-from benchmarks.report import write_section
+from benchmarks.report import publish
 from benchmarks.serving_load import free_port, start, stop, wait_ready
 from decisionlab.core import TrainContext, make_generator, rebuild_policy
 from decisionlab.domains.fleet.ga import GAPolicy, GASettings
@@ -103,9 +103,7 @@ def throughput(write: bool) -> None:
             "One thread; each decision is one `observe` (the full observation: vertiport, aircraft, forecast and "
             "mask tensors) + the policy + one `step` (dynamics, rules re-checked). Target: ≥ 500,000 decisions/s "
             "at 1,024 days.\n\n" + "\n".join(rows))
-    if write:
-        write_section("fleet_throughput", body)
-    print(body)
+    publish("fleet_throughput", body, write)
 
 
 # --- api ------------------------------------------------------------------------------------------
@@ -165,9 +163,7 @@ def api(write: bool, requests: int) -> None:
             "warm-up ones, each a fresh random `uam_8x40` snapshot (40 aircraft, 10 of them free and deciding one "
             "after another, 56 waiting origin–destination pairs); latency measured by the client, JSON and HTTP "
             "included. Target: p99 < 50 ms.\n\n" + "\n".join(rows))
-    if write:
-        write_section("fleet_api", body)
-    print(body)
+    publish("fleet_api", body, write)
 
 
 # --- agents ---------------------------------------------------------------------------------------
@@ -241,9 +237,7 @@ def agents(write: bool, steps: int, days: int, ga_days: int) -> None:
             f"{ga_days} of those days:\n\n" + "\n".join(ga_rows)
             + f"\n\nDecision time: the GA needs {ratio:,.0f}× the PPO policy's time per decision (its planning "
             "included).")
-    if write:
-        write_section("fleet_agents", body)
-    print(body)
+    publish("fleet_agents", body, write)
 
 
 # --- small: the exact bound ------------------------------------------------------------------------
@@ -280,9 +274,7 @@ def small(write: bool, steps: int, days: int, time_limit_s: float) -> None:
             f"per day spent, statuses {sorted(set(bound.status))}, HiGHS's own gaps between its incumbent and its "
             f"bound per day: {gaps}): no policy, clairvoyant or not, earns more on that day. PPO: three "
             f"training seeds, {steps:,} env steps each.\n\n" + "\n".join(rows))
-    if write:
-        write_section("fleet_small", body)
-    print(body)
+    publish("fleet_small", body, write)
 
 
 # --- transfer -------------------------------------------------------------------------------------
@@ -322,9 +314,7 @@ def transfer(write: bool, steps: int, days: int) -> None:
             pairs.append(f"| | {seed} | {fmt(*ci(diff))} |")
         pairs.append(f"| **all seeds** (t over seeds) | {len(means)} | {fmt(*ci(np.asarray(means)))} |")
         body += "\n\n" + "\n".join(pairs)
-    if write:
-        write_section("fleet_transfer", body)
-    print(body)
+    publish("fleet_transfer", body, write)
 
 
 # --- ga_budget ------------------------------------------------------------------------------------
@@ -375,9 +365,7 @@ def ga_budget(write: bool, ga_days: int, generations: list[int]) -> None:
             "day alone. The GA's time per decision: its planning seconds over the decisions of its days (the "
             "seconds at a budget are those it had spent by that generation; the decisions, those of its final "
             "plans).\n\n" + "\n".join(rows))
-    if write:
-        write_section("fleet_ga_budget", body)
-    print(body)
+    publish("fleet_ga_budget", body, write)
 
 
 def main() -> None:

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmarks.report import write_section
+from benchmarks.report import publish
 from decisionlab.core import MergedPolicy, TrainContext, configure_threads, make_generator
 from decisionlab.core.evaluation import mean_ci95
 from decisionlab.domains.taxation.gtb import PLANNER, WORKERS, GatherTradeBuildSim
@@ -112,9 +112,7 @@ def throughput(write: bool) -> None:
         "|---:|---|---:|---:|---:|---:|",
         *rows,
     ])
-    if write:
-        write_section("gtb_throughput", body)
-    print(body)
+    publish("gtb_throughput", body, write)
 
 
 def baseline_values(scenario: GatherTradeBuildScenario, economies: int, device: torch.device
@@ -267,9 +265,7 @@ def two_level(write: bool, workers: str, seeds: int, economies: int, sets: list[
         body = learned_score(scenario, trained, economies, options, heading, how)
     else:
         body = score(scenario, trained, economies, heading, how)
-    if write:
-        write_section(f"gtb_two_level_{workers}", body)
-    print(body)
+    publish(f"gtb_two_level_{workers}", body, write)
 
 
 def compare(write: bool, refs: list[str], economies: int) -> None:
@@ -293,16 +289,12 @@ def compare(write: bool, refs: list[str], economies: int) -> None:
                              "### Taxation: registered two-level pairs in Gather-Trade-Build (workers: learned by PPO)",
                              "`two_level_ppo` pairs trained by `decisionlab train taxation --algo two_level_ppo "
                              "--scenario gather_trade_build --algo-set workers=ppo --seed S`, one thread.")
-        if write:
-            write_section("gtb_registered_ppo", body)
-        print(body)
+        publish("gtb_registered_ppo", body, write)
         return
     body = score(scenario, trained, economies, f"### Taxation: registered two-level pairs in Gather-Trade-Build "
                  f"(workers: {workers})", f"`two_level_ppo` pairs trained by `decisionlab train taxation --algo "
                  f"two_level_ppo --scenario gather_trade_build --algo-set workers={workers} --seed S`, one thread.")
-    if write:
-        write_section(f"gtb_registered_{workers}", body)
-    print(body)
+    publish(f"gtb_registered_{workers}", body, write)
 
 
 def main() -> None:

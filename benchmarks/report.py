@@ -53,3 +53,10 @@ def write_section(name: str, body: str, path: Path = DOCS) -> None:
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
+
+
+def publish(name: str, body: str, write: bool) -> None:
+    """Print ``body`` and, with ``write``, make it section ``name`` of docs/benchmarks.md."""
+    if write:
+        write_section(name, body)
+    print(body)
