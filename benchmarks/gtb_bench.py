@@ -189,7 +189,7 @@ def learned_score(scenario: GatherTradeBuildScenario, trained: list[tuple[str, A
         workers = pair.members[WORKERS]
         own = episode_metrics(scenario, pair.for_scenario(scenario), economies, EVAL_SEED, device)
         value = own["equality_times_productivity"]
-        estimate = estimate_saez(scenario, workers=lambda w=workers: w.for_scenario(scenario))
+        estimate = estimate_saez(scenario, workers=workers.for_scenario(scenario))
         schedules = {"saez": GtbSchedule(scenario, list(estimate.rates), "saez"),
                      "us_federal": gtb_us_federal(scenario), "free_market": gtb_free_market(scenario)}
         rates_lines.append(f"seed {label}: Saez's rates from its workers' incomes "

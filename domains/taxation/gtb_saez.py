@@ -23,7 +23,6 @@ workers are given, e.g. learned ones), as the AI Economist's Saez planner estima
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -117,14 +116,13 @@ def tail_and_weights(incomes: torch.Tensor, cutoffs: tuple[float, ...], min_tail
 
 def estimate_saez(scenario: GatherTradeBuildScenario, economies: int = 64, seed: int = 0,
                   flat_rates: tuple[float, ...] = FLAT_RATES, device: Any = "cpu",
-                  workers: Callable[[], Policy] | None = None) -> SaezEstimate:
-    """The Saez rates of ``scenario`` from its workers' incomes (module docstring). ``workers`` makes the
-    workers afresh for each schedule (learned workers then draw the same stream under each: the pairs the
-    elasticity compares differ by the tax, not by the draws); default: the scripted ones."""
+                  workers: Policy | None = None) -> SaezEstimate:
+    """The Saez rates of ``scenario`` from the incomes of ``workers`` (default: the scripted ones; module
+    docstring)."""
     k = scenario.n_brackets
 
     def incomes(rate: float) -> torch.Tensor:
-        return period_incomes(scenario, [rate] * k, economies, seed, device, None if workers is None else workers())
+        return period_incomes(scenario, [rate] * k, economies, seed, device, workers)
 
     runs = {rate: incomes(rate) for rate in flat_rates}
     no_tax = runs.pop(0.0) if 0.0 in runs else incomes(0.0)

@@ -158,8 +158,9 @@ class GtbPair(JointPolicy):
 
 
 class Sampled:
-    """A bound member acting by sampling its distribution (the workers inside :class:`PeriodSim` while
-    they are still learning: their deterministic choice is not what they do in training)."""
+    """A bound member acting by sampling its distribution with ``generator`` (the global one when None):
+    the workers inside :class:`PeriodSim` while they learn, as the registered pairs were trained.
+    :class:`GtbWorkers` acting alone draws from a hash of its observation instead."""
 
     def __init__(self, member: ActorCriticPolicy, generator: torch.Generator | None = None) -> None:
         self.member, self.generator = member, generator
@@ -329,9 +330,6 @@ def train_gtb_two_level(scenario: GatherTradeBuildScenario, options: GtbTwoLevel
                                         pl.lit(stage).alias("stage")))
         done_steps += int(history["env_steps"].max() or 0)
 
-    def worker_config(steps: int) -> PPOConfig:
-        return workers_ppo_config(options, steps)
-
     def planner_config(steps: int, entropy: float) -> PPOConfig:
         per_update = options.planner_envs * periods
         return PPOConfig(num_envs=options.planner_envs, rollout_steps=periods,
@@ -351,7 +349,7 @@ def train_gtb_two_level(scenario: GatherTradeBuildScenario, options: GtbTwoLevel
             energy = options.energy_start + (1.0 - options.energy_start) * share
             annealed = scenario.model_copy(update={"energy_cost": scenario.energy_cost * energy})
             sim = Capped(GatherTradeBuildSim(annealed, device), 0.0)
-            result = train_ppo(sim, nets, worker_config(options.worker_steps // options.worker_stages),
+            result = train_ppo(sim, nets, workers_ppo_config(options, options.worker_steps // options.worker_stages),
                                train=[WORKERS], generator=generator, progress=ctx.progress,
                                description=f"workers {stage + 1}/{options.worker_stages} (no tax)")
             record(result.history, "workers", stage)
@@ -373,7 +371,7 @@ def train_gtb_two_level(scenario: GatherTradeBuildScenario, options: GtbTwoLevel
             record(result.history, "planner", stage)
             if not _scripted(workers):  # the workers catch up with the planner's rates
                 steps = int(options.worker_steps * options.worker_share)
-                result = train_ppo(Capped(base, max_rate), nets, worker_config(steps), train=[WORKERS],
+                result = train_ppo(Capped(base, max_rate), nets, workers_ppo_config(options, steps), train=[WORKERS],
                                    generator=generator, progress=ctx.progress, description=f"workers {label}")
                 record(result.history, "workers", stage)
 

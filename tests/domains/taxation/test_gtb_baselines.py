@@ -302,6 +302,6 @@ def test_saez_from_given_workers_matches_the_scripted_default_when_they_are_the_
     scenario = GatherTradeBuildScenario(n_agents=3, map_size=10, observation_range=2, episode_steps=40,
                                         tax_period_steps=10)
     default = estimate_saez(scenario, economies=4, seed=3)
-    given = estimate_saez(scenario, economies=4, seed=3, workers=lambda: GatherBuildWorkers(scenario))
+    given = estimate_saez(scenario, economies=4, seed=3, workers=GatherBuildWorkers(scenario))
     assert given == default
     assert default.incomes == 4 * 4 * 3  # economies × periods × workers
