@@ -152,8 +152,8 @@ class GatherTradeBuildSim:
     def __init__(self, scenario: GatherTradeBuildScenario, device: torch.device | str = "cpu") -> None:
         s = self.scenario = scenario
         if s.max_bid_ask > MAX_PRICE or s.order_duration > MAX_DURATION or s.n_agents * s.max_num_orders > MAX_SLOTS:
-            raise ValueError("the order book's keys hold prices up to 127, durations up to 1,023 steps and "
-                             "n_agents · max_num_orders up to 2,048 slots")
+            raise ValueError(f"the order book's keys hold prices up to {MAX_PRICE}, durations up to {MAX_DURATION:,} "
+                             f"steps and n_agents · max_num_orders up to {MAX_SLOTS:,} slots")
         self.device = torch.device(device)
         self.pad, self.size = s.observation_range, s.map_size
         self.horizon = s.episode_steps
@@ -293,7 +293,7 @@ class GatherTradeBuildSim:
         direction = (choice - 1).clamp(0, 3)
         target = position + self.moves[direction]
         wanted = (choice >= 1) & (choice <= 4) & enterable(code, target)
-        moved = resolve_moves(position, direction, wanted, self.moves, draws[:, 0])
+        moved = resolve_moves(position, direction, wanted, self.moves, draws[:, 0], code.shape[1])
         labour = labour + s.move_labor * moved
         code.scatter_(1, position, code.gather(1, position) & (0xFF ^ AGENT))
         position = torch.where(moved, target, position)

@@ -9,40 +9,105 @@ of another worker trades with it, at the price of the earlier of the two orders 
 buyer gets the unit and the rest of its escrow back, the seller the price. An order unfilled
 ``order_duration`` steps after the step it was placed in expires and its escrow returns.
 
-Each order is one int32 rank key, smaller first: ``(p << 21) | (left << 11) | slot`` with ``p`` the ask's
-price or ``max_bid_ask − price`` for a bid, ``left`` the steps before it expires (``order_duration −
-age``: older orders rank first) and ``slot = worker·M + m`` (ties go to the lower worker); :data:`EMPTY`
-is a free slot. Matching then is minima of keys, and everything stays integer arithmetic (the bit
-tricks below replace comparisons and ``where``, which cost several times more on CPU tensors this
-size). Shapes: ``bids``, ``asks`` ``[B, 2, A·M]`` (resource, slot); per worker ``[B, A]``.
+Each order is one integer rank key, smaller first: ``(p << price_shift) | (left << slot_bits) | slot`` with
+``p`` the ask's price or ``max_bid_ask − price`` for a bid, ``left`` the steps before it expires
+(``order_duration − age``: older orders rank first) and ``slot = worker·M + m`` (ties go to the lower
+worker); the layout's ``empty`` is a free slot. Matching then is minima of keys, and everything stays integer
+arithmetic (the bit tricks below replace comparisons and ``where``, which cost several times more on CPU
+tensors this size). Books of up to 2,048 slots use int32 keys (:data:`NARROW`, half the memory traffic of
+int64); larger ones int64 keys with room for 2^20 slots (:data:`WIDE`). Shapes: ``bids``, ``asks``
+``[B, 2, A·M]`` (resource, slot); per worker ``[B, A]``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 
-EMPTY = (1 << 31) - 1
-"""The key of a free slot: above every order's (bit 30 set; all lower bits set, so ``key | EMPTY = EMPTY``)."""
-PRICE_SHIFT, LEFT_SHIFT = 21, 11
-LEFT_MASK, SLOT_MASK = (1 << 10) - 1, (1 << 11) - 1
-MAX_PRICE, MAX_DURATION, MAX_SLOTS = (1 << 7) - 1, LEFT_MASK, SLOT_MASK + 1
-"""What the key has room for: prices up to 127, durations up to 1,023 steps, A·M up to 2,048 slots."""
-OUT = 1 << 30
-"""A bit no order's key has (keys stay below 2^28): set on the bids that cannot trade this round."""
+LEFT_BITS, PRICE_BITS = 10, 7
+MAX_PRICE, MAX_DURATION = (1 << PRICE_BITS) - 1, (1 << LEFT_BITS) - 1
+"""What every key has room for: prices up to 127, durations up to 1,023 steps."""
+SMALL_BOOK = 64
+"""Up to this many workers, the best order of the *other* workers is a masked minimum over ``[A, A]`` (fastest
+for few workers); above it, the best and second-best of all (``O(A)``)."""
+
+
+@dataclass(frozen=True)
+class KeyLayout:
+    """The bit layout of one key width (``bits`` 32 or 64): the fields' shifts and masks, ``empty`` (above
+    every order's key: the bit below the sign set and every lower bit, so ``key | empty = empty``), ``out``
+    (that bit alone: set on the bids that cannot trade this round) and ``sign`` (the shift that turns a
+    difference into 0 or −1)."""
+
+    dtype: torch.dtype
+    bits: int
+    slot_bits: int
+
+    @property
+    def slot_mask(self) -> int:
+        return (1 << self.slot_bits) - 1
+
+    @property
+    def max_slots(self) -> int:
+        return 1 << self.slot_bits
+
+    @property
+    def price_shift(self) -> int:
+        return self.slot_bits + LEFT_BITS
+
+    @property
+    def sign(self) -> int:
+        return self.bits - 1
+
+    @property
+    def out_bit(self) -> int:
+        return self.bits - 2
+
+    @property
+    def out(self) -> int:
+        return 1 << self.out_bit
+
+    @property
+    def empty(self) -> int:
+        return (1 << self.sign) - 1
+
+
+NARROW = KeyLayout(torch.int32, 32, 11)
+WIDE = KeyLayout(torch.int64, 64, 20)
+MAX_SLOTS = WIDE.max_slots
+"""The most slots (``n_agents · max_num_orders``) a book holds."""
+LEFT_MASK = MAX_DURATION
+
+
+def layout_for(slots: int) -> KeyLayout:
+    """The narrowest layout with room for ``slots`` order slots."""
+    if slots > MAX_SLOTS:
+        raise ValueError(f"an order book holds at most {MAX_SLOTS:,} slots (n_agents · max_num_orders), not {slots:,}")
+    return NARROW if slots <= NARROW.max_slots else WIDE
+
+
+def layout_of_dtype(dtype: torch.dtype) -> KeyLayout:
+    return WIDE if dtype == torch.int64 else NARROW
+
+
+def layout_of(keys: torch.Tensor) -> KeyLayout:
+    return layout_of_dtype(keys.dtype)
 
 
 @dataclass(frozen=True)
 class Book:
-    """The open orders, ``bids``/``asks [B, 2, A·M]`` int32 keys (module docstring)."""
+    """The open orders, ``bids``/``asks [B, 2, A·M]`` keys (module docstring; int32 or int64)."""
 
     bids: torch.Tensor
     asks: torch.Tensor
 
     @staticmethod
-    def empty(batch: int, agents: int, slots: int, device: torch.device) -> Book:
-        free = torch.full((batch, 2, agents * slots), EMPTY, dtype=torch.int32, device=device)
+    def empty(batch: int, agents: int, slots: int, device: torch.device, layout: KeyLayout | None = None) -> Book:
+        """A book with no orders, in ``layout`` (default: the narrowest with room for ``agents · slots``)."""
+        layout = layout or layout_for(agents * slots)
+        free = torch.full((batch, 2, agents * slots), layout.empty, dtype=layout.dtype, device=device)
         return Book(free, free)
 
 
@@ -58,8 +123,8 @@ class Holdings:
 
 
 def is_open(keys: torch.Tensor) -> torch.Tensor:
-    """0/1 int32: the slot holds an order (EMPTY has bit 30, orders do not)."""
-    return 1 - (keys >> 30)
+    """0/1 (the keys' dtype): the slot holds an order (an empty key has the out bit, orders do not)."""
+    return 1 - (keys >> layout_of(keys).out_bit)
 
 
 def per_worker(values: torch.Tensor, agents: int) -> torch.Tensor:
@@ -76,8 +141,9 @@ def by_resource(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def holdings(book: Book, agents: int, top_price: int) -> Holdings:
     """What each worker has in the book."""
+    layout = layout_of(book.bids)
     bid, ask = is_open(book.bids), is_open(book.asks)
-    coin, _ = by_resource(per_worker((top_price - (book.bids >> PRICE_SHIFT)) * bid, agents))
+    coin, _ = by_resource(per_worker((top_price - (book.bids >> layout.price_shift)) * bid, agents))
     bids, asks = per_worker(bid, agents), per_worker(ask, agents)
     return Holdings(bids, asks, coin.double(), by_resource(asks)[1].long())
 
@@ -86,22 +152,57 @@ def place(book: Book, placing: torch.Tensor, resource: torch.Tensor, ask: torch.
           duration: int, top_price: int) -> Book:
     """``book`` with the orders of the workers where ``placing [B, A]`` (of ``resource``, ``ask`` or bid,
     ``price`` ``[B, A]``) in their first free slot of that resource (the caller checked there is one)."""
+    layout = layout_of(book.bids)
     batch, _, width = book.bids.shape
     agents = placing.shape[1]
     slots = width // agents
-    free = ((book.bids & book.asks) >> 30).view(batch, 2, agents, slots)  # 1 where both are EMPTY
+    free = ((book.bids & book.asks) >> layout.out_bit).view(batch, 2, agents, slots)  # 1 where both are empty
     free = free.gather(1, resource[:, None, :, None].expand(batch, 1, agents, slots))[:, 0]  # [B, A, M]
     m = free.argmax(-1)  # the first free slot (ties: the lowest index)
     slot = torch.arange(agents, device=placing.device) * slots + m
     index = resource * width + slot  # into the flattened [B, 2·A·M]
     p = torch.where(ask, price, top_price - price)
-    key = ((p << PRICE_SHIFT) | (duration << LEFT_SHIFT) | slot).int()
+    key = ((p << layout.price_shift) | (duration << layout.slot_bits) | slot).to(layout.dtype)
 
     def put(keys: torch.Tensor, mine: torch.Tensor) -> torch.Tensor:
         flat = keys.reshape(batch, -1)
         return flat.scatter(1, index, torch.where(mine, key, flat.gather(1, index))).view(keys.shape)
 
     return Book(put(book.bids, placing & ~ask), put(book.asks, placing & ask))
+
+
+def per_worker_min(keys: torch.Tensor, agents: int) -> torch.Tensor:
+    """``[B, 2, A]``: each worker's smallest key of ``keys [B, 2, A·M]``. int64 keys go by elementwise minima
+    over the M slots: torch's int64 min-reduction over a tiny trailing axis is some 20× slower on CPU (int32's
+    is fast)."""
+    slots = keys.view(keys.shape[0], 2, agents, -1)
+    if keys.dtype != torch.int64:
+        return slots.amin(-1)
+    best = slots[..., 0]
+    for m in range(1, slots.shape[-1]):
+        best = torch.minimum(best, slots[..., m])
+    return best
+
+
+def best_of_others(best: torch.Tensor, slots: int) -> torch.Tensor:
+    """``[B, 2, A]``: for each worker the smallest key of ``best [B, 2, A]`` (each worker's own best) among
+    the *other* workers (empty where there is none)."""
+    layout = layout_of(best)
+    agents = best.shape[-1]
+    if agents <= SMALL_BOOK:
+        return (best[:, :, None, :] | _others(agents, best.dtype, best.device)).amin(-1)
+    # the best of all, and for its owner (keys are unique: the slot names the worker) the second best
+    first = best.amin(-1, keepdim=True)  # [B, 2, 1]
+    owner = (first & layout.slot_mask) // slots  # past the last worker when the book side is empty
+    mine = torch.arange(agents, device=best.device) == owner  # [B, 2, A]
+    second = (best | (mine.to(best.dtype) * layout.empty)).amin(-1, keepdim=True)
+    return torch.where(mine, second, first)
+
+
+@lru_cache(maxsize=16)
+def _others(agents: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """``[A, A]``: 0 off the diagonal, the empty key on it (OR-ed onto a row, it hides the worker's own)."""
+    return torch.zeros(agents, agents, dtype=dtype, device=device).fill_diagonal_(layout_of_dtype(dtype).empty)
 
 
 @dataclass(frozen=True)
@@ -119,33 +220,35 @@ def match(book: Book, agents: int, top_price: int, rounds: int) -> tuple[Book, F
     """Trade every crossing pair of orders of different workers (module docstring), one trade per resource
     a round. ``rounds`` bounds the trades of a step: every trade involves an order placed this step (the
     book was uncrossed after the previous one), so the number of workers is enough."""
+    layout = layout_of(book.bids)
     batch, _, width = book.bids.shape
     slots, device = width // agents, book.bids.device
-    others = torch.full((agents, agents), 0, dtype=torch.int32, device=device).fill_diagonal_(EMPTY)
     bids, asks = book.bids, book.asks
     coin = torch.zeros(batch, agents, dtype=torch.float64, device=device)
     goods = torch.zeros(batch, 2, agents, dtype=torch.long, device=device)
     trades = torch.zeros(batch, 2, dtype=torch.long, device=device)
     volume = torch.zeros(batch, 2, dtype=torch.long, device=device)
     for _ in range(rounds):
-        best = asks.view(batch, 2, agents, slots).amin(-1)  # [B, 2, A] each seller's best ask
-        other = (best[:, :, None, :] | others).amin(-1)  # [B, 2, A] the best ask of another worker
+        other = best_of_others(per_worker_min(asks, agents), slots)  # [B, 2, A]
         # a bid crosses when its price reaches that ask's: (top − p_bid) − p_ask ≥ 0; the others get OUT
-        gap = (top_price - (other >> PRICE_SHIFT))[..., None] - (bids.view(batch, 2, agents, slots) >> PRICE_SHIFT)
-        chosen = (bids.view(batch, 2, agents, slots) | ((gap >> 31) & OUT)).view(batch, 2, width).amin(-1)
-        matched = chosen < OUT  # [B, 2]
+        gap = ((top_price - (other >> layout.price_shift))[..., None]
+               - (bids.view(batch, 2, agents, slots) >> layout.price_shift))
+        chosen = (bids.view(batch, 2, agents, slots) | ((gap >> layout.sign) & layout.out)).view(
+            batch, 2, width).amin(-1)
+        matched = chosen < layout.out  # [B, 2]
         if not bool(matched.any()):
             break
-        bid_slot = ((chosen & SLOT_MASK) * matched).long()  # slot 0 where nothing trades (left as it is)
+        bid_slot = ((chosen & layout.slot_mask) * matched).long()  # slot 0 where nothing trades (left as it is)
         buyer = bid_slot // slots
         sold = other.gather(-1, buyer[..., None])[..., 0]
-        ask_slot = ((sold & SLOT_MASK) * matched).long()
+        ask_slot = ((sold & layout.slot_mask) * matched).long()
         seller = ask_slot // slots
-        bid_price, ask_price = top_price - (chosen >> PRICE_SHIFT), sold >> PRICE_SHIFT
+        bid_price, ask_price = top_price - (chosen >> layout.price_shift), sold >> layout.price_shift
         # the earlier order sets the price; fewer steps left = placed earlier (the ask on a tie)
-        bid_first = ((chosen >> LEFT_SHIFT) & LEFT_MASK) < ((sold >> LEFT_SHIFT) & LEFT_MASK)
+        bid_first = ((chosen >> layout.slot_bits) & LEFT_MASK) < ((sold >> layout.slot_bits) & LEFT_MASK)
         deal = torch.where(bid_first, bid_price, ask_price).long() * matched
-        bids, asks = (keys.scatter(2, at[..., None], keys.gather(2, at[..., None]) | (matched.int()[..., None] * EMPTY))
+        filled = matched.to(layout.dtype)[..., None] * layout.empty
+        bids, asks = (keys.scatter(2, at[..., None], keys.gather(2, at[..., None]) | filled)
                       for keys, at in ((bids, bid_slot), (asks, ask_slot)))
         coin = coin.scatter_add(1, seller, deal.double()).scatter_add(1, buyer, ((bid_price - deal) * matched).double())
         goods = goods.scatter_add(2, buyer[..., None], matched.long()[..., None])
@@ -157,26 +260,27 @@ def match(book: Book, agents: int, top_price: int, rounds: int) -> tuple[Book, F
 def expire(book: Book, agents: int, top_price: int) -> tuple[Book, torch.Tensor, torch.Tensor]:
     """One step older: orders with no steps left expire, the rest lose one. Returns ``(book, coin [B, A],
     goods [B, A, 2])``, the escrow given back."""
+    layout = layout_of(book.bids)
 
     def age(keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         live = is_open(keys)
-        ended = live & ((((keys >> LEFT_SHIFT) & LEFT_MASK) - 1) >> 31)  # live with 0 steps left
-        return (keys - ((live - ended) << LEFT_SHIFT)) | (-ended & EMPTY), ended
+        ended = live & ((((keys >> layout.slot_bits) & LEFT_MASK) - 1) >> layout.sign)  # live, 0 steps left
+        return (keys - ((live - ended) << layout.slot_bits)) | (-ended & layout.empty), ended
 
     bids, bid_ended = age(book.bids)
     asks, ask_ended = age(book.asks)
-    coin, _ = by_resource(per_worker((top_price - (book.bids >> PRICE_SHIFT)) * bid_ended, agents))
+    coin, _ = by_resource(per_worker((top_price - (book.bids >> layout.price_shift)) * bid_ended, agents))
     return Book(bids, asks), coin.double(), by_resource(per_worker(ask_ended, agents))[1].long()
 
 
 def quotes(book: Book, agents: int, top_price: int) -> torch.Tensor:
     """``[B, A, 4]`` per worker the best wood bid, wood ask, stone bid and stone ask of the other workers
     (price ÷ ``top_price``; −1 where there is none)."""
-    batch = book.bids.shape[0]
-    others = torch.zeros(agents, agents, dtype=torch.int32, device=book.bids.device).fill_diagonal_(EMPTY)
+    layout = layout_of(book.bids)
+    slots = book.bids.shape[-1] // agents
     out = []
     for keys, is_bid in ((book.bids, True), (book.asks, False)):
-        best = (keys.view(batch, 2, agents, -1).amin(-1)[:, :, None, :] | others).amin(-1)  # [B, 2, A]
-        p = (best >> PRICE_SHIFT).double()
-        out.append(torch.where(best < OUT, (top_price - p if is_bid else p) / top_price, -1.0))
+        best = best_of_others(per_worker_min(keys, agents), slots)  # [B, 2, A]
+        p = (best >> layout.price_shift).double()
+        out.append(torch.where(best < layout.out, (top_price - p if is_bid else p) / top_price, -1.0))
     return torch.stack([out[0][:, 0], out[1][:, 0], out[0][:, 1], out[1][:, 1]], -1)

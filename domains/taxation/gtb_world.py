@@ -21,6 +21,9 @@ RESOURCES = WOOD | STONE
 SOURCES = WOOD_SOURCE | STONE_SOURCE
 NEVER = 1 << 30
 """``ready_at`` of a tile that never regrows (regrowth probability 0)."""
+PAIRWISE_MOVES = 64
+"""Up to this many workers, move conflicts are found by comparing every pair (``[A, A]``, fastest for few);
+above it, by the first priority per target tile (``O(A)``)."""
 
 
 def padded_index(tiles: torch.Tensor, size: int, pad: int) -> torch.Tensor:
@@ -108,14 +111,21 @@ def enterable(code: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 
 def resolve_moves(positions: torch.Tensor, direction: torch.Tensor, legal: torch.Tensor, offsets: torch.Tensor,
-                  priority: torch.Tensor) -> torch.Tensor:
+                  priority: torch.Tensor, cells: int) -> torch.Tensor:
     """``[B, A]`` bool: which of the wanted moves (``direction`` 0..3, ``legal [B, A]``) go ahead. Workers
     move one by one in a random order (``priority``, lower first): of several heading for the same tile,
-    the first gets it."""
+    the first gets it. ``cells``: the padded map's tiles (positions index them)."""
     target = positions + offsets[direction.clamp(0, 3)]
-    same = (target[:, :, None] == target[:, None, :]) & legal[:, :, None] & legal[:, None, :]
-    earlier = priority[:, None, :] < priority[:, :, None]  # [b, i, j]: j moves before i
-    return legal & ~(same & earlier).any(-1)
+    if positions.shape[1] <= PAIRWISE_MOVES:
+        same = (target[:, :, None] == target[:, None, :]) & legal[:, :, None] & legal[:, None, :]
+        earlier = priority[:, None, :] < priority[:, :, None]  # [b, i, j]: j moves before i
+        return legal & ~(same & earlier).any(-1)
+    # many workers: the first priority heading for each tile (the wanted moves only; the rest aim at a spare
+    # tile past the map), and a mover goes ahead when it holds it
+    aim = torch.where(legal, target, cells)
+    first = torch.full((positions.shape[0], cells + 1), float("inf"), dtype=priority.dtype, device=priority.device)
+    first = first.scatter_reduce(1, aim, priority, "amin")
+    return legal & (priority <= first.gather(1, aim))
 
 
 def regrowth_delay(u: torch.Tensor, probability: float) -> torch.Tensor:

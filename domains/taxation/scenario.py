@@ -90,8 +90,7 @@ class GatherTradeBuildScenario(Scenario):
     Defaults: the published configuration (../shared/domain-notes.md) and the Foundation's components
     (sources per field in ``gtb.py``'s docstring)."""
 
-    n_agents: int = Field(4, ge=1, le=400, description="workers on the map (n_agents · max_num_orders up to 2,048: "
-                          "the order book's room)")
+    n_agents: int = Field(4, ge=1, le=2500, description="workers on the map (at most a quarter of its tiles)")
     map_size: int = Field(25, ge=5, le=100, description="side of the square map, in tiles")
     observation_range: int = Field(5, ge=1, le=10, description="tiles a worker sees on each side (window of "
                                    "2·range + 1)")
@@ -145,9 +144,6 @@ class GatherTradeBuildScenario(Scenario):
         if self.n_agents > self.map_size ** 2 // 4:
             raise ValueError(f"{self.n_agents} workers do not fit a {self.map_size}×{self.map_size} map "
                              f"(at most a quarter of its tiles)")
-        if self.n_agents * self.max_num_orders > 2048:
-            raise ValueError(f"n_agents · max_num_orders ({self.n_agents} · {self.max_num_orders}) is above the "
-                             "order book's 2,048 slots")
         if self.wood_coverage + self.stone_coverage >= 0.5:
             raise ValueError("wood_coverage + stone_coverage must stay below 0.5")
         return self

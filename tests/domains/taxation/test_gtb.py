@@ -11,13 +11,26 @@ import pytest
 import torch
 
 from decisionlab.core import RandomPolicy, SimulatorParallelEnv, make_generator
+from decisionlab.domains.taxation import gtb_market, gtb_world
 from decisionlab.domains.taxation.gtb import BUILD, NOOP, PLANNER, WORKERS, GatherTradeBuildSim
 from decisionlab.domains.taxation.gtb_layout import source_capacity
-from decisionlab.domains.taxation.gtb_world import AGENT, HOUSE, STONE, WOOD, WOOD_SOURCE
+from decisionlab.domains.taxation.gtb_market import WIDE, best_of_others
+from decisionlab.domains.taxation.gtb_world import AGENT, HOUSE, STONE, WOOD, WOOD_SOURCE, resolve_moves
 from decisionlab.domains.taxation.scenario import GatherTradeBuildScenario
 
 LEFT, RIGHT, UP, DOWN = 1, 2, 3, 4
 US_RATES = [0.10, 0.12, 0.22, 0.24, 0.32, 0.35, 0.37]
+
+
+@pytest.fixture(params=["narrow keys, pairwise", "wide keys, linear"])
+def paths(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test twice: as small economies run (int32 keys, [A, A] comparisons) and as economies of many
+    workers run (int64 keys, best and second best, the first mover per tile)."""
+    if request.param.startswith("wide"):
+        monkeypatch.setattr(gtb_market, "layout_for", lambda slots: WIDE)
+        monkeypatch.setattr(gtb_market, "SMALL_BOOK", 0)
+        monkeypatch.setattr(gtb_world, "PAIRWISE_MOVES", 0)
+    return request.param
 
 
 def small(**changes: object) -> GatherTradeBuildSim:
@@ -183,7 +196,7 @@ def test_a_bid_and_an_ask_that_cross_trade_at_the_earlier_orders_price() -> None
     assert low.goods[0].tolist() == [[0, 0], [0, 0]]
 
 
-def test_matching_ranks_bids_by_price_then_age_and_skips_ones_own_ask() -> None:
+def test_matching_ranks_bids_by_price_then_age_and_skips_ones_own_ask(paths: str) -> None:
     sim = small(n_agents=3)
     state = start(sim, [(0, 0), (3, 3), (6, 6)], coin=[10.0, 10.0, 10.0], goods=[[1, 0], [0, 0], [0, 0]])
     own = step(sim, step(sim, state, [sim.order_choice(0, True, 2), NOOP, NOOP]).state,
@@ -255,7 +268,7 @@ class FoundationBook:
             self.asks[r] = [o for o in self.asks[r] if o["life"] <= self.duration]
 
 
-def test_the_batched_auction_matches_the_foundations_order_by_order() -> None:
+def test_the_batched_auction_matches_the_foundations_order_by_order(paths: str) -> None:
     sim = small(n_agents=4, order_duration=6, max_num_orders=3, max_bid_ask=6)
     batch, steps = 12, 40
     coin, goods = [20.0, 5.0, 12.0, 0.0], [[4, 1], [0, 3], [2, 2], [5, 0]]
@@ -362,7 +375,7 @@ def test_the_same_seed_gives_the_same_rollout() -> None:
     assert not torch.equal(first[0].code, other[0].code)
 
 
-def test_random_legal_rollouts_keep_the_books() -> None:
+def test_random_legal_rollouts_keep_the_books(paths: str) -> None:
     """Every legal build and order goes through; goods and coin are conserved (coin grows only by house
     payments: the tax is rebated); workers stay on distinct tiles."""
     sim = small(n_agents=4, resource_regen_prob=0.2, tax_period_steps=6)
@@ -392,6 +405,59 @@ def test_random_legal_rollouts_keep_the_books() -> None:
         assert bool(((state.code & AGENT) != 0).sum(1).eq(4).all())
         assert bool(((state.code.gather(1, state.position) & AGENT) != 0).all())
     assert orders > 100 and float(gathered.sum()) > 0
+
+
+def test_the_linear_paths_agree_with_the_pairwise_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The best other worker's key and the move conflicts, for many workers, as the [A, A] comparisons
+    find them: on random books with empty sides and on crowded moves."""
+    generator = make_generator(5)
+    for layout in (gtb_market.NARROW, WIDE):
+        for agents, slots in ((3, 4), (40, 5), (200, 3)):
+            keys = torch.randint(0, 1 << 20, (6, 2, agents * slots), generator=generator)
+            keys = (keys // (agents * slots)) * (1 << layout.slot_bits) + torch.arange(agents * slots)  # unique
+            keys = torch.where(torch.rand(keys.shape, generator=generator) < 0.7, keys, layout.empty)
+            keys[0] = layout.empty  # an empty book
+            keys[1, :, slots:] = layout.empty  # one worker's orders only
+            best = keys.to(layout.dtype).view(6, 2, agents, slots).amin(-1)
+            monkeypatch.setattr(gtb_market, "SMALL_BOOK", 10_000)
+            pairwise = best_of_others(best, slots)
+            monkeypatch.setattr(gtb_market, "SMALL_BOOK", 0)
+            assert torch.equal(best_of_others(best, slots), pairwise)
+    offsets = torch.tensor([-1, 1, -10, 10])
+    for agents in (5, 150):
+        positions = torch.randint(11, 89, (8, agents), generator=generator)  # crowded: many aim at one tile
+        direction = torch.randint(0, 4, (8, agents), generator=generator)
+        wanted = torch.rand(8, agents, generator=generator) < 0.8
+        priority = torch.rand(8, agents, generator=generator)
+        monkeypatch.setattr(gtb_world, "PAIRWISE_MOVES", 10_000)
+        pairwise = resolve_moves(positions, direction, wanted, offsets, priority, 100)
+        monkeypatch.setattr(gtb_world, "PAIRWISE_MOVES", 0)
+        linear = resolve_moves(positions, direction, wanted, offsets, priority, 100)
+        assert torch.equal(linear, pairwise) and bool((pairwise != wanted).any())
+
+
+def test_a_thousand_workers_trade_move_and_keep_the_books() -> None:
+    """1,000 workers on a 64 × 64 map (the book needs int64 keys: 5,000 slots): random legal steps keep the
+    workers on distinct tiles and conserve goods and coin."""
+    sim = GatherTradeBuildSim(GatherTradeBuildScenario(n_agents=1000, map_size=64, episode_steps=20,
+                                                       tax_period_steps=5))
+    generator = make_generator(3)
+    state = sim.reset(2, generator)
+    assert state.book.bids.dtype == torch.int64
+    exogenous = sim.sample_exogenous(2, 8, generator)
+    policy = RandomPolicy(sim, generator)
+    trades = 0.0
+    for t in range(8):
+        before = state
+        result = sim.step(state, policy.act(sim.observe(state)), exogenous[:, t])
+        state, trades = result.state, trades + float(result.info["trades"].sum())
+        assert bool(((state.code & AGENT) != 0).sum(1).eq(1000).all())
+        assert bool((state.position.sort(1).values.diff(dim=1) > 0).all())
+        paid = ((state.houses - before.houses) * before.payment).sum(1)
+        coin = (state.coin + state.held.coin).sum(1) - (before.coin + before.held.coin).sum(1)
+        assert torch.allclose(coin, paid, atol=1e-6)
+        assert bool((state.coin >= -1e-9).all()) and bool((state.goods >= 0).all())
+    assert trades > 0
 
 
 def test_the_generated_layout_clusters_wood_low_and_stone_high() -> None:
