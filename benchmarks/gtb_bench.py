@@ -101,7 +101,7 @@ def throughput(write: bool) -> None:
         warm = min(10, steps // 4)
         speeds = [steps_per_second(sim, 1024, decide, timed, steps, warm)
                   for decide, timed in (("random", False), ("random", True), ("scripted", True))]
-        rows.append(f"| {agents} | {side} × {side} | 1,024 | {steps} | "
+        rows.append(f"| {agents:,} | {side} × {side} | 1,024 | {steps} | "
                     + " | ".join(f"{v:,.0f}" for v in speeds) + " |")
         print(rows[-1], flush=True)
     body = "\n".join([
