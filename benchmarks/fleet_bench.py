@@ -43,6 +43,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import polars as pl
 import torch
 
 from benchmarks.report import publish
@@ -330,20 +331,41 @@ def saved_policies(scenario: FleetScenario) -> dict[str, Any]:
     return {f"ppo (seed {seed})": load(path, scenario) for seed, path in zip(SEEDS, paths, strict=True)}
 
 
+def ga_history(scenario: FleetScenario, ga_days: int, generations: int) -> tuple[Any, np.ndarray, int]:
+    """The GA's history (one row per day and generation) and decisions per day on the first ``ga_days`` held-out
+    days, run to ``generations``; stored in :data:`RESULTS` (parquet) and reused when the same run is asked again,
+    as the trained weights are (a 1,000-generation run is an hour on one core). Delete the file to rerun it."""
+    settings = GASettings(generations=generations)
+    path = RESULTS / (f"ga_history_seed{EVAL_SEED}_{scenario.n_vertiports}x{scenario.n_aircraft}_days{ga_days}"
+                      f"_gen{generations}_pop{settings.population}.parquet")
+    if path.exists():
+        stored = pl.read_parquet(path)
+        print(f"GA history reused from {path}", flush=True)
+        per_day = stored.group_by("day").agg(pl.col("decisions").first()).sort("day")
+        return stored.drop("decisions"), per_day["decisions"].to_numpy().astype(np.float64), settings.population
+    ga = GAPolicy(FleetSim(scenario), settings)
+    compare(scenario, {"ga": ga}, ga_days, EVAL_SEED)
+    assert ga.last is not None
+    history, decisions = ga.last.history, ga.last.decisions.double().cpu().numpy()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stored = history.join(pl.DataFrame({"day": np.arange(ga_days), "decisions": decisions.astype(np.int64)}), on="day")
+    handle, temporary = tempfile.mkstemp(dir=RESULTS, suffix=".parquet")
+    os.close(handle)
+    stored.write_parquet(temporary)
+    os.replace(temporary, path)  # atomic: a killed run leaves no half file to be reused
+    return history, decisions, settings.population
+
+
 def ga_budget(write: bool, ga_days: int, generations: list[int], days: int) -> None:
     torch.set_num_threads(1)
     scenario = PRESETS["uam_8x40"]
-    sim = FleetSim(scenario)
     learned = saved_policies(scenario)
     ppo = compare(scenario, learned, ga_days, EVAL_SEED)
     one_day = {label: episode_metrics(scenario, policy, 1, EVAL_SEED, CPU)["decision_ms"].mean()
                for label, policy in learned.items()}  # the first day alone: no other day shares the batch
     many = {label: episode_metrics(scenario, policy, days, EVAL_SEED, CPU)["decision_ms"].mean()
             for label, policy in learned.items()}  # the agents table's days, one batch
-    ga = GAPolicy(sim, GASettings(generations=max(generations)))
-    compare(scenario, {"ga": ga}, ga_days, EVAL_SEED)
-    assert ga.last is not None
-    history, decisions = ga.last.history, ga.last.decisions.double().cpu().numpy()
+    history, decisions, population = ga_history(scenario, ga_days, max(generations))
     ppo_batch_ms = float(np.mean([v["decision_ms"].mean() for v in ppo.values()]))
     ppo_one_ms = float(np.mean(list(one_day.values())))
     ppo_many_ms = float(np.mean(list(many.values())))
@@ -361,7 +383,7 @@ def ga_budget(write: bool, ga_days: int, generations: list[int], days: int) -> N
                     + f" | {ms / ppo_one_ms:,.0f}× | {ms / ppo_batch_ms:,.0f}× | {ms / ppo_many_ms:,.0f}× |")
         print(rows[-1], flush=True)
     body = ("### Fleet: the GA's budget against its profit and its time (`uam_8x40`)\n\n"
-            f"One GA run per day ({max(generations)} generations of {ga.settings.population} genomes; DEAP), read at "
+            f"One GA run per day ({max(generations)} generations of {population} genomes; DEAP), read at "
             f"each budget from its history, on the first {ga_days} held-out days of the `agents` table; the three "
             f"PPO policies that run saved, on the same days (paired differences, 95% t over days). PPO's time per "
             f"decision: {ppo_one_ms:.3f} ms with one day alone, {ppo_batch_ms:.3f} ms with the {ga_days} days in one "
