@@ -178,11 +178,10 @@ class RecommendationSim:
         filled = state.slot_author >= 0  # [B, M]
         n_filled = filled.sum(1, keepdim=True)  # [B, 1]
         related = (pick < s.related_share) & (n_filled > 0)
-        # the k-th filled slot, k uniform among the filled ones
+        # the k-th filled slot, k uniform among the filled ones: the filled slots' indices first, in order
         rank = (slot_u * n_filled.float()).long().clamp(max=(n_filled - 1).clamp_min(0))  # [B, C]
-        order = torch.cumsum(filled.long(), 1) - 1  # [B, M]: rank of each filled slot
-        hit = filled[:, None, :] & (order[:, None, :] == rank[:, :, None])  # [B, C, M]
-        slot = hit.byte().argmax(-1)
+        compact = torch.argsort((~filled).byte(), dim=1, stable=True)  # [B, M]
+        slot = torch.gather(compact, 1, rank)
         author = torch.gather(state.slot_author, 1, slot).clamp_min(0)
         # candidate k is drawn from the k-th of C equal strata of the ids: distinct by construction; a related
         # one is an item of its author in that stratum (a uniform one of the stratum when the author has none)
@@ -201,9 +200,12 @@ class RecommendationSim:
 
     def pairs(self, state: UserState, authors: torch.Tensor) -> Pairs:
         """The user's relationship with ``authors [B, N]`` (module docstring)."""
-        match = state.slot_author[:, None, :] == authors[:, :, None]  # [B, N, M]
-        found = match.any(-1)
-        slot = torch.where(found, match.float().argmax(-1), -1)
+        # a user's authors are distinct (an author has at most one slot): look each one up in the sorted slots
+        # (O(N log M) per row, not the O(N·M) of comparing every pair)
+        sorted_authors, order = torch.sort(state.slot_author, dim=1)  # [B, M]
+        at = torch.searchsorted(sorted_authors, authors).clamp(max=sorted_authors.shape[1] - 1)  # [B, N]
+        found = torch.gather(sorted_authors, 1, at) == authors
+        slot = torch.where(found, torch.gather(order, 1, at), -1)
         safe = slot.clamp_min(0)
         since = (state.time_h[:, None] - torch.gather(state.slot_time, 1, safe)).float()
         affinity = torch.gather(state.slot_affinity, 1, safe) * torch.exp(-self.decay_per_h * since)
