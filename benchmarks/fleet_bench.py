@@ -223,7 +223,7 @@ def agents(write: bool, steps: int, days: int, ga_days: int) -> None:
                     f"{v['demand_served_share'].mean():.3f} | {v['utilisation'].mean():.3f} | "
                     f"{v['decision_ms'].mean():.3f} |")
     # the GA plans each day (minutes each): the first ga_days of the same days
-    ga = GAPolicy(sim, GASettings())
+    ga = GAPolicy(sim, GASettings(), progress=True)
     sub = compare(scenario, {"ga": ga, "greedy": base["greedy"], **learned}, ga_days, EVAL_SEED)
     ga_rows = ["| policy | daily profit $ (95% CI) | vs GA (paired) | ms / decision |", "|---|---:|---:|---:|"]
     for label, v in sub.items():
@@ -253,7 +253,7 @@ def small(write: bool, steps: int, days: int, time_limit_s: float) -> None:
     learned = {f"ppo (seed {seed})": train(scenario, seed, steps) for seed in SEEDS}
     # the exact policy solves each day's MILP once when it plans: its bound is the table's reference
     exact = ExactPolicy(sim, ExactSettings(time_limit_s=time_limit_s))
-    policies = {"exact (its plan, executed)": exact, "ga": GAPolicy(sim, GASettings()),
+    policies = {"exact (its plan, executed)": exact, "ga": GAPolicy(sim, GASettings(), progress=True),
                 "greedy": GreedyPolicy(sim), "random": RandomLegalPolicy(sim), **learned}
     values = compare(scenario, policies, days, EVAL_SEED)
     bound = exact.bound
@@ -343,7 +343,7 @@ def ga_history(scenario: FleetScenario, ga_days: int, generations: int) -> tuple
         print(f"GA history reused from {path}", flush=True)
         per_day = stored.group_by("day").agg(pl.col("decisions").first()).sort("day")
         return stored.drop("decisions"), per_day["decisions"].to_numpy().astype(np.float64), settings.population
-    ga = GAPolicy(FleetSim(scenario), settings)
+    ga = GAPolicy(FleetSim(scenario), settings, progress=True)
     compare(scenario, {"ga": ga}, ga_days, EVAL_SEED)
     assert ga.last is not None
     history, decisions = ga.last.history, ga.last.decisions.double().cpu().numpy()

@@ -46,7 +46,7 @@ import torch
 from deap import algorithms, base, creator, tools
 from pydantic import BaseModel, ConfigDict, Field
 
-from decisionlab.core import RandomPolicy, derive_seed, make_generator
+from decisionlab.core import Progress, RandomPolicy, derive_seed, make_generator
 from decisionlab.domains.fleet.network import Days
 from decisionlab.domains.fleet.policies import GreedyPolicy
 from decisionlab.domains.fleet.schedule import ScheduleFollower, record_schedule
@@ -200,9 +200,10 @@ def _mark_replan(individual: Any, start_h: float, end_h: float) -> tuple[Any]:
 
 
 def _evolve_day(sim: FleetSim, day: FleetState, greedy: torch.Tensor | None, settings: GASettings,
-                seed: int) -> tuple[Any, list[dict[str, float]], int]:
+                seed: int, bar: Progress | None = None) -> tuple[Any, list[dict[str, float]], int]:
     """One day's GA (``day``: one row; ``greedy [A, S]`` or None): the best individual, the history rows
-    and the number of genomes simulated. Uses (and expects seeded) the global :mod:`random`."""
+    and the number of genomes simulated; ``bar`` advances by one per generation. Uses (and expects seeded) the
+    global :mod:`random`."""
     s = sim.scenario
     shape = (s.n_aircraft, s.slots)
     toolbox = _toolbox(sim, settings)
@@ -269,11 +270,18 @@ def _evolve_day(sim: FleetSim, day: FleetState, greedy: torch.Tensor | None, set
         hall.update(offspring)
         population = offspring + elites
         note(generation)
+        if bar is not None:
+            bar.update(1)
+            bar.show(best=f"{history[-1]['best']:,.0f}")
+    if bar is not None:
+        bar.update(settings.generations - (len(history) - 1))  # generations a time cap skipped
     return hall[0], history, evaluations
 
 
-def plan_day(sim: FleetSim, state: FleetState, settings: GASettings | None = None) -> GAPlan:
-    """The GA's best plan for every day (row) of ``state``, each day's GA independent (module docstring).
+def plan_day(sim: FleetSim, state: FleetState, settings: GASettings | None = None, progress: bool = False
+             ) -> GAPlan:
+    """The GA's best plan for every day (row) of ``state``, each day's GA independent (module docstring);
+    ``progress``: a bar over the days' generations.
 
     Seeds the global :mod:`random` per day from ``settings.seed`` and the row index, and restores it after."""
     settings = settings or GASettings()
@@ -289,13 +297,14 @@ def plan_day(sim: FleetSim, state: FleetState, settings: GASettings | None = Non
     rows: list[dict[str, float]] = []
     evaluations = 0
     saved = random.getstate()
+    bar = Progress(days * settings.generations, f"GA, {days} day(s)", enabled=progress, unit="generation")
     try:
         for b in range(days):
             started = time.perf_counter()
             day_seed = derive_seed(settings.seed, "fleet-ga", b)
             random.seed(day_seed)
             best, history, count = _evolve_day(sim, replicate(state, b, 1), None if greedy is None else greedy[b],
-                                               settings, day_seed)
+                                               settings, day_seed, bar)
             plans[b] = torch.tensor(best, dtype=torch.long, device=sim.device).reshape(s.n_aircraft, s.slots)
             profit[b] = best.fitness.values[0]
             decisions[b] = best.decisions
@@ -304,6 +313,7 @@ def plan_day(sim: FleetSim, state: FleetState, settings: GASettings | None = Non
             evaluations += count
     finally:
         random.setstate(saved)
+        bar.close()
     history = pl.DataFrame(rows, schema={"day": pl.Int64, "generation": pl.Int64, "best": pl.Float64,
                                          "mean": pl.Float64, "evaluations": pl.Int64, "seconds": pl.Float64})
     return GAPlan(plans, profit, seconds, decisions, history, evaluations)
@@ -316,8 +326,8 @@ class GAPolicy:
 
     name = "ga"
 
-    def __init__(self, sim: FleetSim, settings: GASettings | None = None) -> None:
-        self.sim, self.settings = sim, settings or GASettings()
+    def __init__(self, sim: FleetSim, settings: GASettings | None = None, progress: bool = False) -> None:
+        self.sim, self.settings, self.progress = sim, settings or GASettings(), progress
         self.follower: ScheduleFollower | None = None
         self.last: GAPlan | None = None
         self.planning_seconds = 0.0
@@ -325,7 +335,7 @@ class GAPolicy:
 
     def plan(self, sim: FleetSim, state: FleetState) -> None:
         self.sim = sim
-        self.last = plan_day(sim, state, self.settings)
+        self.last = plan_day(sim, state, self.settings, self.progress)
         self.follower = ScheduleFollower(sim, self.last.plans)
         self.planning_seconds += float(self.last.seconds.sum())
         self.decisions_planned += int(self.last.decisions.sum())
