@@ -33,6 +33,7 @@ clairvoyant), and PPO's time per decision with 1 day, the GA's days and the agen
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -336,8 +337,9 @@ def ga_history(scenario: FleetScenario, ga_days: int, generations: int) -> tuple
     days, run to ``generations``; stored in :data:`RESULTS` (parquet) and reused when the same run is asked again,
     as the trained weights are (a 1,000-generation run is an hour on one core). Delete the file to rerun it."""
     settings = GASettings(generations=generations)
-    path = RESULTS / (f"ga_history_seed{EVAL_SEED}_{scenario.n_vertiports}x{scenario.n_aircraft}_days{ga_days}"
-                      f"_gen{generations}_pop{settings.population}.parquet")
+    run_key = json.dumps([scenario.model_dump(mode="json"), settings.model_dump(mode="json"), ga_days, EVAL_SEED],
+                         sort_keys=True)  # any change to the days, the scenario or the GA is another run
+    path = RESULTS / f"ga_history_{hashlib.sha256(run_key.encode()).hexdigest()[:16]}.parquet"
     if path.exists():
         stored = pl.read_parquet(path)
         print(f"GA history reused from {path}", flush=True)
