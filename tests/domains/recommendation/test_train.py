@@ -90,3 +90,21 @@ def test_the_value_weight_grid_grows_while_its_largest_weight_wins(monkeypatch: 
     assert [row["value_weight"] for row in rows] == [0.0, 64.0, 1024.0] and weight == 64.0
     weight, rows = choose_weight(scenario, critic, RlivSettings(value_weights=(0.0, 2.0), weight_growth=1), 0, CPU)
     assert [row["value_weight"] for row in rows] == [0.0, 2.0, 8.0] and weight == 8.0
+
+
+@pytest.mark.parametrize("requests", [0, 1, 3_001])
+def test_the_critic_scores_in_chunks_what_it_scores_in_one_pass(requests: int) -> None:
+    """``FunnelCritic.scores`` splits large batches (SCORE_CHUNK_PAIRS); the scores are those of one pass."""
+    from decisionlab.domains.recommendation.rliv import SCORE_CHUNK_PAIRS, FunnelCritic
+    from decisionlab.domains.recommendation.sim import ITEM_FEATURES, USER_FEATURES
+
+    torch.manual_seed(0)
+    critic = FunnelCritic(3)
+    torch.nn.init.normal_(critic.value.weight)
+    candidates = 37  # 3,001 × 37 pairs: several chunks, the last one partial
+    assert requests * candidates < SCORE_CHUNK_PAIRS or requests * candidates > 3 * SCORE_CHUNK_PAIRS
+    user, items = torch.randn(requests, USER_FEATURES), torch.randn(requests, candidates, ITEM_FEATURES)
+    with torch.no_grad():
+        now, value = critic(user, items)
+    want = now[..., 0] + critic.value_weight * value[..., critic.ranking_head]
+    torch.testing.assert_close(critic.scores({"user": user, "items": items}), want, rtol=0, atol=0)
