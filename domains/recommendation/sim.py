@@ -214,12 +214,20 @@ class RecommendationSim:
                      safe), zero), torch.where(found, since, torch.full_like(since, 1e6)),
                      found & torch.gather(state.slot_follow, 1, safe))
 
-    def item_features(self, state: UserState, authors: torch.Tensor, signals: torch.Tensor) -> torch.Tensor:
-        """``[B, N, ITEM_FEATURES]`` of items by ``authors [B, N]`` with ``signals [B, N, 2]`` in ``state``."""
+    def item_features(self, state: UserState, authors: torch.Tensor, signals: torch.Tensor,
+                      out: torch.Tensor | None = None) -> torch.Tensor:
+        """``[B, N, ITEM_FEATURES]`` of items by ``authors [B, N]`` with ``signals [B, N, 2]`` in ``state``,
+        written into ``out`` when given (a view into the flat features: no concatenation to copy)."""
         pairs = self.pairs(state, authors)
-        relevance = torch.einsum("bd,bnd->bn", state.estimate, self.catalog.style[authors])
-        return torch.cat([signals, torch.stack([relevance, pairs.follows.float(), torch.log1p(pairs.clicks),
-                                                torch.exp(-pairs.since_h / 168.0), (pairs.slot >= 0).float()], -1)], -1)
+        if out is None:
+            out = torch.empty(*authors.shape, ITEM_FEATURES, device=authors.device, dtype=signals.dtype)
+        out[..., :2] = signals
+        out[..., 2] = torch.einsum("bd,bnd->bn", state.estimate, self.catalog.style[authors])
+        out[..., 3] = pairs.follows
+        out[..., 4] = torch.log1p(pairs.clicks)
+        out[..., 5] = torch.exp(-pairs.since_h / 168.0)
+        out[..., 6] = pairs.slot >= 0
+        return out
 
     def user_features(self, state: UserState) -> torch.Tensor:
         """``[B, USER_FEATURES]``."""
@@ -229,9 +237,12 @@ class RecommendationSim:
                             state.session_clicks.float() / 5.0, (state.time_h / self.scenario.horizon_h).float()], -1)
 
     def observe(self, state: UserState) -> dict[str, torch.Tensor]:
-        items = self.item_features(state, state.candidate_author, state.candidate_signals)  # [B, C, F]
-        user = self.user_features(state)
-        features = torch.cat([user, items.flatten(1)], 1)
+        b, c = state.candidates.shape
+        features = torch.empty(b, USER_FEATURES + c * ITEM_FEATURES, device=self.device)
+        user = features[:, :USER_FEATURES]
+        user.copy_(self.user_features(state))
+        items = self.item_features(state, state.candidate_author, state.candidate_signals,
+                                   out=features[:, USER_FEATURES:].view(b, c, ITEM_FEATURES))  # [B, C, F]
         return {"user": user, "items": items, "candidates": state.candidates, "authors": state.candidate_author,
                 "present": state.present, "features": features}
 
