@@ -394,10 +394,12 @@ def ga_budget(write: bool, ga_days: int, generations: list[int], days: int) -> N
             f"PPO policies that run saved, on the same days (paired differences, 95% t over days). PPO's time per "
             f"decision: {ppo_one_ms:.3f} ms with one day alone, {ppo_batch_ms:.3f} ms with the {ga_days} days in one "
             f"batch, {ppo_many_ms:.3f} ms with the agents table's {days} days in one batch (the decisions of "
-            "different days go through the network together). The GA's time per decision: its planning seconds "
+            "different days go through the network together; each measured on a second run, the first having "
+            "traced the network for that batch). The GA's time per decision: its planning seconds "
             "over the decisions of its days (the seconds at a budget are those it had spent by that generation; "
             "the decisions, those of its final plans); it plans one day at a time, each generation's genomes "
-            "simulated in one batch.\n\n" + "\n".join(rows))
+            "simulated in one batch. Its history is stored in `.decisionlab/fleet_bench` and reused by a rerun "
+            "with the same days, scenario and GA settings.\n\n" + "\n".join(rows))
     publish("fleet_ga_budget", body, write)
 
 
