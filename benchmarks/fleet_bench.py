@@ -50,6 +50,7 @@ import torch
 from benchmarks.report import publish
 from benchmarks.serving_load import free_port, start, stop, wait_ready
 from decisionlab.core import TrainContext, make_generator, rebuild_policy
+from decisionlab.core.store.atomic import atomic_write_bytes
 from decisionlab.domains.fleet.ga import GAPolicy, GASettings
 from decisionlab.domains.fleet.graph_policy import FleetGraphPolicy
 from decisionlab.domains.fleet.metrics import episode_metrics
@@ -62,6 +63,7 @@ CPU = torch.device("cpu")
 EVAL_SEED = 20261206
 SEEDS = (0, 1, 2)
 RESULTS = Path(__file__).resolve().parent.parent / ".decisionlab" / "fleet_bench"  # trained weights (ignored by git)
+GA_FIGURE = Path(__file__).resolve().parent.parent / "docs" / "figures" / "fleet_ga_budget.html"
 
 
 def ci(values: np.ndarray) -> tuple[float, float]:
@@ -358,6 +360,35 @@ def ga_history(scenario: FleetScenario, ga_days: int, generations: int) -> tuple
     return history, decisions, settings.population
 
 
+def ga_budget_figure(history: Any, decisions: np.ndarray, ppo: dict[str, Any], ppo_one_ms: float) -> Any:
+    """Two panels over the GA's generations: its daily profit (mean over the days, 95% t band) beside each PPO
+    seed's, and its planning ms per decision beside PPO's one-day time and 1,000 times it."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    per_generation = history.group_by("generation").agg(pl.col("best"), pl.col("seconds").sum()).sort("generation")
+    gens = per_generation["generation"].to_numpy()
+    bands = np.array([ci(np.asarray(best)) for best in per_generation["best"].to_list()])  # [G, 2]: mean, half
+    ms = 1000.0 * per_generation["seconds"].to_numpy() / decisions.sum()
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("daily profit ($)", "planning ms per decision"))
+    figure.add_trace(go.Scatter(x=np.r_[gens, gens[::-1]], y=np.r_[bands[:, 0] + bands[:, 1], (bands[:, 0]
+                                - bands[:, 1])[::-1]], fill="toself", line={"width": 0}, opacity=0.2,
+                                name="GA 95% CI", showlegend=False), row=1, col=1)
+    figure.add_trace(go.Scatter(x=gens, y=bands[:, 0], name="GA (mean over the days)"), row=1, col=1)
+    for label, values in ppo.items():
+        figure.add_trace(go.Scatter(x=[gens[0], gens[-1]], y=[values["daily_profit"].mean()] * 2, name=label,
+                                    line={"dash": "dash"}), row=1, col=1)
+    figure.add_trace(go.Scatter(x=gens, y=ms, name="GA ms / decision"), row=1, col=2)
+    figure.add_trace(go.Scatter(x=[gens[0], gens[-1]], y=[ppo_one_ms] * 2, name="PPO, one day", line={"dash": "dash"}),
+                     row=1, col=2)
+    figure.add_trace(go.Scatter(x=[gens[0], gens[-1]], y=[1000 * ppo_one_ms] * 2, name="1,000 × PPO, one day",
+                                line={"dash": "dot"}), row=1, col=2)
+    figure.update_xaxes(title_text="generations", type="log")
+    figure.update_yaxes(type="log", row=1, col=2)
+    figure.update_layout(height=420, margin={"t": 40})
+    return figure
+
+
 def ga_budget(write: bool, ga_days: int, generations: list[int], days: int) -> None:
     torch.set_num_threads(1)
     scenario = PRESETS["uam_8x40"]
@@ -400,6 +431,10 @@ def ga_budget(write: bool, ga_days: int, generations: list[int], days: int) -> N
             "the decisions, those of its final plans); it plans one day at a time, each generation's genomes "
             "simulated in one batch. Its history is stored in `.decisionlab/fleet_bench` and reused by a rerun "
             "with the same days, scenario and GA settings.\n\n" + "\n".join(rows))
+    figure = ga_budget_figure(history.filter(pl.col("generation") >= 1), decisions, ppo, ppo_one_ms)
+    if write:
+        atomic_write_bytes(GA_FIGURE, figure.to_html(include_plotlyjs="cdn").encode())
+        body += f"\n\nFigure: `{GA_FIGURE.relative_to(GA_FIGURE.parents[2])}`."
     publish("fleet_ga_budget", body, write)
 
 
