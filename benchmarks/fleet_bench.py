@@ -27,7 +27,7 @@ clairvoyant), and PPO's time per decision with 1 day, the GA's days and the agen
     python -m benchmarks.fleet_bench agents [--steps 100000] [--days 64] [--ga-days 8] [--no-write]
     python -m benchmarks.fleet_bench small [--days 8] [--steps 100000] [--time-limit 60] [--no-write]
     python -m benchmarks.fleet_bench transfer [--steps 100000] [--days 64] [--no-write]
-    python -m benchmarks.fleet_bench ga_budget [--ga-days 8] [--days 64] [--generations 15 50 150] [--no-write]
+    python -m benchmarks.fleet_bench ga_budget [--ga-days 8] [--days 64] [--generations 15 50 150] [--jobs 1] [--no-write]
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import multiprocessing
 import os
 import sys
 import tempfile
@@ -49,9 +50,9 @@ import torch
 
 from benchmarks.report import publish
 from benchmarks.serving_load import free_port, start, stop, wait_ready
-from decisionlab.core import TrainContext, make_generator, rebuild_policy
+from decisionlab.core import TrainContext, derive_seed, make_generator, rebuild_policy
 from decisionlab.core.store.atomic import atomic_write_bytes
-from decisionlab.domains.fleet.ga import GAPolicy, GASettings
+from decisionlab.domains.fleet.ga import GAPolicy, GASettings, plan_day, replicate
 from decisionlab.domains.fleet.graph_policy import FleetGraphPolicy
 from decisionlab.domains.fleet.metrics import episode_metrics
 from decisionlab.domains.fleet.policies import GreedyPolicy, RandomLegalPolicy
@@ -334,30 +335,45 @@ def saved_policies(scenario: FleetScenario) -> dict[str, Any]:
     return {f"ppo (seed {seed})": load(path, scenario) for seed, path in zip(SEEDS, paths, strict=True)}
 
 
-def ga_history(scenario: FleetScenario, ga_days: int, generations: int) -> tuple[Any, np.ndarray, int]:
-    """The GA's history (one row per day and generation) and decisions per day on the first ``ga_days`` held-out
-    days, run to ``generations``; stored in :data:`RESULTS` (parquet) and reused when the same run is asked again,
-    as the trained weights are (a 1,000-generation run is an hour on one core). Delete the file to rerun it."""
-    settings = GASettings(generations=generations)
-    run_key = json.dumps([scenario.model_dump(mode="json"), settings.model_dump(mode="json"), ga_days, EVAL_SEED],
-                         sort_keys=True)  # any change to the days, the scenario or the GA is another run
-    path = RESULTS / f"ga_history_{hashlib.sha256(run_key.encode()).hexdigest()[:16]}.parquet"
+def ga_day(scenario: FleetScenario, ga_days: int, day: int, generations: int) -> pl.DataFrame:
+    """The GA's history on held-out day ``day`` (of the first ``ga_days``, sampled as ``compare`` samples them),
+    run to ``generations``: one row per generation (``best``, ``mean``, ``evaluations``, ``seconds``) with
+    ``day`` and the best plan's ``decisions``. Stored in :data:`RESULTS` (parquet, written atomically) and
+    reused when the same day, scenario and GA settings are asked again: a 1,000-generation day is ~20
+    minutes on one core, and a killed run keeps the days it finished. Delete the files to rerun them."""
+    settings = GASettings(generations=generations, seed=derive_seed(0, "ga_budget", day))
+    run_key = json.dumps([scenario.model_dump(mode="json"), settings.model_dump(mode="json"), ga_days, day,
+                          EVAL_SEED], sort_keys=True)  # any change to the day, the scenario or the GA: another run
+    path = RESULTS / f"ga_day_{hashlib.sha256(run_key.encode()).hexdigest()[:16]}.parquet"
     if path.exists():
-        stored = pl.read_parquet(path)
-        print(f"GA history reused from {path}", flush=True)
-        per_day = stored.group_by("day").agg(pl.col("decisions").first()).sort("day")
-        return stored.drop("decisions"), per_day["decisions"].to_numpy().astype(np.float64), settings.population
-    ga = GAPolicy(FleetSim(scenario), settings, progress=True)
-    compare(scenario, {"ga": ga}, ga_days, EVAL_SEED)
-    assert ga.last is not None
-    history, decisions = ga.last.history, ga.last.decisions.double().cpu().numpy()
+        print(f"GA day {day}: history reused from {path.name}", flush=True)
+        return pl.read_parquet(path)
+    torch.set_num_threads(1)
+    sim = FleetSim(scenario)
+    state = sim.reset(ga_days, make_generator(EVAL_SEED, CPU))  # the days episode_metrics samples
+    plan = plan_day(sim, replicate(state, day, 1), settings, progress=True)
+    stored = plan.history.with_columns(pl.lit(day).alias("day"), pl.lit(int(plan.decisions[0])).alias("decisions"))
     RESULTS.mkdir(parents=True, exist_ok=True)
-    stored = history.join(pl.DataFrame({"day": np.arange(ga_days), "decisions": decisions.astype(np.int64)}), on="day")
     handle, temporary = tempfile.mkstemp(dir=RESULTS, suffix=".parquet")
     os.close(handle)
     stored.write_parquet(temporary)
     os.replace(temporary, path)  # atomic: a killed run leaves no half file to be reused
-    return history, decisions, settings.population
+    return stored
+
+
+def ga_history(scenario: FleetScenario, ga_days: int, generations: int, jobs: int) -> tuple[Any, np.ndarray, int]:
+    """The GA's history (one row per day and generation) and decisions per day on the first ``ga_days`` held-out
+    days (:func:`ga_day`), ``jobs`` days at a time in separate processes (each one thread: the days are
+    independent GA runs, so this changes no figure, only the wall time)."""
+    tasks = [(scenario, ga_days, day, generations) for day in range(ga_days)]
+    if jobs > 1:
+        with multiprocessing.get_context("spawn").Pool(min(jobs, ga_days)) as pool:
+            frames = pool.starmap(ga_day, tasks)
+    else:
+        frames = [ga_day(*task) for task in tasks]
+    stored = pl.concat(frames).sort("day", "generation")
+    per_day = stored.group_by("day").agg(pl.col("decisions").first()).sort("day")
+    return stored.drop("decisions"), per_day["decisions"].to_numpy().astype(np.float64), GASettings().population
 
 
 def ga_budget_figure(history: Any, decisions: np.ndarray, ppo: dict[str, Any], ppo_one_ms: float) -> Any:
@@ -389,7 +405,7 @@ def ga_budget_figure(history: Any, decisions: np.ndarray, ppo: dict[str, Any], p
     return figure
 
 
-def ga_budget(write: bool, ga_days: int, generations: list[int], days: int) -> None:
+def ga_budget(write: bool, ga_days: int, generations: list[int], days: int, jobs: int = 1) -> None:
     torch.set_num_threads(1)
     scenario = PRESETS["uam_8x40"]
     learned = saved_policies(scenario)
@@ -402,7 +418,7 @@ def ga_budget(write: bool, ga_days: int, generations: list[int], days: int) -> N
 
     one_day = {label: warm_ms(policy, 1) for label, policy in learned.items()}  # no other day shares the batch
     many = {label: warm_ms(policy, days) for label, policy in learned.items()}  # the agents table's days
-    history, decisions, population = ga_history(scenario, ga_days, max(generations))
+    history, decisions, population = ga_history(scenario, ga_days, max(generations), jobs)
     ppo_batch_ms = float(np.mean([warm_ms(policy, ga_days) for policy in learned.values()]))
     ppo_one_ms = float(np.mean(list(one_day.values())))
     ppo_many_ms = float(np.mean(list(many.values())))
@@ -448,6 +464,7 @@ def main() -> None:
     parser.add_argument("--generations", type=int, nargs="+", default=[15, 50, 150],
                         help="ga_budget: the GA budgets to read (the largest is run)")
     parser.add_argument("--time-limit", type=float, default=60.0, help="small: HiGHS seconds per day")
+    parser.add_argument("--jobs", type=int, default=1, help="ga_budget: days planned at once, one process each")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     write = not args.no_write
@@ -460,7 +477,7 @@ def main() -> None:
     elif args.part == "small":
         small(write, args.steps, min(args.days, 16), args.time_limit)
     elif args.part == "ga_budget":
-        ga_budget(write, args.ga_days, args.generations, args.days)
+        ga_budget(write, args.ga_days, args.generations, args.days, args.jobs)
     else:
         transfer(write, args.steps, args.days)
 
