@@ -27,7 +27,8 @@ clairvoyant), and PPO's time per decision with 1 day, the GA's days and the agen
     python -m benchmarks.fleet_bench agents [--steps 100000] [--days 64] [--ga-days 8] [--no-write]
     python -m benchmarks.fleet_bench small [--days 8] [--steps 100000] [--time-limit 60] [--no-write]
     python -m benchmarks.fleet_bench transfer [--steps 100000] [--days 64] [--no-write]
-    python -m benchmarks.fleet_bench ga_budget [--ga-days 8] [--days 64] [--generations 15 50 150] [--jobs 1] [--no-write]
+    python -m benchmarks.fleet_bench ga_budget [--ga-days 8] [--days 64] [--generations 15 50 150] [--jobs 1]
+        [--no-write]
 """
 
 from __future__ import annotations
@@ -342,8 +343,10 @@ def ga_day(scenario: FleetScenario, ga_days: int, day: int, generations: int) ->
     reused when the same day, scenario and GA settings are asked again: a 1,000-generation day is ~20
     minutes on one core, and a killed run keeps the days it finished. Delete the files to rerun them."""
     settings = GASettings(generations=generations, seed=derive_seed(0, "ga_budget", day))
-    run_key = json.dumps([scenario.model_dump(mode="json"), settings.model_dump(mode="json"), ga_days, day,
-                          EVAL_SEED], sort_keys=True)  # any change to the day, the scenario or the GA: another run
+    # day k is the same in a batch of any size (the simulator draws each day from its own stream), so the key
+    # leaves out ga_days: a run over more days reuses the days a shorter one planned
+    run_key = json.dumps([scenario.model_dump(mode="json"), settings.model_dump(mode="json"), day, EVAL_SEED],
+                         sort_keys=True)  # any change to the day, the scenario or the GA: another run
     path = RESULTS / f"ga_day_{hashlib.sha256(run_key.encode()).hexdigest()[:16]}.parquet"
     if path.exists():
         print(f"GA day {day}: history reused from {path.name}", flush=True)
