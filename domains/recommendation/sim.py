@@ -238,7 +238,8 @@ class RecommendationSim:
 
     def observe(self, state: UserState) -> dict[str, torch.Tensor]:
         b, c = state.candidates.shape
-        features = torch.empty(b, USER_FEATURES + c * ITEM_FEATURES, device=self.device)
+        features = torch.empty(b, USER_FEATURES + c * ITEM_FEATURES, device=self.device,
+                               dtype=state.candidate_signals.dtype)
         user = features[:, :USER_FEATURES]
         user.copy_(self.user_features(state))
         items = self.item_features(state, state.candidate_author, state.candidate_signals,
