@@ -52,7 +52,7 @@ import torch
 from benchmarks.report import publish
 from benchmarks.serving_load import free_port, start, stop, wait_ready
 from decisionlab.core import TrainContext, derive_seed, make_generator, rebuild_policy
-from decisionlab.core.store.atomic import atomic_write_bytes
+from decisionlab.core.store.atomic import atomic_path, atomic_write_bytes
 from decisionlab.domains.fleet.ga import GAPolicy, GASettings, plan_day, replicate
 from decisionlab.domains.fleet.graph_policy import FleetGraphPolicy
 from decisionlab.domains.fleet.metrics import episode_metrics
@@ -356,11 +356,8 @@ def ga_day(scenario: FleetScenario, ga_days: int, day: int, generations: int) ->
     state = sim.reset(ga_days, make_generator(EVAL_SEED, CPU))  # the days episode_metrics samples
     plan = plan_day(sim, replicate(state, day, 1), settings, progress=True)
     stored = plan.history.with_columns(pl.lit(day).alias("day"), pl.lit(int(plan.decisions[0])).alias("decisions"))
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=RESULTS, suffix=".parquet")
-    os.close(handle)
-    stored.write_parquet(temporary)
-    os.replace(temporary, path)  # atomic: a killed run leaves no half file to be reused
+    with atomic_path(path) as temporary:  # a killed run leaves no half file to be reused
+        stored.write_parquet(temporary)
     return stored
 
 
