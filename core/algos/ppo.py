@@ -67,7 +67,7 @@ ALL_DEAD_CHECK_EVERY = 8
 """Steps between checks (one host sync each) that every environment has terminated (then reset early)."""
 
 NETWORK_FIELDS = frozenset(
-    {"value_head", "hl_gauss_bins", "value_min", "value_max", "hidden", "activation", "init_log_std"}
+    {"value_head", "hl_gauss_bins", "value_min", "value_max", "hidden", "activation", "init_log_std", "min_log_std"}
 )
 
 
@@ -111,6 +111,8 @@ class PPOConfig(BaseModel):
     )
     activation: Literal["elu", "relu", "tanh", "silu"] = Field("tanh", description="trunk non-linearity")
     init_log_std: float = Field(-0.5, ge=-10, le=2, description="initial log-std of the pre-squash Gaussian")
+    min_log_std: float | None = Field(None, ge=-20, le=2, description="floor on the pre-squash Gaussian's log-std "
+                                      "(None: none)")
     eval_every: int = Field(100_000, ge=1, description="env steps between held-out evaluations (after an update)")
     patience: int | None = Field(None, ge=1, description="evaluations without a new best before stopping")
     target: float | None = Field(None, description="stop as soon as the held-out score is <= this")
@@ -129,7 +131,8 @@ class PPOConfig(BaseModel):
         ``action_high``)."""
         arguments = {"hidden": self.hidden, "activation": self.activation, "value_head": self.value_head,
                      "bins": self.hl_gauss_bins, "value_min": self.value_min, "value_max": self.value_max,
-                     "init_log_std": self.init_log_std, **action_bounds(group), **overrides}
+                     "init_log_std": self.init_log_std, "min_log_std": self.min_log_std, **action_bounds(group),
+                     **overrides}
         features, width, discrete = network_shape(group)
         return ActorCritic(features, width, discrete=discrete, **arguments)
 

@@ -156,6 +156,9 @@ class ActorCritic(nn.Module):
             ``[value_min, value_max]``; ``V`` is their expectation).
         action_low / action_high: bounds of continuous actions, a float or ``[A]`` (ignored when discrete).
         init_log_std: initial value of the learnable, state-independent log-std ``[A]``.
+        min_log_std: a floor on the log-std the distribution uses (None: none). PPO's clip bounds each
+            update's move of the mean to a fraction of the spread, so a spread that collapses makes a
+            policy slow to follow a changing task and its ratios unstable.
         obs_scale: ``[F]`` divisors of the features (a fixed normalisation that is part of the network,
             so a policy reads its inputs in the units it was trained in), or None.
 
@@ -179,6 +182,7 @@ class ActorCritic(nn.Module):
         action_low: float | Sequence[float] | torch.Tensor = -1.0,
         action_high: float | Sequence[float] | torch.Tensor = 1.0,
         init_log_std: float = -0.5,
+        min_log_std: float | None = None,
         obs_scale: Sequence[float] | None = None,
     ) -> None:
         super().__init__()
@@ -191,6 +195,7 @@ class ActorCritic(nn.Module):
         self.value_head, self.bins = value_head, int(bins)
         self.value_min, self.value_max, self.sigma_ratio = float(value_min), float(value_max), float(sigma_ratio)
         self.init_log_std = float(init_log_std)
+        self.min_log_std = None if min_log_std is None else float(min_log_std)
         low, high = bounds_vector(action_low, self.action_dim), bounds_vector(action_high, self.action_dim)
         if not self.discrete and not (torch.isfinite(low).all() and torch.isfinite(high).all() and (high > low).all()):
             raise ValueError(f"continuous actions need finite bounds with high > low, got {low} and {high}")
@@ -227,7 +232,8 @@ class ActorCritic(nn.Module):
             return MaskedCategorical(out, mask)
         if mask is not None:
             raise ValueError("an action mask needs discrete actions")
-        return SquashedGaussian(out, self.log_std, self.action_low, self.action_high)
+        log_std = self.log_std if self.min_log_std is None else self.log_std.clamp(min=self.min_log_std)
+        return SquashedGaussian(out, log_std, self.action_low, self.action_high)
 
     def value_logits(self, features: torch.Tensor) -> torch.Tensor:
         """The raw critic output: ``V [B]`` (scalar head) or logits ``[B, K]`` (HL-Gauss)."""
@@ -255,7 +261,7 @@ class ActorCritic(nn.Module):
             "sigma_ratio": self.sigma_ratio, "action_low": self.action_low.cpu().tolist(),
             "action_high": self.action_high.cpu().tolist(), "init_log_std": self.init_log_std,
             "obs_scale": self.obs_scale_list,
-        }
+        } | ({} if self.min_log_std is None else {"min_log_std": self.min_log_std})
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> ActorCritic:

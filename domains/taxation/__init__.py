@@ -65,9 +65,10 @@ ONE_STEP = SettingSpec(
         "planner (PPO on the social objective) and the workers learn together, the planner's largest rate annealed",
         train_two_level, TwoLevelOptions,
         smoke_options={"worker_steps": 64, "planner_steps": 64, "worker_stages": 1, "planner_stages": 1, "cycles": 1,
-                       "num_envs": 16, "eval_economies": 4, "restarts": 2})},
+                       "num_envs": 16, "eval_economies": 4, "restarts": 2, "final_worker_steps": 64})},
     policy_kinds={"taxation_pair": "decisionlab.domains.taxation.train:TaxationPair",
                   "taxation_planner": "decisionlab.domains.taxation.train:TaxationPlanner",
+                  "taxation_grid_planner": "decisionlab.domains.taxation.grid_planner:TaxationGridPlanner",
                   "taxation_workers": "decisionlab.domains.taxation.train:TaxationWorkers"},
     views=(
         ViewSpec("Lorenz curves", f"{VIEWS}:lorenz_tab"),

@@ -22,11 +22,13 @@ class GroupMember(ActorCriticPolicy):
         return {**super().config(), "kind": self.kind}
 
     @classmethod
-    def initial(cls, scenario: Any, device: Any, hidden: int | None = None, log_std: float = -1.0) -> GroupMember:
-        """A fresh member: two hidden layers of ``hidden`` units (``default_hidden``), initial log-std ``log_std``."""
+    def initial(cls, scenario: Any, device: Any, hidden: int | None = None, log_std: float = -1.0,
+                min_log_std: float | None = None) -> GroupMember:
+        """A fresh member: two hidden layers of ``hidden`` units (``default_hidden``), initial log-std ``log_std``
+        (floored at ``min_log_std`` when given)."""
         sim = cls.simulator(scenario, device)
         width = hidden or cls.default_hidden
-        config = PPOConfig(hidden=(width, width), init_log_std=log_std)
+        config = PPOConfig(hidden=(width, width), init_log_std=log_std, min_log_std=min_log_std)
         return cls(config.build_network(sim.spaces.agents[cls.group_name]), sim, cls.group_name, cls.group_name)
 
     def for_scenario(self, scenario: Any) -> GroupMember:

@@ -19,7 +19,7 @@ utility, without the rebate, by its mean no-tax income). The outcome is one regi
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import polars as pl
 import torch
@@ -38,6 +38,7 @@ from decisionlab.core import (
     train_ppo,
 )
 from decisionlab.domains.taxation.economy import Economy
+from decisionlab.domains.taxation.grid_planner import GridPlannerSim, TaxationGridPlanner
 from decisionlab.domains.taxation.members import GroupMember
 from decisionlab.domains.taxation.scenario import OneStepScenario
 from decisionlab.domains.taxation.sim import PLANNER, WORKERS, OneStepSim
@@ -55,13 +56,23 @@ class TwoLevelOptions(BaseModel):
     cycles: int = Field(4, ge=1, le=100, description="planner-then-workers cycles per phase-2 stage")
     restarts: int = Field(3, ge=1, le=16, description="phase 2 runs from the same phase-1 workers, each with a "
                           "fresh planner; the pair whose planner reaches the best objective with its workers is kept")
+    final_worker_steps: int = Field(100_000, ge=1, le=100_000_000, description="env steps of the workers' last "
+                                    "catch-up with the planner's final rates, long enough for them to converge "
+                                    "(the restarts are compared on it)")
+    worker_min_log_std: float | None = Field(-3.0, ge=-20, le=2, description="floor on the workers' log-std "
+                                             "(pre-squash): below about -4 their PPO updates turn unstable and they "
+                                             "drift off their best responses; None: no floor")
+    worker_reexplore_log_std: float | None = Field(-1.5, ge=-20, le=2, description="the workers' log-std is raised "
+                                                   "to at least this before each catch-up (None: never)")
     labour_start: float = Field(0.5, gt=0, le=1, description="labour-cost multiplier at the start of phase 1")
     max_rate_start: float = Field(0.5, gt=0, le=1, description="the planner's largest rate at the start of phase 2")
     entropy_start: float = Field(0.1, ge=0, le=1, description="entropy bonus at the start of phase 2 (then to 0)")
     num_envs: int = Field(256, ge=2, le=65_536, description="economies per batch")
     learning_rate: float = Field(1e-3, gt=0, le=1, description="the workers' Adam learning rate")
     planner_learning_rate: float = Field(3e-4, gt=0, le=1, description="the planner's Adam learning rate")
-    planner_log_std: float = Field(0.0, ge=-5, le=2, description="the planner's initial log-std (pre-squash)")
+    planner: Literal["grid", "gaussian"] = Field("grid", description="the planner's actions: one choice per bracket "
+                                                 "on the rate grid (the paper's), or a squashed Gaussian over rates")
+    planner_log_std: float = Field(0.0, ge=-5, le=2, description="the Gaussian planner's initial log-std (pre-squash)")
     hidden: int = Field(64, ge=4, le=1024, description="width of the two hidden layers of each network")
     eval_economies: int = Field(64, ge=1, le=65_536, description="economies of each held-out evaluation")
 
@@ -93,10 +104,16 @@ class TaxationPair(JointPolicy):
     kind: ClassVar[str] = "taxation_pair"
 
     @classmethod
-    def initial(cls, scenario: OneStepScenario, device: Any, hidden: int = 64, planner_log_std: float = -1.0
-                ) -> TaxationPair:
-        return cls({PLANNER: TaxationPlanner.initial(scenario, device, hidden, planner_log_std),
-                    WORKERS: TaxationWorkers.initial(scenario, device, hidden)}, "two_level_ppo")
+    def initial(cls, scenario: OneStepScenario, device: Any, hidden: int = 64, planner_log_std: float = -1.0,
+                planner: str = "gaussian", worker_min_log_std: float | None = None) -> TaxationPair:
+        return cls({PLANNER: planner_kind(planner).initial(scenario, device, hidden, planner_log_std),
+                    WORKERS: TaxationWorkers.initial(scenario, device, hidden, min_log_std=worker_min_log_std)},
+                   "two_level_ppo")
+
+
+def planner_kind(planner: str) -> type[GroupMember]:
+    """The member class of a planner (``grid`` or ``gaussian``)."""
+    return TaxationGridPlanner if planner == "grid" else TaxationPlanner
 
 
 def learning_reward(scales: dict[str, float]) -> Any:
@@ -154,7 +171,12 @@ def member_rates(planner: TaxationMember, scenario: OneStepScenario, sim: OneSte
 def train_two_level(scenario: OneStepScenario, options: TwoLevelOptions, ctx: TrainContext) -> TrainOutcome:
     ctx.seed_init()
     device = ctx.device
-    pair = TaxationPair.initial(scenario, device, options.hidden, options.planner_log_std)
+    pair = TaxationPair.initial(scenario, device, options.hidden, options.planner_log_std, options.planner,
+                                options.worker_min_log_std)
+
+    def acting(sim: OneStepSim) -> Any:
+        """The simulator PPO steps: ``sim`` as the planner's network sees it."""
+        return GridPlannerSim(sim) if options.planner == "grid" else sim
     nets = {name: member.net for name, member in pair.members.items()}
     economy = Economy(scenario, device)
     free = float(economy.metrics(torch.zeros(1, scenario.n_brackets, dtype=torch.float64))[scenario.objective][0])
@@ -183,6 +205,14 @@ def train_two_level(scenario: OneStepScenario, options: TwoLevelOptions, ctx: Tr
                                     "eval_score": [-learned]}))
     generator = ctx.generator("train")
 
+    def reexplore() -> None:
+        """Before the workers catch up, their spread is raised to at least ``worker_reexplore_log_std``: a
+        schedule whose marginal rate falls above a bracket makes a worker's utility non-concave, and a narrow
+        Gaussian stays at the local optimum it knew (the planner then taxes what exact best responders flee)."""
+        if options.worker_reexplore_log_std is not None:
+            with torch.no_grad():
+                nets[WORKERS].log_std.clamp_(min=options.worker_reexplore_log_std)
+
     def config(steps: int, entropy: float, stages: int, gamma: float, lr: float | None = None) -> PPOConfig:
         """γ = 0 for the workers: each response is a bandit (its reward comes at once; the phase in which the
         planner decides carries no signal for them); γ = 1 for the planner, whose reward comes one decision later."""
@@ -195,8 +225,9 @@ def train_two_level(scenario: OneStepScenario, options: TwoLevelOptions, ctx: Tr
     for stage in range(options.worker_stages):  # phase 1: workers, no tax, labour cost annealed up
         share = stage / max(options.worker_stages - 1, 1)
         scale = options.labour_start + (1.0 - options.labour_start) * share
-        sim = Reshaped(NoTax(training_sim(scenario, device, labour_scale=scale)), reward)
-        result = train_ppo(sim, nets, config(options.worker_steps, 0.0, options.worker_stages, 0.0), train=[WORKERS],
+        sim = Reshaped(NoTax(acting(training_sim(scenario, device, labour_scale=scale))), reward)
+        result = train_ppo(sim, nets, config(options.worker_steps, 0.0, options.worker_stages, 0.0),
+                           train=[WORKERS],
                            generator=generator, progress=ctx.progress,
                            description=f"workers {stage + 1}/{options.worker_stages}")
         record(result.history, "workers", stage)
@@ -209,7 +240,7 @@ def train_two_level(scenario: OneStepScenario, options: TwoLevelOptions, ctx: Tr
     for restart in range(options.restarts):
         if restart > 0:
             torch.manual_seed(ctx.stream(f"planner_{restart}"))
-            fresh = TaxationPlanner.initial(scenario, device, options.hidden, options.planner_log_std).net
+            fresh = planner_kind(options.planner).initial(scenario, device, options.hidden, options.planner_log_std).net
             nets[PLANNER].load_state_dict(fresh.state_dict())
             nets[WORKERS].load_state_dict(phase_one[WORKERS])
         for stage in range(options.planner_stages):  # phase 2: both, the planner's largest rate annealed up
@@ -217,7 +248,7 @@ def train_two_level(scenario: OneStepScenario, options: TwoLevelOptions, ctx: Tr
             max_rate = options.max_rate_start + (1.0 - options.max_rate_start) * share
             entropy = options.entropy_start * (1.0 - share)
             base = training_sim(scenario, device, max_rate=max_rate)
-            shaped = Reshaped(base, reward)
+            shaped = Reshaped(acting(base), reward)
             steps = options.planner_steps // (options.planner_stages * options.cycles)
             catch_up = int(steps * options.worker_share / (1.0 - options.worker_share))
             for cycle in range(options.cycles):
@@ -228,8 +259,10 @@ def train_two_level(scenario: OneStepScenario, options: TwoLevelOptions, ctx: Tr
                                    progress=ctx.progress,
                                    description=f"planner {label} (max rate {max_rate:.2f})")
                 record(result.history, "planner", stage)
-                result = train_ppo(shaped, nets, config(catch_up, 0.0, 1, 0.0), train=[WORKERS],
-                                   generator=generator, progress=ctx.progress, description=f"workers {label}")
+                catch_up_config = config(catch_up, 0.0, 1, 0.0)
+                reexplore()
+                result = train_ppo(shaped, nets, catch_up_config, train=[WORKERS], generator=generator,
+                                   progress=ctx.progress, description=f"workers {label}")
                 record(result.history, "workers", stage)
                 measure(stage, base)
             if ctx.progress:
@@ -238,7 +271,8 @@ def train_two_level(scenario: OneStepScenario, options: TwoLevelOptions, ctx: Tr
         # The workers catch up with the planner's final rates. No "best" moment of the run is picked by the
         # objective the two reach together: the highest is where the planner exploits workers that lag (it
         # taxes what they have not yet learned to avoid); restarts are compared only after this catch-up.
-        final = config(options.worker_steps, 0.0, options.worker_stages, 0.0)  # as long as one stage of phase 1
+        final = config(options.final_worker_steps, 0.0, 1, 0.0)
+        reexplore()
         result = train_ppo(shaped, nets, final, train=[WORKERS],
                            generator=generator, progress=ctx.progress, description="workers, final catch-up")
         record(result.history, "workers", options.planner_stages)

@@ -413,6 +413,32 @@ def test_ppo_learns_continuous_tracking() -> None:
     assert history["episode_return"].to_list()[-1] > 8 * -0.1  # stochastic policy, whole episodes
 
 
+def test_a_log_std_floor_bounds_the_spread_and_round_trips() -> None:
+    sim = TrackSim()
+    config = PPOConfig(**TRACK, total_env_steps=256 * 8 * 60, min_log_std=-1.5)
+    net = config.build_network(sim.spaces.groups()[SINGLE])
+    assert net.config()["min_log_std"] == -1.5
+    with torch.no_grad():
+        net.log_std.fill_(-4.0)  # below the floor: the distribution uses the floor
+    x = torch.randn(5, net.obs_dim)
+    assert torch.equal(net.distribution(x).log_std, torch.full((5, net.action_dim), -1.5))
+    rebuilt = ActorCritic.from_config(net.config())
+    rebuilt.load_state_dict(net.state_dict())
+    assert torch.equal(rebuilt.distribution(x).log_std, net.distribution(x).log_std)
+    free = PPOConfig(**TRACK).build_network(sim.spaces.groups()[SINGLE])
+    assert "min_log_std" not in free.config()  # configs without a floor read as before
+    with torch.no_grad():
+        free.log_std.fill_(-4.0)
+    assert torch.equal(free.distribution(x).log_std, torch.full((5, free.action_dim), -4.0))
+    with torch.no_grad():
+        net.log_std.fill_(-0.5)
+    start = mean_reward(sim, ActorCriticPolicy(net, sim))
+    settings = {k: v for k, v in TRACK.items() if k != "hidden"}
+    train_ppo(sim, net, PPOConfig(**settings, total_env_steps=256 * 8 * 30), horizon=8, generator=seeded(),
+              progress=False)
+    assert start < -0.5 and mean_reward(sim, ActorCriticPolicy(net, sim)) > -0.05  # it learns with a floor
+
+
 def test_ppo_learns_masked_discrete_arms() -> None:
     sim = ArmSim()
     config = PPOConfig(**{**TRACK, "gamma": 0.0}, total_env_steps=256 * 8 * 25)
