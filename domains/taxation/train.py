@@ -19,6 +19,7 @@ utility, without the rebate, by its mean no-tax income). The outcome is one regi
 
 from __future__ import annotations
 
+import sys
 from typing import Any, ClassVar, Literal
 
 import polars as pl
@@ -64,6 +65,9 @@ class TwoLevelOptions(BaseModel):
                                              "drift off their best responses; None: no floor")
     worker_reexplore_log_std: float | None = Field(-1.5, ge=-20, le=2, description="the workers' log-std is raised "
                                                    "to at least this before each catch-up (None: never)")
+    final_from_phase_one: bool = Field(True, description="the last catch-up starts from the phase-1 (no-tax) workers, "
+                                       "not the co-adapted ones: they learn the planner's final schedule, not the "
+                                       "path to it")
     labour_start: float = Field(0.5, gt=0, le=1, description="labour-cost multiplier at the start of phase 1")
     max_rate_start: float = Field(0.5, gt=0, le=1, description="the planner's largest rate at the start of phase 2")
     entropy_start: float = Field(0.1, ge=0, le=1, description="entropy bonus at the start of phase 2 (then to 0)")
@@ -205,13 +209,14 @@ def train_two_level(scenario: OneStepScenario, options: TwoLevelOptions, ctx: Tr
                                     "eval_score": [-learned]}))
     generator = ctx.generator("train")
 
-    def reexplore() -> None:
+    def reexplore(floor: float | None = None) -> None:
         """Before the workers catch up, their spread is raised to at least ``worker_reexplore_log_std``: a
         schedule whose marginal rate falls above a bracket makes a worker's utility non-concave, and a narrow
         Gaussian stays at the local optimum it knew (the planner then taxes what exact best responders flee)."""
-        if options.worker_reexplore_log_std is not None:
+        floor = options.worker_reexplore_log_std if floor is None else floor
+        if floor is not None:
             with torch.no_grad():
-                nets[WORKERS].log_std.clamp_(min=options.worker_reexplore_log_std)
+                nets[WORKERS].log_std.clamp_(min=floor)
 
     def config(steps: int, entropy: float, stages: int, gamma: float, lr: float | None = None) -> PPOConfig:
         """γ = 0 for the workers: each response is a bandit (its reward comes at once; the phase in which the
@@ -267,11 +272,16 @@ def train_two_level(scenario: OneStepScenario, options: TwoLevelOptions, ctx: Tr
                 measure(stage, base)
             if ctx.progress:
                 rates = planner_rates(pair, scenario, base)
-                print(f"stage {stage + 1}: rates {[round(r, 3) for r in rates]}", flush=True)
+                # stderr: stdout is the CLI's (``--json`` prints one object there)
+                print(f"stage {stage + 1}: rates {[round(r, 3) for r in rates]}", file=sys.stderr, flush=True)
         # The workers catch up with the planner's final rates. No "best" moment of the run is picked by the
         # objective the two reach together: the highest is where the planner exploits workers that lag (it
         # taxes what they have not yet learned to avoid); restarts are compared only after this catch-up.
+        # It starts from the no-tax workers: co-adapted ones carry the schedules they answered before, and a
+        # worker left at a local optimum by one of them can keep it under the final rates.
         final = config(options.final_worker_steps, 0.0, 1, 0.0)
+        if options.final_from_phase_one:
+            nets[WORKERS].load_state_dict(phase_one[WORKERS])
         reexplore()
         result = train_ppo(shaped, nets, final, train=[WORKERS],
                            generator=generator, progress=ctx.progress, description="workers, final catch-up")
