@@ -6,11 +6,20 @@ the AI Economist's, which the paper needed for stability:
 
 1. **Workers alone, no tax.** The planner's rates are held at 0 while the workers learn to earn, with
    their labour cost annealed from ``labour_start`` to its true value over ``worker_stages`` stages.
-2. **Planner and workers together.** The planner's rates are ``max_rate · a`` with ``max_rate``
-   annealed from ``max_rate_start`` to 1 over ``planner_stages`` stages, and its entropy bonus annealed
+2. **Planner and workers together.** The planner's largest rate ``max_rate`` (a mask on the grid, a
+   scale of the Gaussian's rates) is annealed from ``max_rate_start`` to 1 over ``planner_stages``
+   stages, and its entropy bonus annealed
    from ``entropy_start`` to 0. Each stage alternates on two time scales: the planner learns for a few
    updates (γ = 1: its reward comes one decision after its action), then the workers catch up with its
    rates (γ = 0: a response is a bandit). A last catch-up of the workers ends the training.
+
+The planner picks each bracket's rate on the scenario's rate grid (``planner="grid"``, the paper's: one
+masked ``Discrete`` agent per bracket, :mod:`grid_planner`) or sets rates through a squashed Gaussian
+(``"gaussian"``). The planner exploits any error in the workers' responses, so three settings keep them near
+their best responses: a floor on their log-std (PPO's updates turn unstable when it collapses), their
+spread raised again before each catch-up (a non-concave utility holds a narrow Gaussian at a local
+optimum), and a last catch-up learnt from the no-tax workers, long enough to converge, on which the
+restarts are compared.
 
 Rewards are scaled per group to about 1 (the planner's objective by its free-market value, a worker's
 utility, without the rebate, by its mean no-tax income). The outcome is one registered pair,
@@ -181,6 +190,7 @@ def train_two_level(scenario: OneStepScenario, options: TwoLevelOptions, ctx: Tr
     def acting(sim: OneStepSim) -> Any:
         """The simulator PPO steps: ``sim`` as the planner's network sees it."""
         return GridPlannerSim(sim) if options.planner == "grid" else sim
+
     nets = {name: member.net for name, member in pair.members.items()}
     economy = Economy(scenario, device)
     free = float(economy.metrics(torch.zeros(1, scenario.n_brackets, dtype=torch.float64))[scenario.objective][0])
@@ -209,14 +219,13 @@ def train_two_level(scenario: OneStepScenario, options: TwoLevelOptions, ctx: Tr
                                     "eval_score": [-learned]}))
     generator = ctx.generator("train")
 
-    def reexplore(floor: float | None = None) -> None:
+    def reexplore() -> None:
         """Before the workers catch up, their spread is raised to at least ``worker_reexplore_log_std``: a
         schedule whose marginal rate falls above a bracket makes a worker's utility non-concave, and a narrow
         Gaussian stays at the local optimum it knew (the planner then taxes what exact best responders flee)."""
-        floor = options.worker_reexplore_log_std if floor is None else floor
-        if floor is not None:
+        if options.worker_reexplore_log_std is not None:
             with torch.no_grad():
-                nets[WORKERS].log_std.clamp_(min=floor)
+                nets[WORKERS].log_std.clamp_(min=options.worker_reexplore_log_std)
 
     def config(steps: int, entropy: float, stages: int, gamma: float, lr: float | None = None) -> PPOConfig:
         """γ = 0 for the workers: each response is a bandit (its reward comes at once; the phase in which the
@@ -231,8 +240,7 @@ def train_two_level(scenario: OneStepScenario, options: TwoLevelOptions, ctx: Tr
         share = stage / max(options.worker_stages - 1, 1)
         scale = options.labour_start + (1.0 - options.labour_start) * share
         sim = Reshaped(NoTax(acting(training_sim(scenario, device, labour_scale=scale))), reward)
-        result = train_ppo(sim, nets, config(options.worker_steps, 0.0, options.worker_stages, 0.0),
-                           train=[WORKERS],
+        result = train_ppo(sim, nets, config(options.worker_steps, 0.0, options.worker_stages, 0.0), train=[WORKERS],
                            generator=generator, progress=ctx.progress,
                            description=f"workers {stage + 1}/{options.worker_stages}")
         record(result.history, "workers", stage)

@@ -26,7 +26,7 @@ def test_workers_learn_to_answer_the_free_market_and_the_planner_trains() -> Non
     configure_threads()
     scenario = OneStepScenario(n_agents=10)
     options = TwoLevelOptions(worker_steps=24_000, worker_stages=2, planner_steps=2_048, planner_stages=1, cycles=1,
-                              restarts=1, num_envs=256, eval_economies=8, final_worker_steps=2_048)
+                              restarts=1, num_envs=256, eval_economies=8, final_worker_steps=24_000)
     outcome = train_two_level(scenario, options, TrainContext(seed=0, device=torch.device("cpu"), progress=False))
     economy = Economy(scenario)
     zero = torch.zeros(1, 7)
