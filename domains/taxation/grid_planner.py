@@ -97,6 +97,3 @@ class TaxationGridPlanner(GroupMember):
     def group_action(self, obs: Any) -> torch.Tensor:
         """``[B, 1, K]``: the most probable legal grid rate of each bracket, in the plain simulator's form."""
         return self.sim.sim_action(super().group_action(obs))
-
-    def act(self, obs: Any) -> Any:
-        return {PLANNER: self.group_action(obs)}
