@@ -224,14 +224,6 @@ def _checked_parameters(parameters: Sequence[str]) -> tuple[str, ...]:
 # ----- the replay -----------------------------------------------------------------------------------------
 
 
-class _Blind(RecommendationSim):
-    """The simulator observed only as far as a uniform logger looks: the candidates (the platform's features of
-    every candidate cost a third of a step and a random slate does not read them)."""
-
-    def observe(self, state: UserState) -> dict[str, torch.Tensor]:
-        return {"candidates": state.candidates, "present": state.present}
-
-
 class _Uniform:
     """Uniformly random slates of ``k`` of the present candidates (random exposure)."""
 
@@ -258,7 +250,7 @@ def simulated_log(scenario: RecommendationScenario, users: int, seed: int, *, sl
     if replayed.slate_size > replayed.n_candidates:
         raise ScenarioError(f"slate_size: {replayed.slate_size} is more than the {replayed.n_candidates} candidates "
                             "a request retrieves")
-    sim = _Blind(replayed, device)
+    sim = RecommendationSim(replayed, device)  # the uniform logger reads no feature: none is computed
     k = replayed.slate_size
     parts: list[tuple[torch.Tensor, ...]] = []
 

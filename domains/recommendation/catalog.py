@@ -89,9 +89,16 @@ class Catalog:
     def items(self, ids: torch.Tensor) -> ItemTraits:
         """Traits of item ``ids [...]`` (int64): read from the tables of a small catalog, hashed otherwise."""
         author = torch.remainder(ids, self.scenario.n_authors)
-        if self.table is not None:
-            return ItemTraits(author, *self.table[:, ids].unbind(0))
+        if self.table is not None:  # one flat gather per trait: ~3× faster than indexing the [4, n] table
+            return ItemTraits(author, *(torch.take(trait, ids) for trait in self.table))
         return ItemTraits(author, *self._hashed(ids, author))
+
+    def signals(self, ids: torch.Tensor) -> torch.Tensor:
+        """``[..., 2]``: the popularity and completion of item ``ids [...]`` (:attr:`ItemTraits.signals`), without
+        the traits the platform does not see."""
+        if self.table is not None:
+            return torch.stack([torch.take(self.table[2], ids), torch.take(self.table[3], ids)], -1)
+        return self.items(ids).signals
 
     def _hashed(self, ids: torch.Tensor, author: torch.Tensor) -> tuple[torch.Tensor, ...]:
         s = self.scenario

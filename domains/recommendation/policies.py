@@ -10,6 +10,7 @@ predicted click utility, which maximises the predicted click probability of the 
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -37,10 +38,11 @@ class RandomScores:
 
 
 class PopularityScores:
-    """The aggregate engagement the platform has seen for each item (``items[..., 0]``)."""
+    """The aggregate engagement the platform has seen for each item (``signals[..., 0]``, the first item
+    feature): no feature of the user is read."""
 
-    def scores(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
-        return obs["items"][..., 0]
+    def scores(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        return obs["signals"][..., 0]
 
 
 class ClickScores:

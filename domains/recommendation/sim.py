@@ -31,6 +31,7 @@ per candidate, so two policies see the same candidates while their users' histor
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 
 import torch
@@ -103,6 +104,29 @@ class Pairs:
     follows: torch.Tensor
 
 
+class RequestObservation(Mapping[str, torch.Tensor]):
+    """What the platform sees at a request (:meth:`RecommendationSim.observe`). The candidates' ids, authors,
+    presence and item statistics (``signals [B, C, 2]``) are at hand; the features that look up the user's
+    history and relationships (``user``, ``items``, ``features``) are computed the first time one of them is
+    read: a policy that ranks by the item statistics alone, or a uniform logger, never pays for them."""
+
+    FEATURES = ("user", "items", "features")
+
+    def __init__(self, ready: dict[str, torch.Tensor], features: Callable[[], dict[str, torch.Tensor]]) -> None:
+        self._values, self._features = dict(ready), features
+
+    def __getitem__(self, key: str) -> torch.Tensor:
+        if key in self.FEATURES and key not in self._values:
+            self._values.update(self._features())
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter((*self.FEATURES, *(k for k in self._values if k not in self.FEATURES)))
+
+    def __len__(self) -> int:
+        return len(self.FEATURES) + sum(k not in self.FEATURES for k in self._values)
+
+
 class RecommendationSim:
     """Batched users of a :class:`RecommendationScenario` (module docstring)."""
 
@@ -125,6 +149,8 @@ class RecommendationSim:
                 "candidates": Box((c,), low=0.0, dtype="int64", description="candidate item ids"),
                 "authors": Box((c,), low=0.0, dtype="int64", description="the candidates' author ids"),
                 "present": Box((c,), dtype="bool", description="the candidate may be shown"),
+                "signals": Box((c, 2), description="the candidates' popularity and completion (the platform's "
+                               "item statistics, the first two item features)"),
                 "features": Box((USER_FEATURES + c * ITEM_FEATURES,)),
             }),
             action=Slate(c, s.slate_size, masked=True, description="candidate positions, in rank order"),
@@ -192,9 +218,8 @@ class RecommendationSim:
         own = first + s.n_authors * (item_u * count.clamp_min(1).double()).long().clamp(max=(count - 1).clamp_min(0))
         uniform = lo + (item_u * (hi - lo).double()).long().clamp(max=hi - lo - 1)
         items = torch.where(related, own, uniform)
-        traits = self.catalog.items(items)
-        return replace(state, candidates=items, candidate_author=traits.author,
-                       candidate_signals=traits.signals)
+        return replace(state, candidates=items, candidate_author=torch.remainder(items, s.n_authors),
+                       candidate_signals=self.catalog.signals(items))
 
     # --- what the platform sees ----------------------------------------------------------------------------
 
@@ -236,7 +261,16 @@ class RecommendationSim:
                             state.clicks.float() / requests.clamp_min(1.0), torch.log1p(state.follows.float()),
                             state.session_clicks.float() / 5.0, (state.time_h / self.scenario.horizon_h).float()], -1)
 
-    def observe(self, state: UserState) -> dict[str, torch.Tensor]:
+    def observe(self, state: UserState) -> RequestObservation:
+        """A :class:`RequestObservation`: ``candidates``, ``authors`` ``[B, C]`` int64, ``present [B, C]`` bool,
+        ``signals [B, C, 2]``; read on demand: ``user [B, USER_FEATURES]``, ``items [B, C, ITEM_FEATURES]``
+        and ``features [B, USER_FEATURES + C·ITEM_FEATURES]`` (the first two are views into the last)."""
+        ready = {"candidates": state.candidates, "authors": state.candidate_author, "present": state.present,
+                 "signals": state.candidate_signals}
+        return RequestObservation(ready, lambda: self.features(state))
+
+    def features(self, state: UserState) -> dict[str, torch.Tensor]:
+        """``user``, ``items`` and the flat ``features`` of :meth:`observe`, computed now."""
         b, c = state.candidates.shape
         features = torch.empty(b, USER_FEATURES + c * ITEM_FEATURES, device=self.device,
                                dtype=state.candidate_signals.dtype)
@@ -244,8 +278,7 @@ class RecommendationSim:
         user.copy_(self.user_features(state))
         items = self.item_features(state, state.candidate_author, state.candidate_signals,
                                    out=features[:, USER_FEATURES:].view(b, c, ITEM_FEATURES))  # [B, C, F]
-        return {"user": user, "items": items, "candidates": state.candidates, "authors": state.candidate_author,
-                "present": state.present, "features": features}
+        return {"user": user, "items": items, "features": features}
 
     def flat_observation(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
         return obs["features"]

@@ -15,11 +15,13 @@ the AI Economist's, which the paper needed for stability:
 
 The planner picks each bracket's rate on the scenario's rate grid (``planner="grid"``, the paper's: one
 masked ``Discrete`` agent per bracket, :mod:`grid_planner`) or sets rates through a squashed Gaussian
-(``"gaussian"``). The planner exploits any error in the workers' responses, so three settings keep them near
+(``"gaussian"``). The planner exploits any error in the workers' responses, so four settings keep them near
 their best responses: a floor on their log-std (PPO's updates turn unstable when it collapses), their
-spread raised again before each catch-up (a non-concave utility holds a narrow Gaussian at a local
-optimum), and a last catch-up learnt from the no-tax workers, long enough to converge, on which the
-restarts are compared.
+spread raised again before each catch-up, a search step before and after each catch-up (every worker
+tries incomes across its range and its response is fitted to the best: :mod:`worker_search`; a
+non-concave utility holds a Gaussian at a local optimum, and the planner learns to tax exactly there),
+and a last catch-up learnt from the no-tax workers, long enough to converge, on which the restarts are
+compared.
 
 Rewards are scaled per group to about 1 (the planner's objective by its free-market value, a worker's
 utility, without the rebate, by its mean no-tax income). The outcome is one registered pair,
@@ -52,6 +54,7 @@ from decisionlab.domains.taxation.grid_planner import GridPlannerSim, TaxationGr
 from decisionlab.domains.taxation.members import GroupMember
 from decisionlab.domains.taxation.scenario import OneStepScenario
 from decisionlab.domains.taxation.sim import PLANNER, WORKERS, OneStepSim
+from decisionlab.domains.taxation.worker_search import improve_workers
 
 
 class TwoLevelOptions(BaseModel):
@@ -74,6 +77,10 @@ class TwoLevelOptions(BaseModel):
                                              "drift off their best responses; None: no floor")
     worker_reexplore_log_std: float | None = Field(-1.5, ge=-20, le=2, description="the workers' log-std is raised "
                                                    "to at least this before each catch-up (None: never)")
+    worker_search_tries: int = Field(64, ge=0, le=4096, description="before and after each catch-up, every worker "
+                                     "tries this many incomes spread over its range (and a hair below each cut-off), "
+                                     "and the workers' response is fitted to the best (0: no search; "
+                                     "worker_search.py)")
     final_from_phase_one: bool = Field(True, description="the last catch-up starts from the phase-1 (no-tax) workers, "
                                        "not the co-adapted ones: they learn the planner's final schedule, not the "
                                        "path to it")
@@ -227,6 +234,12 @@ def train_two_level(scenario: OneStepScenario, options: TwoLevelOptions, ctx: Tr
             with torch.no_grad():
                 nets[WORKERS].log_std.clamp_(min=options.worker_reexplore_log_std)
 
+    def search(sim: Any) -> None:
+        """The workers' policy-improvement step around a catch-up (:mod:`worker_search`): before it, PPO starts
+        in the better basin; after it, the planner (and the restart pick) face responses no try beats."""
+        if options.worker_search_tries > 0:
+            improve_workers(sim, nets, generator, min(options.num_envs, 64), options.worker_search_tries)
+
     def config(steps: int, entropy: float, stages: int, gamma: float, lr: float | None = None) -> PPOConfig:
         """γ = 0 for the workers: each response is a bandit (its reward comes at once; the phase in which the
         planner decides carries no signal for them); γ = 1 for the planner, whose reward comes one decision later."""
@@ -274,8 +287,10 @@ def train_two_level(scenario: OneStepScenario, options: TwoLevelOptions, ctx: Tr
                 record(result.history, "planner", stage)
                 catch_up_config = config(catch_up, 0.0, 1, 0.0)
                 reexplore()
+                search(shaped)
                 result = train_ppo(shaped, nets, catch_up_config, train=[WORKERS], generator=generator,
                                    progress=ctx.progress, description=f"workers {label}")
+                search(shaped)
                 record(result.history, "workers", stage)
                 measure(stage, base)
             if ctx.progress:
@@ -291,8 +306,10 @@ def train_two_level(scenario: OneStepScenario, options: TwoLevelOptions, ctx: Tr
         if options.final_from_phase_one:
             nets[WORKERS].load_state_dict(phase_one[WORKERS])
         reexplore()
+        search(shaped)
         result = train_ppo(shaped, nets, final, train=[WORKERS],
                            generator=generator, progress=ctx.progress, description="workers, final catch-up")
+        search(shaped)
         record(result.history, "workers", options.planner_stages)
         measure(options.planner_stages, base)
         score = joint_objective(scenario, pair, options.eval_economies, device)
