@@ -7,8 +7,9 @@ the AI Economist's, which the paper needed for stability:
 1. **Workers alone, no tax.** The planner's rates are held at 0 while the workers learn to earn, with
    their labour cost annealed from ``labour_start`` to its true value over ``worker_stages`` stages.
 2. **Planner and workers together.** The planner's largest rate ``max_rate`` (a mask on the grid, a
-   scale of the Gaussian's rates) is annealed from ``max_rate_start`` to 1 over ``planner_stages``
-   stages, and its entropy bonus annealed
+   scale of the Gaussian's rates) is annealed to 1 over ``planner_stages`` stages, from ``max_rate_start``
+   in the first restart and from higher caps in the others (``vary_max_rate_start``: one annealing path
+   can lead every restart into the same basin of the schedule), and its entropy bonus annealed
    from ``entropy_start`` to 0. Each stage alternates on two time scales: the planner learns for a few
    updates (γ = 1: its reward comes one decision after its action), then the workers catch up with its
    rates (γ = 0: a response is a bandit). A last catch-up of the workers ends the training.
@@ -86,6 +87,10 @@ class TwoLevelOptions(BaseModel):
                                        "path to it")
     labour_start: float = Field(0.5, gt=0, le=1, description="labour-cost multiplier at the start of phase 1")
     max_rate_start: float = Field(0.5, gt=0, le=1, description="the planner's largest rate at the start of phase 2")
+    vary_max_rate_start: bool = Field(True, description="restart r starts its cap at max_rate_start + (1 − "
+                                      "max_rate_start) · r / (restarts − 1): the first anneals from "
+                                      "max_rate_start, the last starts at 1 (the annealed cap can lead every "
+                                      "restart into the same basin of the schedule)")
     entropy_start: float = Field(0.1, ge=0, le=1, description="entropy bonus at the start of phase 2 (then to 0)")
     num_envs: int = Field(256, ge=2, le=65_536, description="economies per batch")
     learning_rate: float = Field(1e-3, gt=0, le=1, description="the workers' Adam learning rate")
@@ -260,10 +265,14 @@ def train_two_level(scenario: OneStepScenario, options: TwoLevelOptions, ctx: Tr
 
     # Phase 2 from the same phase-1 workers, once per restart of the planner (a fresh network each); the
     # pair kept is the one whose planner reaches the best objective with its own caught-up workers: what
-    # the planner itself can observe, never the exact responses.
+    # the planner itself can observe, never the exact responses. Restart r starts its cap at
+    # max_rate_start + (1 − max_rate_start) · r / (restarts − 1) unless vary_max_rate_start is off.
     phase_one = {name: {k: v.clone() for k, v in net.state_dict().items()} for name, net in nets.items()}
     best_score, best_state = -float("inf"), phase_one
     for restart in range(options.restarts):
+        cap_start = options.max_rate_start
+        if options.vary_max_rate_start and options.restarts > 1:
+            cap_start += (1.0 - cap_start) * restart / (options.restarts - 1)
         if restart > 0:
             torch.manual_seed(ctx.stream(f"planner_{restart}"))
             fresh = planner_kind(options.planner).initial(scenario, device, options.hidden, options.planner_log_std).net
@@ -271,7 +280,7 @@ def train_two_level(scenario: OneStepScenario, options: TwoLevelOptions, ctx: Tr
             nets[WORKERS].load_state_dict(phase_one[WORKERS])
         for stage in range(options.planner_stages):  # phase 2: both, the planner's largest rate annealed up
             share = stage / max(options.planner_stages - 1, 1)
-            max_rate = options.max_rate_start + (1.0 - options.max_rate_start) * share
+            max_rate = cap_start + (1.0 - cap_start) * share
             entropy = options.entropy_start * (1.0 - share)
             base = training_sim(scenario, device, max_rate=max_rate)
             shaped = Reshaped(acting(base), reward)
