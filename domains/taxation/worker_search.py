@@ -22,8 +22,7 @@ from typing import Any
 
 import torch
 
-from decisionlab.core import ActorCritic
-from decisionlab.core.agents import group_rows
+from decisionlab.core import ActorCritic, group_rows
 from decisionlab.domains.taxation.sim import PLANNER, WORKERS
 
 
