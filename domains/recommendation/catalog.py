@@ -89,7 +89,7 @@ class Catalog:
     def items(self, ids: torch.Tensor) -> ItemTraits:
         """Traits of item ``ids [...]`` (int64): read from the tables of a small catalog, hashed otherwise."""
         author = torch.remainder(ids, self.scenario.n_authors)
-        if self.table is not None:  # one flat gather per trait: ~3× faster than indexing the [4, n] table
+        if self.table is not None:  # one flat gather per trait: ~2.5× faster than indexing the [4, n] table
             return ItemTraits(author, *(torch.take(trait, ids) for trait in self.table))
         return ItemTraits(author, *self._hashed(ids, author))
 

@@ -1,6 +1,6 @@
-"""A policy-improvement step for the workers before they catch up with a schedule: each worker tries incomes
-across its whole range, and the network's deterministic response is fitted to the best one it found; PPO
-then refines it.
+"""A policy-improvement step for the workers, before and after they catch up with a schedule: each worker
+tries incomes across its whole range, and the network's deterministic response is fitted to the best one it
+found (before a catch-up, PPO then refines it; after one, the planner faces responses no try beats).
 
 Why: a high marginal rate above a bracket's cut-off gives a worker's utility two local optima, bunching at
 the cut-off or earning well above it. A Gaussian policy explores around its mean; a worker in the worse
