@@ -38,6 +38,10 @@ the hashes, and the values are the same."""
 _STYLE, _CRAFT, _QUALITY, _BAIT, _BAIT_LEVEL, _POPULAR, _INTEREST, _COMPLETION = 11, 12, 13, 14, 15, 16, 17, 18
 
 
+_SIGNAL_ROWS = (2, 3)
+"""The rows of a tabulated catalog (``Catalog.table``, in ``_hashed``'s order: quality, bait, popularity,
+completion) that the platform sees: popularity and completion."""
+
 _CATALOGS: dict[tuple[str, str], Catalog] = {}
 
 
@@ -97,7 +101,7 @@ class Catalog:
         """``[..., 2]``: the popularity and completion of item ``ids [...]`` (:attr:`ItemTraits.signals`), without
         the traits the platform does not see."""
         if self.table is not None:
-            return torch.stack([torch.take(self.table[2], ids), torch.take(self.table[3], ids)], -1)
+            return torch.stack([torch.take(self.table[row], ids) for row in _SIGNAL_ROWS], -1)
         return self.items(ids).signals
 
     def _hashed(self, ids: torch.Tensor, author: torch.Tensor) -> tuple[torch.Tensor, ...]:
