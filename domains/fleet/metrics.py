@@ -22,7 +22,8 @@ METRICS = {
     "daily_profit": MetricSpec("daily_profit", "fares minus energy and operating costs over the day", "higher", "$"),
     "demand_served_share": MetricSpec("demand_served_share", "passengers flown / passengers who arrived in the day",
                                       "higher"),
-    "utilisation": MetricSpec("utilisation", "share of the fleet's day spent flying (take-off delays included)",
+    "utilisation": MetricSpec("utilisation", "share of the fleet's day spent flying (take-off delays included; "
+                              "a flight that lands after the day's end counts up to the end)",
                               "higher"),
     "constraint_violations": MetricSpec("constraint_violations", "operating rules broken in the day (checks.py: "
                                         "pads, battery, closures, downtime); 0 by construction", "lower"),
@@ -75,6 +76,7 @@ def simulate_days(sim: FleetSim, policy: Policy, state: FleetState) -> dict[str,
     timed = TimedPolicy(policy, sim.device)
     done = run(sim, timed, state=state, reducers={
         "daily_profit": Sum("profit"), "boarded": Sum("boarded"), "flight_hours": Sum("flight_hours"),
+        "flight_hours_in_day": Sum("flight_hours_in_day"),
         "flights": Sum("flights"), "spilled": Sum("spilled"), "decisions": Sum(lambda step: torch.ones_like(
             step.info["profit"])), "constraint_violations": Sum(broken_rules(sim)),
     })
@@ -82,7 +84,7 @@ def simulate_days(sim: FleetSim, policy: Policy, state: FleetState) -> dict[str,
     s = sim.scenario
     arrived = state.day.arrivals.sum((1, 2, 3)).to(torch.float64)
     totals["demand_served_share"] = totals["boarded"] / arrived.clamp_min(1.0)
-    totals["utilisation"] = totals["flight_hours"] / (s.n_aircraft * (s.day_end_h - s.day_start_h))
+    totals["utilisation"] = totals["flight_hours_in_day"] / (s.n_aircraft * (s.day_end_h - s.day_start_h))
     per_decision = (planning + timed.seconds) * 1000.0 / float(totals["decisions"].sum().clamp_min(1.0))
     totals["decision_ms"] = torch.full_like(totals["daily_profit"], per_decision)
     return totals

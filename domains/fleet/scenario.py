@@ -8,6 +8,8 @@ proportional to distance, demand peaking at 09:00 and 16:30 over a 06:00–18:00
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field, model_validator
 
 from decisionlab.core import Scenario
@@ -41,7 +43,8 @@ class FleetScenario(Scenario):
     slot_h: float = Field(0.25, gt=0, le=2, description="time resolution of demand, closures and delays (hours)")
     passengers_per_hour: float = Field(200.0, ge=0, le=100_000, description="mean passenger arrivals per hour, "
                                        "all origin-destination pairs together, averaged over the day")
-    peak_hours: tuple[float, float] = Field((9.0, 16.5), description="the morning and afternoon demand peaks")
+    peak_hours: tuple[Annotated[float, Field(ge=0, le=24)], Annotated[float, Field(ge=0, le=24)]] = Field(
+        (9.0, 16.5), description="the morning and afternoon demand peaks (hours of day)")
     peak_width_h: float = Field(1.25, gt=0, le=12, description="width (std, hours) of each demand peak")
     peak_share: float = Field(0.7, ge=0, le=1, description="share of the day's demand in the two peaks")
     patience_h: float = Field(0.5, gt=0, le=12, description="mean time a passenger waits before leaving (hours)")

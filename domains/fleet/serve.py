@@ -125,7 +125,7 @@ def check(sim: FleetSim, states: Sequence[FleetSnapshot]) -> None:
             if pair.origin == pair.destination:
                 problems.append(problem((i, "waiting", j), "same_vertiport", "origin and destination differ"))
         for j, (a, b) in enumerate(state.closed_routes):
-            if a >= v or b >= v or a == b:
+            if not (0 <= a < v and 0 <= b < v) or a == b:
                 problems.append(problem((i, "closed_routes", j), "unknown_route",
                                         f"a route is two different vertiports of 0..{v - 1}", [a, b]))
         if state.forecast is not None:

@@ -299,6 +299,9 @@ class FleetSim:
         info = {"profit": fares - costs, "fares": fares, "energy_cost": energy * s.energy_price,
                 "boarded": boarded, "arrived": arrived.sum((1, 2)), "spilled": left.sum((1, 2)),
                 "flight_hours": flight_h, "flights": go.float(), "charged_kwh": charged,
+                # a flight that takes off late lands after the day's end: only its hours within the day count
+                # toward utilisation
+                "flight_hours_in_day": torch.minimum(flight_h, (s.day_end_h - t).clamp_min(0.0)),
                 "illegal": (~legal).float()}
         return StepResult(state, fares - costs, info, terminated=next_time >= s.day_end_h, elapsed=dt)
 

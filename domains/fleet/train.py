@@ -52,8 +52,8 @@ class FleetPPOSettings(PPOConfig):
 
 FleetPPOOptions = options_model(
     "FleetPPOOptions", FleetPPOSettings,
-    ("total_env_steps", "num_envs", "rollout_steps", "learning_rate", "eval_days", "graph_hidden",
-     "imitation_steps", "imitation_days"),
+    ("total_env_steps", "num_envs", "rollout_steps", "learning_rate", "gamma", "ent_coef", "eval_every", "eval_days",
+     "graph_hidden", "heads", "imitation_steps", "imitation_days"),
     doc="What a user may set from the CLI (``--algo-set key=value``) or the API for the fleet's ``ppo``.",
 )
 

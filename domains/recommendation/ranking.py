@@ -25,6 +25,20 @@ def top_k(scores: torch.Tensor, present: torch.Tensor, k: int) -> torch.Tensor:
     return torch.topk(masked, k, dim=-1, sorted=True).indices
 
 
+def position_log_shares(logits: torch.Tensor, slate: torch.Tensor) -> torch.Tensor:
+    """``[B, K]``: the log of each position's Plackett–Luce share of what is left, ``logits [B, C]`` (−inf for
+    absent candidates) and ``slate [B, K]``. The log-sum-exp is taken over the candidates not yet placed, not as
+    ``log(1 − placed share)``, which cancels to −inf when one candidate holds nearly all the mass (a low
+    temperature)."""
+    left = logits.clone()
+    shares = []
+    for k in range(slate.shape[1]):
+        at = slate[:, k:k + 1]
+        shares.append(torch.gather(left, 1, at)[:, 0] - torch.logsumexp(left, -1))
+        left = left.scatter(1, at, -torch.inf)
+    return torch.stack(shares, 1)
+
+
 def slate_log_probability(scores: torch.Tensor, present: torch.Tensor, slate: torch.Tensor,
                           temperature: float) -> torch.Tensor:
     """``[B]``: log of the Plackett–Luce probability of ``slate [B, K]`` under ``softmax(scores / temperature)``
@@ -33,12 +47,7 @@ def slate_log_probability(scores: torch.Tensor, present: torch.Tensor, slate: to
         same = (top_k(scores, present, slate.shape[1]) == slate).all(-1)
         return torch.where(same, 0.0, -torch.inf).to(scores.dtype)
     logits = torch.where(present, scores / temperature, -torch.inf)
-    chosen = torch.gather(logits, 1, slate)  # [B, K]
-    # the log-sum-exp of what is left before each position: everything minus the ones already placed
-    total = torch.logsumexp(logits, -1, keepdim=True)  # [B, 1]
-    placed = torch.cumsum(torch.exp(chosen - total), -1) - torch.exp(chosen - total)  # share placed before
-    left = total + torch.log1p(-placed.clamp(max=1 - 1e-12))
-    return (chosen - left).sum(-1)
+    return position_log_shares(logits, slate).sum(-1)
 
 
 def position_marginals(scores: torch.Tensor, present: torch.Tensor, slate: torch.Tensor, temperature: float,

@@ -18,6 +18,9 @@ from decisionlab.core import Scenario
 
 MAX_AUTHORS = 1_000_000
 """Authors' styles are a table ``[n_authors, style_dim]`` (items are hashed, authors are stored)."""
+MAX_STYLE_ENTRIES = 1 << 23
+"""At most this many numbers in that table (32 MB; ~3 s to build on one core): 1M authors in 8 dimensions, 131,072
+in 64. Every served scenario builds one, so its size bounds a request's work and a cached scenario's memory."""
 
 
 class RecommendationScenario(Scenario):
@@ -86,6 +89,13 @@ class RecommendationScenario(Scenario):
         if self.n_items < self.n_authors:
             raise ValueError(f"n_items ({self.n_items}) must be at least n_authors ({self.n_authors}): every author "
                              "has an item")
+        if self.n_authors * self.style_dim > MAX_STYLE_ENTRIES:
+            raise ValueError(f"n_authors × style_dim ({self.n_authors:,} × {self.style_dim}) must be at most "
+                             f"{MAX_STYLE_ENTRIES:,}: the authors' styles are a table (fewer authors or dimensions)")
+        for name in ("satisfaction_start", "satisfaction_rest"):
+            if getattr(self, name) > self.satisfaction_max:
+                raise ValueError(f"{name} ({getattr(self, name)}) must not exceed satisfaction_max "
+                                 f"({self.satisfaction_max}), the most satisfaction a user can reach")
         return self
 
     @property

@@ -15,19 +15,21 @@ by the JSON model, every other one comes back exactly as sent.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, field_validator
 
 from decisionlab.core import Policy, ServingSpec, StateError, WholeNumber, entries, problem
-from decisionlab.domains.recommendation.ranking import sample_slate, top_k
+from decisionlab.domains.recommendation.ranking import position_log_shares, sample_slate, top_k
 from decisionlab.domains.recommendation.scenario import RecommendationScenario
 from decisionlab.domains.recommendation.sim import RecommendationSim, UserState
 
 MAX_CANDIDATES = 1000
 MAX_RELATIONSHIPS = 64
 MAX_ID = 2**53
+MIN_TEMPERATURE = 0.01
+"""The lowest exploring temperature (as the CLI's): below it, ``score / temperature`` overflows."""
 CatalogId = WholeNumber
 
 
@@ -50,7 +52,7 @@ class RankState(BaseModel):
         "relationships": [{"author_id": 1, "clicks": 2, "follows": False, "hours_since": 20.0}]}]})
 
     user_id: CatalogId = Field(ge=0, le=MAX_ID, description="the user (an id of the scenario's users)")
-    candidates: list[CatalogId] = Field(min_length=1, max_length=MAX_CANDIDATES,
+    candidates: list[Annotated[CatalogId, Field(ge=0, le=MAX_ID)]] = Field(min_length=1, max_length=MAX_CANDIDATES,
                                         description="candidate item ids (distinct, of the scenario's catalog)")
     slate_size: WholeNumber | None = Field(None, ge=1, le=50, description="items to return (default: the "
                                            "scenario's slate_size; at most the number of candidates)")
@@ -61,13 +63,21 @@ class RankState(BaseModel):
     session_clicks: WholeNumber = Field(0, ge=0, le=10**6, description="clicks so far in this session")
     hours_on_platform: float = Field(0.0, ge=0, le=1e6, allow_inf_nan=False,
                                      description="hours since the user's first visit")
-    interest: list[float] | None = Field(None, max_length=64, description="the platform's estimate of the user's "
-                                         "interest (style_dim numbers; default: unknown)")
+    interest: list[FiniteFloat] | None = Field(None, max_length=64, description="the platform's estimate of the "
+                                               "user's interest (style_dim numbers; default: unknown)")
     relationships: list[Relationship] = Field(default_factory=list, max_length=MAX_RELATIONSHIPS,
                                               description="the user's record with authors (at most pair_slots)")
     temperature: float = Field(0.0, ge=0, le=100, allow_inf_nan=False, description="0: the deterministic ranking; "
-                               "above 0: a Plackett–Luce sample of softmax(score / temperature) (exploration)")
+                               f"from {MIN_TEMPERATURE} up: a Plackett–Luce sample of softmax(score / temperature) "
+                               "(exploration)")
     seed: WholeNumber = Field(0, ge=0, le=2**63 - 1, description="seed of the sample (temperature > 0)")
+
+    @field_validator("temperature")
+    @classmethod
+    def _exploring_or_not(cls, value: float) -> float:
+        if 0 < value < MIN_TEMPERATURE:
+            raise ValueError(f"0 (the deterministic ranking) or at least {MIN_TEMPERATURE}")
+        return value
 
 
 class RankedItem(BaseModel):
@@ -170,10 +180,7 @@ def decide(sim: RecommendationSim, states: Sequence[RankState], policy: Policy) 
     # each position's Plackett–Luce share of what is left (1 for the deterministic ranking)
     warm = temperature > 0
     logits = torch.where(obs["present"], scores / torch.where(warm, temperature, 1.0)[:, None], -torch.inf)
-    picked = torch.gather(logits, 1, slates)
-    total = torch.logsumexp(logits, -1, keepdim=True)
-    before = torch.cumsum(torch.exp(picked - total), 1) - torch.exp(picked - total)
-    share = torch.exp(picked - total - torch.log1p(-before.clamp(max=1 - 1e-12)))
+    share = torch.exp(position_log_shares(logits, slates))
     propensity = torch.where(warm[:, None], share, 1.0)
     return {"slate": slates, "scores": chosen, "propensity": propensity}
 

@@ -156,8 +156,8 @@ def build_router() -> APIRouter:
 
         def work() -> tuple[dict[str, Any], dict[str, Any], float, list[bool] | None, dict[str, float]]:
             start = time.perf_counter()
+            scenario = scenario_of(asked.scenario, parameters)  # first: a dynamic economy is refused by name
             head, decision = act_one(SPEC, asked, TaxState(rates=None), policies, device)
-            scenario = scenario_of(asked.scenario, parameters)
             answerer = policies.answerer(SPEC, asked.policy, scenario, device)
             schedule = getattr(answerer.policy, "schedule", None)
             free = list(schedule.free) if schedule is not None else None

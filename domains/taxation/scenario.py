@@ -8,6 +8,7 @@ marginal rate per bracket; all tax is rebated equally (``R = ΣT / N``). Units: 
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -16,6 +17,8 @@ from decisionlab.core import Scenario
 
 US_CUTOFFS = (0.0, 10.0, 40.0, 85.0, 160.0, 205.0, 510.0)
 """Lower cut-offs of the seven brackets (US federal spacing, scaled as in the AI Economist); the top is open."""
+MAX_INCOME = 1e15
+"""The largest untaxed income a one-step economy may give its most skilled worker."""
 
 US_FEDERAL_RATES = (0.10, 0.12, 0.22, 0.24, 0.32, 0.35, 0.37)
 """The 2018 US federal marginal rates of the seven brackets."""
@@ -61,6 +64,18 @@ class OneStepScenario(Scenario):
         steps = 1.0 / self.rate_grid_step
         if abs(steps - round(steps)) > 1e-9:
             raise ValueError(f"rate_grid_step ({self.rate_grid_step}) must divide 1 (0.05, 0.1, 0.25, ...)")
+        return self
+
+    @model_validator(mode="after")
+    def _bounded_incomes(self) -> OneStepScenario:
+        # the most skilled worker's untaxed income w·(w/c)^(1/(δ − 1)) explodes as δ → 1: beyond MAX_INCOME the
+        # metrics lose their precision, and past ~1e308 they are not numbers at all
+        top_skill = self.skill_min * (0.5 / self.n_agents) ** (-1.0 / self.skill_pareto_alpha)
+        log10_income = math.log10(top_skill) + math.log10(top_skill / self.labour_cost) / (self.labour_exponent - 1.0)
+        if log10_income > math.log10(MAX_INCOME):
+            raise ValueError(f"labour_exponent ({self.labour_exponent}) is too close to 1 for these skills: the most "
+                             f"skilled worker's untaxed income would be about 1e{log10_income:.0f}, above "
+                             f"{MAX_INCOME:.0e}; raise labour_exponent or labour_cost, or lower skill_min")
         return self
 
     @property

@@ -101,6 +101,7 @@ GOOD = snapshot([(1, 0, 110.0, 0.0), (2, 1, 110.0, 0.5), (3, 2, 110.0, 0.5), (4,
     (("waiting", 0, "destination"), 7, "destination"),
     (("time_h",), 23.0, "time_h"),
     (("closed_routes",), [[0, 0]], "closed_routes"),
+    (("closed_routes",), [[0, -1]], "closed_routes"),  # not vertiport v − 1 by wrapping around
     (("forecast",), [[[1.0]]], "forecast"),
 ])
 def test_mistakes_are_422_naming_the_field(client: TestClient, path: tuple, value: object, field: str) -> None:

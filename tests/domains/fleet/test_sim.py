@@ -67,3 +67,23 @@ def test_greedy_earns_more_than_random_on_the_same_days() -> None:
     half_width = 2.04 * diff.std() / diff.numel() ** 0.5
     assert diff.mean() - half_width > 0, (profits["greedy"].mean(), profits["random"].mean())
     assert profits["greedy"].mean() > 0
+
+
+def test_utilisation_counts_only_the_hours_within_the_day() -> None:
+    # a day of 0.1 h is shorter than any flight: without clipping, flights that take off in it would count
+    # several times the day; with it, every aircraft flies at most the whole day (utilisation ≤ 1)
+    from decisionlab.domains.fleet.metrics import simulate_days
+
+    scenario = PRESETS["uam_small"].model_copy(update={"day_start_h": 23.9, "day_end_h": 24.0})
+    sim = FleetSim(scenario)
+    for policy in (GreedyPolicy(sim), RandomPolicy(sim, make_generator(3))):
+        totals = simulate_days(sim, policy, sim.reset(8, make_generator(2)))
+        utilisation = totals["utilisation"]
+        # (up to the rounding of float32 hours)
+        assert bool((utilisation <= 1.0 + 1e-4).all()) and bool((utilisation >= 0.0).all()), utilisation
+        assert bool((totals["flight_hours"] > totals["flight_hours_in_day"]).any())  # some land after the end
+    # a long day: flight hours within it are the flight hours, but for the last departures
+    totals = simulate_days(FleetSim(PRESETS["uam_small"]), GreedyPolicy(FleetSim(PRESETS["uam_small"])),
+                           FleetSim(PRESETS["uam_small"]).reset(8, make_generator(2)))
+    assert bool((totals["flight_hours_in_day"] <= totals["flight_hours"] + 1e-9).all())
+    assert float(totals["flight_hours_in_day"].sum()) >= 0.9 * float(totals["flight_hours"].sum())

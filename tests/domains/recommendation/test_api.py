@@ -59,12 +59,14 @@ def popularity_of(parameters: dict, ids: list[int]) -> list[float]:
 
 
 def plackett_luce_shares(scores: list[float], slate: list[int], temperature: float) -> list[float]:
-    """Each slate position's share of what is left: ``exp(s_j / T) / Σ_{not yet placed} exp(s_i / T)``."""
-    weights = [math.exp(s / temperature) for s in scores]
-    left, shares = sum(weights), []
+    """Each slate position's share of what is left: ``exp(s_j / T) / Σ_{not yet placed} exp(s_i / T)`` (the sum
+    taken afresh over what is left, scaled by its largest term: no cancellation at low temperatures)."""
+    left, shares = list(range(len(scores))), []
     for j in slate:
-        shares.append(weights[j] / left)
-        left -= weights[j]
+        top = max(scores[i] for i in left)
+        shares.append(math.exp((scores[j] - top) / temperature)
+                      / sum(math.exp((scores[i] - top) / temperature) for i in left))
+        left.remove(j)
     return shares
 
 
@@ -141,6 +143,19 @@ def test_sampled_slates_are_drawn_with_the_propensities_they_report(client: Test
         assert action["slate_propensity"] == pytest.approx(p[a] * weights[b] / (weights.sum() - weights[a]), rel=1e-6)
 
 
+def test_propensities_hold_at_the_lowest_temperature(client: TestClient) -> None:
+    """At the lowest temperature the sampled slate is the deterministic order with propensities ~1 (not 0)."""
+    body = {**REQUEST, "temperature": 0.01, "seed": 3, "slate_size": 3}
+    answer = client.post(RANK, json=body)
+    assert answer.status_code == 200, answer.text
+    popularity = popularity_of(PARAMETERS, CANDIDATES)
+    slate = [CANDIDATES.index(item["item_id"]) for item in answer.json()["slate"]]
+    shares = plackett_luce_shares(popularity, slate, 0.01)
+    assert [item["propensity"] for item in answer.json()["slate"]] == pytest.approx(shares, rel=1e-6)
+    assert answer.json()["slate_propensity"] == pytest.approx(math.prod(shares), rel=1e-6)
+    assert answer.json()["slate_propensity"] > 0.5
+
+
 def test_ids_above_2_24_come_back_exactly(client: TestClient) -> None:
     parameters = {"n_items": 10**13, "n_users": 10**12, "days": 1}
     candidates = [9 * 10**12 + 2**24 + 1, 9 * 10**12 + 2**24 + 2, 9_007_199_254_739, 2**24 + 1, 2**24 + 3,
@@ -185,6 +200,9 @@ def bad(path: str, value: object) -> dict:
     (bad("relationships.0.author_id", 50), "relationships[0].author_id", "unknown_author"),
     (bad("hours_on_platform", -1.0), "hours_on_platform", "greater_than_equal"),
     (bad("interest", [0.1, 0.2]), "interest", "length"),
+    (bad("candidates", [1, 2, -3, 4, 5, 6, 7]), "candidates[2]", "greater_than_equal"),
+    (bad("temperature", 1e-5), "temperature", "value_error"),
+    (bad("temperature", 5e-324), "temperature", "value_error"),
 ])
 def test_mistakes_are_422s_naming_the_field(client: TestClient, body: dict, field: str, kind: str) -> None:
     response = client.post(RANK, json=body)
@@ -202,6 +220,9 @@ def test_a_non_finite_number_is_a_422_naming_the_field(client: TestClient) -> No
         response = client.post(RANK, content=text, headers={"content-type": "application/json"})
         assert response.status_code == 422, response.text
         assert [p["field"] for p in response.json()["detail"]] == [field]
+    nan_interest = {**REQUEST, "interest": [math.nan] * 8}
+    response = client.post(RANK, content=json.dumps(nan_interest), headers={"content-type": "application/json"})
+    assert response.status_code == 422 and "interest[0]" in response.text, response.text
     nan_since = bad("relationships.0.hours_since", math.nan)
     response = client.post(RANK, content=json.dumps(nan_since), headers={"content-type": "application/json"})
     assert response.status_code == 422 and "relationships[0].hours_since" in response.text

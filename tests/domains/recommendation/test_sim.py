@@ -553,6 +553,30 @@ def test_slate_log_probability_is_plackett_luce_by_enumeration(temperature: floa
         assert value == pytest.approx(0.0 if 2 in sl else plackett_luce(without, sl), rel=1e-10, abs=1e-300)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_slate_log_probability_holds_at_a_low_temperature(dtype: torch.dtype) -> None:
+    # one candidate holds nearly all the mass: the share left after it is a difference of nearly equal numbers,
+    # which cancels to log(0) unless the log-sum-exp is taken over what is left
+    scores = torch.tensor([[3.0, 1.0, 2.0, 0.5]], dtype=dtype)
+    present = torch.ones(1, 4, dtype=torch.bool)
+    temperature = 0.01
+    logits = (scores[0] / temperature).double().tolist()
+
+    def exact(slate: list[int]) -> float:  # Plackett–Luce in logs, by hand
+        left, total = list(range(4)), 0.0
+        for j in slate:
+            top = max(logits[i] for i in left)
+            total += logits[j] - top - math.log(sum(math.exp(logits[i] - top) for i in left))
+            left.remove(j)
+        return total
+
+    slates = [[0, 2, 1], [0, 1, 2], [2, 0, 3]]
+    logp = slate_log_probability(scores.expand(3, 4), present.expand(3, 4), torch.tensor(slates), temperature)
+    assert bool(torch.isfinite(logp).all()) and bool((logp <= 0).all())
+    np.testing.assert_allclose(logp.double().numpy(), [exact(sl) for sl in slates], rtol=1e-5)
+    assert float(logp[0]) == pytest.approx(0.0, abs=1e-6)  # the deterministic order, probability ~1
+
+
 def test_temperature_zero_is_the_top_k() -> None:
     scores = torch.tensor([[0.3, -1.2, 2.0, 0.9]])
     present = torch.ones(1, 4, dtype=torch.bool)
@@ -586,3 +610,14 @@ def test_sampled_slates_have_the_plackett_luce_frequencies() -> None:
     some = sample_slate(scores.expand(5000, 4), torch.tensor([[True, False, True, True]]).expand(5000, 4), 3,
                         temperature, torch.Generator().manual_seed(28))
     assert not bool((some == 1).any())
+
+
+@pytest.mark.parametrize(("update", "field"), [
+    ({"slate_size": 51}, "slate_size"),
+    ({"satisfaction_rest": 10.0, "satisfaction_max": 5.0}, "satisfaction_rest"),
+    ({"satisfaction_start": 3.0}, "satisfaction_start"),  # above the default satisfaction_max of 2
+    ({"n_authors": 1_000_000, "style_dim": 64, "n_items": 10**7}, "n_authors × style_dim"),
+])
+def test_inconsistent_scenarios_are_refused_naming_the_field(update: dict, field: str) -> None:
+    with pytest.raises(ValueError, match=field):
+        RecommendationScenario(**{**PRESETS["short_video"].model_dump(), **update})

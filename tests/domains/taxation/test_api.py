@@ -69,6 +69,8 @@ def test_evaluate_reports_workers_and_deciles(client: TestClient) -> None:
     ({"rates": list(US_FEDERAL_RATES), "parameters": {"bracket_cutoffs": [10, 40, 85, 160, 205, 510, 600]}},
      "bracket_cutoffs"),
     ({"rates": list(US_FEDERAL_RATES), "parameters": {"n_agents": 0}}, "n_agents"),
+    # δ near 1: the most skilled worker's untaxed income is ~1e15206 (it used to answer 200 with nulls)
+    ({"rates": list(US_FEDERAL_RATES), "parameters": {"labour_exponent": 1.0001}}, "labour_exponent"),
     ({}, "rates"),
 ])
 def test_evaluate_refuses_bad_schedules_naming_the_field(client: TestClient, body: dict, field: str) -> None:
@@ -81,6 +83,12 @@ def test_schedule_refuses_bad_requests(client: TestClient) -> None:
     assert client.post(SCHEDULE, json={"objective": "happiness"}).status_code == 422
     response = client.post(SCHEDULE, json={"parameters": {"n_agents": 0}})
     assert response.status_code == 422 and "n_agents" in response.text
+    for policy in ("saez", "free_market", "optimal"):  # these used to be 500s
+        response = client.post(SCHEDULE, json={"policy": policy, "parameters": {"labour_exponent": 1.0001}})
+        assert response.status_code == 422 and "labour_exponent" in response.text, response.text
+    response = client.post(SCHEDULE, json={"scenario": "gather_trade_build"})
+    assert response.status_code == 422, response.text
+    assert [p["field"] for p in response.json()["detail"]] == ["scenario"], response.text
     response = client.post(SCHEDULE, json={"policy": "nobody"})
     assert response.status_code == 404, response.text
 
