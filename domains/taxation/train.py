@@ -68,7 +68,7 @@ class TwoLevelOptions(BaseModel):
     worker_share: float = Field(0.75, ge=0, lt=1, description="share of phase 2's steps in which the workers learn "
                                 "(the planner's the rest), alternating in cycles")
     cycles: int = Field(4, ge=1, le=100, description="planner-then-workers cycles per phase-2 stage")
-    restarts: int = Field(3, ge=1, le=16, description="phase 2 runs from the same phase-1 workers, each with a "
+    restarts: int = Field(5, ge=1, le=16, description="phase 2 runs from the same phase-1 workers, each with a "
                           "fresh planner; the pair whose planner reaches the best objective with its workers is kept")
     final_worker_steps: int = Field(100_000, ge=1, le=100_000_000, description="env steps of the workers' last "
                                     "catch-up with the planner's final rates, long enough for them to converge "
