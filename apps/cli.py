@@ -57,9 +57,10 @@ def _emit_json(payload: dict[str, Any]) -> None:
 
 
 def _setup_torch() -> Any:
-    from decisionlab.core.device import configure_threads, get_device
+    from decisionlab.core.device import configure_allocator, configure_threads, get_device
 
     configure_threads()
+    configure_allocator()
     return get_device()
 
 

@@ -22,7 +22,7 @@ from typing import Any
 from rich.console import Console
 
 from decisionlab.apps.cli import dashboard_command
-from decisionlab.core.device import configure_threads, get_device
+from decisionlab.core.device import configure_allocator, configure_threads, get_device
 from decisionlab.core.errors import DecisionlabError
 from decisionlab.core.progress import duration, listening
 from decisionlab.core.spec import DomainSpec, list_domains
@@ -133,6 +133,7 @@ def stop(processes: list[subprocess.Popen[Any]]) -> None:
 
 def main() -> None:
     configure_threads()
+    configure_allocator()
     started = time.monotonic()
     registry = PolicyRegistry()
     missing, present = missing_defaults(registry)

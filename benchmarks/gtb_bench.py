@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from benchmarks.report import publish
-from decisionlab.core import MergedPolicy, TrainContext, configure_threads, make_generator
+from decisionlab.core import MergedPolicy, TrainContext, configure_allocator, configure_threads, make_generator
 from decisionlab.core.evaluation import mean_ci95
 from decisionlab.domains.taxation.gtb import PLANNER, WORKERS, GatherTradeBuildSim
 from decisionlab.domains.taxation.gtb_metrics import episode_metrics
@@ -314,6 +314,7 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     configure_threads()
+    configure_allocator()
     if args.part == "throughput":
         throughput(not args.no_write)
     elif args.part == "compare":

@@ -40,7 +40,14 @@ import torch
 from scipy import stats
 
 from benchmarks.report import command_line, machine, write_section
-from decisionlab.core import TrainContext, configure_threads, make_generator, off_policy_report, run
+from decisionlab.core import (
+    TrainContext,
+    configure_allocator,
+    configure_threads,
+    make_generator,
+    off_policy_report,
+    run,
+)
 from decisionlab.domains.recommendation.metrics import episode_metrics, finalize_metrics
 from decisionlab.domains.recommendation.ope import off_policy_log
 from decisionlab.domains.recommendation.policies import ctr_greedy, popularity, random_policy
@@ -312,6 +319,7 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     configure_threads(1)
+    configure_allocator()
     if args.part == "claim":
         claim(not args.no_write, args.seeds, args.days, args.users, args.log_users, args.online_rounds)
     elif args.part == "ope":

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from benchmarks.report import write_section
-from decisionlab.core import configure_threads, run
+from decisionlab.core import configure_allocator, configure_threads, run
 from decisionlab.core.evaluation import mean_ci95
 from decisionlab.domains.taxation.economy import Economy
 from decisionlab.domains.taxation.optimal import best_schedule
@@ -163,6 +163,7 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     configure_threads()
+    configure_allocator()
     if args.part == "two_level":
         two_level(not args.no_write, args.objective, args.seeds)
     else:

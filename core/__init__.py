@@ -61,7 +61,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ),
     "decisionlab.core.seeding": ("make_generator", "derive_seed", "child_generator", "seed_everything"),
     "decisionlab.core.hashing": ("hash_rows", "hash_uniform", "mix"),
-    "decisionlab.core.device": ("get_device", "torch_threads", "configure_threads"),
+    "decisionlab.core.device": ("get_device", "torch_threads", "configure_threads", "configure_allocator"),
     "decisionlab.core.progress": ("Progress", "listening", "duration"),
     "decisionlab.core.evaluation": (
         "evaluate_policies", "mean_ci95", "EvaluationReport", "check_episodes", "default_episodes",

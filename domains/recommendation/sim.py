@@ -140,6 +140,10 @@ class RecommendationSim:
         self.decay_per_h = math.log(2.0) / (24.0 * s.affinity_halflife_days)
         self.strata = torch.div(torch.arange(s.n_candidates + 1, device=self.device) * s.n_items, s.n_candidates,
                                 rounding_mode="floor")  # [C + 1] id bounds of the candidates' strata
+        widths = (self.strata[1:] - self.strata[:-1])[None, :]  # [1, C]
+        self.strata_mod = torch.remainder(self.strata[:-1], s.n_authors)[None, :]  # [1, C] r: lo ≡ r (mod A)
+        self.strata_quotient = torch.div(widths, s.n_authors, rounding_mode="floor")  # q: width = q·A + m
+        self.strata_rest = widths - self.strata_quotient * s.n_authors  # m
         self.positions = torch.log1p(torch.arange(s.slate_size, dtype=torch.float32, device=self.device))
         c = s.n_candidates
         self.spaces = Spaces(
@@ -212,9 +216,14 @@ class RecommendationSim:
         # candidate k is drawn from the k-th of C equal strata of the ids: distinct by construction; a related
         # one is an item of its author in that stratum (a uniform one of the stratum when the author has none)
         lo, hi = self.strata[:-1][None, :], self.strata[1:][None, :]  # [1, C]
-        first = lo + torch.remainder(author - lo, s.n_authors)
-        count = torch.div(hi - 1 - first, s.n_authors, rounding_mode="floor") + 1
-        related = related & (first < hi)
+        # the author's first item in the stratum is lo + d, d = (author − lo) mod A, and it has ⌈(width − d)/A⌉
+        # items there: with lo ≡ r and width = q·A + m (mod A, precomputed), d = author − r (+ A when negative)
+        # and the count is q + [d < m], the same integers without a division per candidate
+        d = author - self.strata_mod
+        d = d + s.n_authors * (d < 0)
+        first = lo + d
+        count = self.strata_quotient + (d < self.strata_rest)
+        related = related & (count > 0)
         own = first + s.n_authors * (item_u * count.clamp_min(1).double()).long().clamp(max=(count - 1).clamp_min(0))
         uniform = lo + (item_u * (hi - lo).double()).long().clamp(max=hi - lo - 1)
         items = torch.where(related, own, uniform)
