@@ -52,7 +52,8 @@ class ExecutionScenario(Scenario):
         1e-6, ge=0, le=1e3, allow_inf_nan=False, description="λ of the mean-variance objective E + λ·V (1/currency)"
     )
     initial_price: float = Field(
-        50.0, gt=0, le=1e9, allow_inf_nan=False, description="arrival price S0 (currency/share)"
+        50.0, ge=1e-6, le=1e9, allow_inf_nan=False, description="arrival price S0 (currency/share; from 1e-6, as "
+        "the API's prices: a smaller one underflows the float32 notional)"
     )
     profile: Literal["flat", "u_shaped"] = Field(
         "flat", description="deterministic impact profile: 'flat' or 'u_shaped' (intraday U-shaped volume)"

@@ -35,8 +35,9 @@ class QuotingScenario(Scenario):
                          description="mid-price volatility σ (price units per √time unit)")
     fill_intensity_a: float = Field(140.0, gt=0, le=1e6, allow_inf_nan=False,
                                     description="fill intensity A of a quote at the mid (fills per time unit)")
-    fill_decay_k: float = Field(1.5, gt=0, le=1e3, allow_inf_nan=False,
-                                description="decay k of the fill intensity A·exp(−k·depth) (per price unit)")
+    fill_decay_k: float = Field(1.5, ge=1e-6, le=1e3, allow_inf_nan=False,
+                                description="decay k of the fill intensity A·exp(−k·depth) (per price unit; from "
+                                "1e-6: a quote's depth bounds scale as 1/k, and float32 depths overflow near 1e-38)")
     risk_aversion: float = Field(0.1, gt=0, le=1e3, allow_inf_nan=False,
                                  description="CARA risk aversion γ of the closed forms and the certainty "
                                  "equivalent (per currency)")

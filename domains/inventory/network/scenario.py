@@ -118,6 +118,8 @@ class SerialScenario(NetworkScenario):
             raise ValueError("lead_times must be in 0..30")
         if any(h < 0 for h in self.holding_costs):
             raise ValueError("holding_costs must be >= 0")
+        if self.holding_costs and self.holding_costs[-1] <= 0:  # the store's: p / (p + h) must stay below 1
+            raise ValueError("holding_costs: the store's (the last entry) must be > 0")
         return self
 
     def topology(self) -> Topology:
@@ -161,12 +163,15 @@ class _ManyStores(NetworkScenario):
 
     @model_validator(mode="after")
     def _ranges_ordered(self) -> _ManyStores:
-        for name in ("demand_mean_range", "demand_cv_range", "store_holding_range", "store_underage_range"):
+        for name, most in (("demand_mean_range", 1e6), ("demand_cv_range", 3.0), ("store_holding_range", 1e6),
+                           ("store_underage_range", 1e6)):
             low, high = getattr(self, name)
-            if not 0 <= low <= high:
-                raise ValueError(f"{name}: need 0 <= low <= high (got {low}, {high})")
-        if self.demand_mean_range[0] <= 0:
-            raise ValueError("demand_mean_range: means must be > 0")
+            if not 0 <= low <= high <= most:
+                raise ValueError(f"{name}: need 0 <= low <= high <= {most:g} (got {low}, {high})")
+        # a store's critical ratio p / (p + h) must lie strictly inside (0, 1): its quantile is a stock level
+        for name in ("demand_mean_range", "store_holding_range", "store_underage_range"):
+            if getattr(self, name)[0] <= 0:
+                raise ValueError(f"{name}: the low end must be > 0 (got {getattr(self, name)[0]})")
         if any(lead < 0 or lead > 30 for lead in self.store_lead_times):
             raise ValueError("store_lead_times must be in 0..30")
         return self
@@ -255,6 +260,10 @@ class MultiWarehouseScenario(_ManyStores):
                 raise ValueError(f"adjacency must be {self.n_warehouses} rows of {self.n_stores} entries")
             if any(v not in (0, 1) for r in self.adjacency for v in r):
                 raise ValueError("adjacency entries must be 0 or 1")
+            lonely = [i for i in range(self.n_stores) if not any(r[i] for r in self.adjacency)]
+            if lonely:
+                raise ValueError(f"adjacency: every store needs at least one adjacent warehouse (store {lonely[0]} "
+                                 "has none)")
         elif self.warehouses_per_store > self.n_warehouses:
             raise ValueError("warehouses_per_store cannot exceed n_warehouses")
         return self

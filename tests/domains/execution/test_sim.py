@@ -177,3 +177,12 @@ def test_sb3_dqn_runs_through_the_discrete_wrapper() -> None:
     model.learn(200)
     action, _ = model.predict(env.reset(seed=1)[0], deterministic=True)
     assert 0 <= int(action) < 11
+
+
+def test_an_arrival_price_that_underflows_is_refused_naming_it() -> None:
+    # 5e-324 was accepted (gt=0) and every shortfall came out NaN: float32 notionals underflow
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="initial_price"):
+        ExecutionScenario(initial_price=5e-324)
+    assert ExecutionScenario(initial_price=1e-6).initial_price == 1e-6

@@ -36,6 +36,7 @@ def test_presets_round_trip_through_overrides() -> None:
         ({"mean_reversion": 300.0}, "mean_reversion·dt"),
         ({"jump_intensity": 300.0, "jump_size": 1.0}, "jump_intensity·dt"),
         ({"fill_decay_k": 0.0}, "fill_decay_k"),
+        ({"fill_decay_k": 1e-300}, "fill_decay_k"),  # its depth bounds (~6/k) overflowed float32: a 500
         ({"sigma": float("nan")}, "sigma"),
         ({"sigma": "2"}, "expected a number"),
         ({"max_inventory": True}, "expected a number"),

@@ -115,6 +115,13 @@ def test_network_route_transshipment_centre_holds_nothing(client: TestClient) ->
         ({"scenario": "one_warehouse", "parameters": "[2]"}, 422, "query.parameters"),
         ({"scenario": "one_warehouse", "parameters": '{"n_shops": 2}'}, 422, "n_shops"),
         ({"scenario": "one_warehouse", "parameters": '{"n_stores": 0}'}, 422, "n_stores"),
+        # these used to be 500s: a store without a warehouse, a range past any float, zero costs
+        ({"scenario": "multi_warehouse", "parameters": '{"n_stores": 1, "n_warehouses": 1, "adjacency": [[0]]}'}, 422,
+         "adjacency"),
+        ({"scenario": "one_warehouse", "parameters": '{"demand_mean_range": [1, 1e300]}'}, 422, "demand_mean_range"),
+        ({"scenario": "one_warehouse", "parameters": '{"store_underage_range": [0, 0], "store_holding_range": [0, 0]}'},
+         422, "store_holding_range"),
+        ({"scenario": "serial", "parameters": '{"lead_times": [0], "holding_costs": [0]}'}, 422, "holding_costs"),
         ({}, 422, "query.scenario"),
     ],
 )

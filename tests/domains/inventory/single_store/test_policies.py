@@ -168,3 +168,18 @@ def test_domain_builds_every_baseline() -> None:
         orders = policy.act(OBS)
         assert orders.shape == (OBS.shape[0],), name
         assert (orders >= 0).all(), name
+
+
+def test_deterministic_normal_demand_is_a_point_mass_not_billions_of_cells() -> None:
+    # demand_cv = 0 is valid: the grid's step had been std/4 with std floored at 1e-9 (a 149 GiB grid)
+    from decisionlab.domains.inventory.single_store.demand import MAX_CELLS, grid_demand
+
+    scenario = LostSalesScenario(lead_time=1, demand_distribution="normal", demand_cv=0.0, horizon_periods=60,
+                                 warmup_periods=0)
+    grid = grid_demand(scenario)
+    assert len(grid.pmf) <= MAX_CELLS + 2
+    mean = float((np.arange(len(grid.pmf)) * grid.unit * grid.pmf).sum())
+    assert mean == pytest.approx(scenario.demand_mean, abs=grid.unit)  # all its mass at the mean
+    for policy in (BaseStockPolicy(scenario.demand_mean * (scenario.lead_time + 1)), MyopicPolicy(scenario)):
+        metrics = episode_metrics(scenario, policy, episodes=4, seed=1, device=torch.device("cpu"))
+        assert all(np.isfinite(v).all() for v in metrics.values())
