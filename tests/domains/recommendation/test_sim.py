@@ -621,3 +621,21 @@ def test_sampled_slates_have_the_plackett_luce_frequencies() -> None:
 def test_inconsistent_scenarios_are_refused_naming_the_field(update: dict, field: str) -> None:
     with pytest.raises(ValueError, match=field):
         RecommendationScenario(**{**PRESETS["short_video"].model_dump(), **update})
+
+
+def test_top_k_breaks_ties_toward_the_earlier_candidate() -> None:
+    scores = torch.tensor([[1.0, 3.0, 3.0, 2.0, 3.0], [0.0, 0.0, 0.0, 0.0, 0.0]])
+    present = torch.ones(2, 5, dtype=torch.bool)
+    assert top_k(scores, present, 3).tolist() == [[1, 2, 4], [0, 1, 2]]
+    # an absent candidate is never picked, whatever its score
+    assert top_k(scores, torch.tensor([[True, False, True, True, True]] * 2), 3).tolist() == [[2, 4, 3], [0, 2, 3]]
+    # against torch.topk where there are no ties, on a batch with absent candidates
+    generator = torch.Generator().manual_seed(5)
+    scores, present = torch.randn(512, 30, generator=generator), torch.rand(512, 30, generator=generator) > 0.3
+    present[:, :6] = True
+    expected = torch.topk(torch.where(present, scores, -torch.inf), 5, dim=-1).indices
+    assert torch.equal(top_k(scores, present, 5), expected)
+    # fewer present candidates than slots: the present ones first, and no candidate twice
+    few = torch.tensor([[True, False, False, True, False]])
+    slate = top_k(torch.tensor([[0.5, 9.0, 8.0, 0.7, 7.0]]), few, 3)
+    assert slate[0, :2].tolist() == [3, 0] and len(set(slate[0].tolist())) == 3
