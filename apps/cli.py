@@ -35,6 +35,8 @@ out = Console()
 err = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 REPO_ROOT = Path(__file__).resolve().parent.parent
+MAX_SEED = 2**63 - 1
+"""The largest --seed: torch generators take 64-bit seeds."""
 
 
 
@@ -94,7 +96,7 @@ def evaluate(
     scenario: Annotated[str | None, typer.Option("--scenario", help="scenario preset name")] = None,
     overrides: SetFlag = None,
     episodes: Annotated[int | None, typer.Option("--episodes", min=1, help="episodes per policy")] = None,
-    seed: Annotated[int, typer.Option("--seed", help="seed of the common random numbers")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help="seed of the common random numbers")] = 0,
     backend: Annotated[str, typer.Option(
         "--backend", help="local (this process) or ray (episode chunks sharded over Ray workers; same numbers)",
     )] = "local",
@@ -160,7 +162,7 @@ def ope(
     episodes: Annotated[int, typer.Option("--episodes", min=2, max=1_000_000, help="episodes logged")] = 1000,
     temperature: Annotated[float, typer.Option("--temperature", min=0.01, max=100.0,
                                                help="the logging policy's sampling temperature")] = 1.0,
-    seed: Annotated[int, typer.Option("--seed", help="seed of the log")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help="seed of the log")] = 0,
     as_json: JsonFlag = False,
 ) -> None:
     """Off-policy evaluation: estimate the target policy's value from the logging policy's log (IPS, SNIPS,
@@ -267,7 +269,7 @@ def train(
     algo: Annotated[str, typer.Option("--algo", help="training algorithm, e.g. hdpo")],
     scenario: Annotated[str | None, typer.Option("--scenario", help="scenario preset name")] = None,
     overrides: SetFlag = None,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED)] = 0,
     name: Annotated[str | None, typer.Option("--name", help="registry name (default ALGO_SCENARIO)")] = None,
     algo_options: Annotated[
         list[str] | None,

@@ -212,8 +212,8 @@ def without_long_integers(messages: list[Message]) -> list[Message]:
         return messages
     try:
         value: Any = json.loads(body, parse_int=lambda text: float(text) if len(text) >= 300 else int(text))
-    except ValueError:
-        return messages  # not JSON: the app reports the parse error
+    except (ValueError, RecursionError):
+        return messages  # not JSON, or nested too deeply: the app reports the parse error
     rewritten = json.dumps(value).encode()
     return [{"type": "http.request", "body": rewritten, "more_body": False}]
 

@@ -105,6 +105,9 @@ def validated(model: type[BaseModel], body: bytes) -> Any:
         raise RequestValidationError([{"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}])
     try:
         data = json.loads(body)
+    except RecursionError:  # nested deeper than the parser's stack: not a request any client means to send
+        raise RequestValidationError([{"type": "json_invalid", "loc": ("body", 0), "msg": "JSON decode error",
+                                       "input": {}, "ctx": {"error": "nested too deeply"}}]) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         position = getattr(err, "pos", getattr(err, "start", 0))
         reason = getattr(err, "msg", None) or getattr(err, "reason", "invalid JSON")

@@ -40,7 +40,8 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "Scenario", "EpisodicScenario", "resolve_scenario", "resolve_options", "format_validation_error",
         "parse_overrides", "server_path",
     ),
-    "decisionlab.core.options": ("TrainContext", "NoOptions", "options_model", "optional_field", "apply_options"),
+    "decisionlab.core.options": ("TrainContext", "NoOptions", "options_model", "optional_field", "apply_options",
+                                 "Widths"),
     "decisionlab.core.spaces": (
         "Box", "Discrete", "Slate", "Composite", "AgentGroup", "Spaces", "RandomPolicy", "SINGLE", "action_problems",
         "sample_action", "as_fields", "batch_size",

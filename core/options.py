@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import torch
-from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic.fields import FieldInfo
 
 from decisionlab.core.errors import ScenarioError
@@ -28,6 +28,11 @@ from decisionlab.core.scenario import format_validation_error
 from decisionlab.core.seeding import derive_seed, make_generator
 
 S = TypeVar("S", bound=BaseModel)
+
+
+Widths = Annotated[tuple[Annotated[int, Field(ge=1, le=4096)], ...], Field(min_length=1, max_length=16)]
+"""Hidden-layer widths of a network option: 1 to 16 layers of 1 to 4,096 units (a width of 0 or less is no
+network at all)."""
 
 
 class NoOptions(BaseModel):
@@ -49,7 +54,8 @@ def options_model(
     definitions: dict[str, Any] = {field: optional_field(settings, field) for field in fields}
     for field, (annotation, info) in (extra or {}).items():
         definitions[field] = (annotation, info)
-    model = create_model(name, __config__=ConfigDict(extra="forbid"), **definitions)
+    # a learning rate or a target of inf passes gt=0 and would be trained on and stored in the card
+    model = create_model(name, __config__=ConfigDict(extra="forbid", allow_inf_nan=False), **definitions)
     model.__doc__ = doc or f"User options of {settings.__name__} (unset: keep the default)."
     return model
 

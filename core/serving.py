@@ -272,9 +272,10 @@ def query_parameters(text: str) -> dict[str, Any]:
     """A ``parameters`` query value (a GET's scenario overrides): a JSON object, else a 422 naming it."""
     try:
         value = json.loads(text)
-    except json.JSONDecodeError as err:
+    except (json.JSONDecodeError, RecursionError) as err:
+        reason = err if isinstance(err, json.JSONDecodeError) else "nested too deeply"
         raise StateError([FieldProblem(("query", "parameters"), "json_object",
-                                       f"must be a JSON object of scenario parameters: {err}", text)]) from None
+                                       f"must be a JSON object of scenario parameters: {reason}", text)]) from None
     if not isinstance(value, dict):
         raise StateError([FieldProblem(("query", "parameters"), "json_object",
                                        "must be a JSON object of scenario parameters, e.g. {\"n_stores\": 3}", text)])

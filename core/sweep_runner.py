@@ -13,10 +13,12 @@ def run_sweep(plan: SweepPlan, *, backend: str = "local", address: str | None = 
     from decisionlab.core.progress import Progress
     from decisionlab.core.ray_backend import check_backend, forwarded_env
     from decisionlab.core.spec import get_domain
-    from decisionlab.core.store.registry import PolicyRegistry
+    from decisionlab.core.store.registry import PolicyRegistry, check_alias
 
     check_backend(backend)
     check_plan(plan)
+    if alias is not None:
+        check_alias(alias)  # before the trials: a bad alias would only be refused once they had all trained
     spec = get_domain(plan.domain)
     setting = spec.setting_of(spec.scenario(plan.scenario, plan.overrides))
     if alias is not None:

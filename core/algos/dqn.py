@@ -35,6 +35,7 @@ from torch import nn
 
 from decisionlab.core.algos.replay import ReplayBuffer, ReplaySample, n_step_returns
 from decisionlab.core.nets.heads import QNetwork
+from decisionlab.core.options import Widths
 from decisionlab.core.progress import Progress
 from decisionlab.core.seeding import child_generator
 from decisionlab.core.sim import BatchedSimulator, action_mask, horizon_of
@@ -46,7 +47,7 @@ class QNetworkConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    hidden: tuple[int, ...] = Field((64, 64), description="hidden layer widths of the Q-network trunk")
+    hidden: Widths = Field((64, 64), description="hidden layer widths of the Q-network trunk")
     activation: Literal["elu", "relu", "tanh", "silu"] = "relu"
     dueling: bool = True
     head: Literal["scalar", "hl_gauss"] = Field("scalar", description="value head: scalar or HL-Gauss (categorical)")

@@ -48,6 +48,13 @@ REF_PATTERN = re.compile(
 LOCK_FILE = ".registry.lock"
 
 
+def check_alias(alias: str) -> None:
+    """Refuse an alias the registry cannot hold (before any work that would end by setting it)."""
+    if not ALIAS_PATTERN.match(alias) or alias == "latest":
+        raise RegistryError(f"alias '{alias}' must be 1-32 letters, digits, '_', '.', '-' starting with a "
+                            "letter (and not 'latest')")
+
+
 @dataclass(frozen=True)
 class PolicyRef:
     domain: str
@@ -276,9 +283,7 @@ class PolicyRegistry:
 
     def promote(self, text: str, alias: str = "prod", domain: str | None = None) -> PolicyRecord:
         """Point ``alias`` of the policy's name at the version ``text`` names (the latest by default)."""
-        if not ALIAS_PATTERN.match(alias) or alias == "latest":
-            raise RegistryError(f"alias '{alias}' must be 1-32 letters, digits, '_', '.', '-' starting with a "
-                                "letter (and not 'latest')")
+        check_alias(alias)
         record = self.find(text, domain)
         self.index.set_alias(record.ref.domain, record.ref.name, alias, record.ref.version)
         return self.find(f"{record.ref.domain}/{record.ref.name}@{record.ref.version}")

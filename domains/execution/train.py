@@ -34,6 +34,7 @@ from decisionlab.core import (
     ScenarioError,
     TrainContext,
     TrainOutcome,
+    Widths,
     apply_options,
     format_validation_error,
     optional_field,
@@ -56,7 +57,7 @@ class PathwiseSettings(PathwiseConfig):
     target: float | None = Field(None, gt=0, description="stop once the held-out ratio to static_expected is <= this")
     train_paths: int = Field(32768, ge=2, description="pre-sampled training paths")
     eval_paths: int = Field(32768, ge=2, description="held-out paths (paired with the best static schedule)")
-    hidden: tuple[int, ...] = Field((64, 64), description="hidden layer widths of the policy MLP")
+    hidden: Widths = Field((64, 64), description="hidden layer widths of the policy MLP")
     price_features: bool = Field(True, description="let the policy see price moves (adaptive arrival-price trading)")
 
 

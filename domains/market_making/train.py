@@ -46,6 +46,7 @@ from decisionlab.core import (
     StepResult,
     TrainContext,
     TrainOutcome,
+    Widths,
     apply_options,
     options_model,
     rollout,
@@ -238,7 +239,7 @@ class QuotingPathwiseSettings(PathwiseConfig):
     eval_every: int = Field(25, ge=1, description="steps between held-out evaluations")
     patience: int | None = Field(4, ge=1, description="evaluations without improvement before stopping")
     eval_paths: int = Field(8192, ge=2, le=1_000_000, description="held-out episodes of the certainty equivalent")
-    hidden: tuple[int, ...] = Field((64, 64), description="hidden widths of the quoting MLP")
+    hidden: Widths = Field((64, 64), description="hidden widths of the quoting MLP")
 
 
 PathwiseOptions = options_model(

@@ -26,6 +26,7 @@ from decisionlab.core import (
     Sum,
     TrainContext,
     TrainOutcome,
+    Widths,
     apply_options,
     make_generator,
     options_model,
@@ -42,7 +43,7 @@ from decisionlab.domains.recommendation.sim import RecommendationSim
 class RlivSettings(BaseModel):
     heads: str = Field("funnel", pattern="^(funnel|gift|click)$", description="value heads: funnel (click, follow, "
                        "gift), gift (the sparse head alone) or click (the dense head alone)")
-    hidden: tuple[int, ...] = Field((32, 32), description="widths of the shared trunk")
+    hidden: Widths = Field((32, 32), description="widths of the shared trunk")
     learning_rate: float = Field(3e-3, gt=0, le=1, description="Adam step size")
     batch_size: int = Field(2048, ge=16, le=1 << 20, description="requests per minibatch")
     epochs: int = Field(20, ge=1, le=1000, description="passes over the offline log")

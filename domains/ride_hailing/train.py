@@ -36,6 +36,7 @@ from decisionlab.core import (
     TrainContext,
     TrainOutcome,
     Transitions,
+    Widths,
     apply_options,
     blend,
     blend_,
@@ -75,7 +76,7 @@ class ValueSettings(BaseModel):
                                     "(transitions.parquet) to train the offline value on, instead of simulating")
     head: Literal["scalar", "hl_gauss"] = Field("hl_gauss", description="offline value head")
     embedding_dim: int = Field(16, ge=1, le=512, description="cell embedding width of the offline value")
-    hidden: tuple[int, ...] = Field((64, 64), description="hidden widths of the offline value")
+    hidden: Widths = Field((64, 64), description="hidden widths of the offline value")
     iterations: int = Field(4000, ge=1, le=10_000_000, description="fitted-TD gradient steps")
     batch_size: int = Field(1024, ge=1, le=1_000_000, description="fitted-TD minibatch")
     learning_rate: float = Field(3e-3, gt=0, le=1, description="fitted-TD learning rate")

@@ -77,6 +77,12 @@ def test_base_stock_is_worse_than_optimal_by_the_expected_margin(cli: CliRunner)
         (["train", "inventory", "--algo", "hdpo", "--set", "demand_mean=0"], "demand_mean"),
         (["train", "inventory", "--algo", "hdpo", "--algo-set", "steps=3"], "unknown hdpo option(s) steps"),
         (["train", "inventory", "--algo", "hdpo", "--algo-set", "quality=best"], "quality"),
+        # found by an outside-in audit: a traceback, or an option trained on and stored as Infinity
+        (["evaluate", "execution", "--policy", "twap", "--seed", "99999999999999999999999"], "--seed"),
+        (["train", "execution", "--algo", "pathwise", "--algo-set", "hidden=[-5]"], "hidden.0"),
+        (["train", "execution", "--algo", "pathwise", "--algo-set", "hidden=[]"], "hidden"),
+        (["train", "execution", "--algo", "pathwise", "--algo-set", "learning_rate=inf"], "learning_rate"),
+        (["sweep", "execution", "--algo", "pathwise", "--grid", "max_steps=2,3", "--alias", "9bad"], "alias '9bad'"),
     ],
 )
 def test_user_mistakes_give_a_message_and_exit_2(cli: CliRunner, args: list[str], needle: str) -> None:

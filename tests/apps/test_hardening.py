@@ -33,6 +33,20 @@ def test_every_path_field_of_every_domain_is_declared_as_one() -> None:
                     assert (info.json_schema_extra or {}).get(SERVER_PATH), f"{domain.name}.{name}"
 
 
+def test_json_nested_past_the_parsers_stack_is_a_4xx_not_a_500(client: TestClient) -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    body = '{"scenario": "lost_sales", "policy": "base_stock", "states": ' + deep + "}"
+    for path in ("/v1/inventory/act", "/v1/inventory/orders"):
+        response = client.post(path, content=body, headers={"content-type": "application/json"})
+        assert 400 <= response.status_code < 500, (path, response.status_code, response.text[:200])
+    # with a 300-digit integer too (the middleware that reads those parses the body first)
+    long_integer = '{"s": ' + "[" * 3000 + "]" * 3000 + ', "x": ' + "9" * 400 + "}"
+    response = client.post("/v1/inventory/act", content=long_integer, headers={"content-type": "application/json"})
+    assert 400 <= response.status_code < 500, response.text[:200]
+    response = client.get("/v1/inventory/schema", params={"parameters": "[" * 4000 + "]" * 4000})
+    assert response.status_code == 422 and "parameters" in response.text, response.text[:200]
+
+
 def test_error_messages_never_echo_control_characters(client: TestClient) -> None:
     sneaky = "lost\x00_sa\u202eles\x1b[31m"
     response = client.post("/v1/inventory/act", json={"scenario": sneaky, "policy": "optimal", "states": [{}]})

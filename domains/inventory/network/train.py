@@ -31,6 +31,7 @@ from decisionlab.core import (
     PathwiseConfig,
     TrainContext,
     TrainOutcome,
+    Widths,
     apply_options,
     options_model,
     resolve_options,
@@ -90,7 +91,7 @@ class NetworkHDPOSettings(PathwiseConfig):
         "vanilla", description="'vanilla' (MLP over the flat state, one network per topology), 'symmetry' "
         "(weights shared across sibling nodes, summary of siblings) or 'gnn' (message passing over the supply "
         "graph); the last two run unchanged on networks of other sizes")
-    hidden: tuple[int, ...] = Field((128, 128), description="hidden widths of the vanilla MLP")
+    hidden: Widths = Field((128, 128), description="hidden widths of the vanilla MLP")
     graph_hidden: int = Field(64, ge=4, le=1024, description="embedding width of the symmetry-aware / GNN policy")
     graph_layers: int = Field(2, ge=1, le=8, description="message-passing rounds of the GNN")
     threads: int | None = Field(1, ge=1, description="torch CPU threads while training (None: leave as is)")

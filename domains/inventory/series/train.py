@@ -40,6 +40,7 @@ from decisionlab.core import (
     PathwiseConfig,
     TrainContext,
     TrainOutcome,
+    Widths,
     apply_options,
     options_model,
     rollout,
@@ -69,7 +70,7 @@ class SeriesHDPOSettings(PathwiseConfig):
 
     periods: int = Field(48, ge=1, description="scored periods per training window")
     warmup: int = Field(16, ge=0, description="unscored periods at the start of a training window")
-    hidden: tuple[int, ...] = (64, 64)
+    hidden: Widths = (64, 64)
     window_features: int = Field(16, ge=1, description="learned linear summaries of the demand window")
     activation: str = "elu"
     threads: int | None = Field(1, ge=1, description="torch CPU threads while training (None: leave as is)")

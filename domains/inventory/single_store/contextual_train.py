@@ -25,6 +25,7 @@ from decisionlab.core import (
     PathwiseConfig,
     TrainContext,
     TrainOutcome,
+    Widths,
     apply_options,
     options_model,
     rollout,
@@ -66,7 +67,7 @@ class ContextualHDPOSettings(PathwiseConfig):
     eval_paths: int = Field(2048, ge=1, description="held-out stores (contexts drawn from `contexts`)")
     eval_periods: int = Field(300, ge=2, description="periods per held-out path")
     eval_warmup: int = Field(50, ge=0, description="held-out periods left out of the score")
-    hidden: tuple[int, ...] = Field((64, 64, 64), description="hidden widths of the MLP")
+    hidden: Widths = Field((64, 64, 64), description="hidden widths of the MLP")
     integer_orders: bool | None = Field(None, description="round orders (None: when demand is Poisson)")
     offset_grid: float = Field(0.1, gt=0, description="coarse step of the rounding-offset search")
     offset_refine: int = Field(1, ge=0, description="halvings of the step around the best offset")

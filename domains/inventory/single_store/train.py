@@ -28,6 +28,7 @@ from decisionlab.core import (
     PathwiseConfig,
     TrainContext,
     TrainOutcome,
+    Widths,
     apply_options,
     options_model,
     rollout,
@@ -69,7 +70,7 @@ class HDPOSettings(PathwiseConfig):
     eval_paths: int = 1024
     eval_periods: int = 300
     eval_warmup: int = 50
-    hidden: tuple[int, ...] = (32, 32, 32)
+    hidden: Widths = (32, 32, 32)
     integer_orders: bool | None = Field(None, description="round orders (None: when demand is integer)")
     offset_grid: float = Field(0.1, gt=0, description="coarse step of the rounding-offset search")
     offset_refine: int = Field(1, ge=0, description="halvings of the step around the best offset")
