@@ -77,7 +77,10 @@ def list_policies(
     """Every registered version, oldest first, with its aliases."""
 
     def run() -> None:
-        records = PolicyRegistry().list(domain)
+        from decisionlab.core.spec import get_domain
+
+        # an unknown domain is an error naming the domains (as the API's 404), not an empty list
+        records = PolicyRegistry().list(get_domain(domain).name if domain is not None else None)
         if as_json:
             _emit({"policies": [r.summary() for r in records]})
             return

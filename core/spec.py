@@ -482,9 +482,12 @@ def discover_domains() -> dict[str, DomainSpec]:
 
 
 def get_domain(name: str) -> DomainSpec:
-    """The registered domain ``name`` (discovering domains on first use)."""
+    """The registered domain ``name`` (discovering domains on first use); its URL form (``market-making``, as in
+    ``/v1/market-making/...``) names it too."""
     if name not in _DOMAINS:
         discover_domains()
+    if name not in _DOMAINS and name.replace("-", "_") in _DOMAINS:
+        name = name.replace("-", "_")
     if name not in _DOMAINS:
         raise UnknownNameError("domain", name, list(_DOMAINS))
     return _DOMAINS[name]

@@ -50,6 +50,10 @@ def test_unknown_domain_filter_is_404(client: TestClient) -> None:
     response = client.get("/v1/policies", params={"domain": "nowhere"})
     assert response.status_code == 404
     assert "inventory" in response.json()["detail"]
+    # the URL form of a domain's name (/v1/market-making/...) names it too
+    for name in ("market-making", "market_making"):
+        response = client.get("/v1/policies", params={"domain": name})
+        assert response.status_code == 200 and response.json() == [], response.text
 
 
 # --- body size --------------------------------------------------------------------------------

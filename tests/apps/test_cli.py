@@ -83,6 +83,7 @@ def test_base_stock_is_worse_than_optimal_by_the_expected_margin(cli: CliRunner)
         (["train", "execution", "--algo", "pathwise", "--algo-set", "hidden=[]"], "hidden"),
         (["train", "execution", "--algo", "pathwise", "--algo-set", "learning_rate=inf"], "learning_rate"),
         (["sweep", "execution", "--algo", "pathwise", "--grid", "max_steps=2,3", "--alias", "9bad"], "alias '9bad'"),
+        (["policies", "list", "--domain", "nowhere"], "unknown domain 'nowhere'"),  # was an empty list, exit 0
     ],
 )
 def test_user_mistakes_give_a_message_and_exit_2(cli: CliRunner, args: list[str], needle: str) -> None:
