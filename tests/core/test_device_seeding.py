@@ -121,16 +121,18 @@ print(applied, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
 def test_the_allocator_reuses_freed_blocks_instead_of_faulting_in_fresh_pages() -> None:
-    def faults(tuning: str) -> tuple[str, int]:
-        env = {**os.environ, "DECISIONLAB_MALLOC_TUNING": tuning}
-        out = subprocess.run([sys.executable, "-c", _FAULTS], env=env, capture_output=True, text=True, check=True)
+    def faults(**env: str) -> tuple[str, int]:
+        out = subprocess.run([sys.executable, "-c", _FAULTS], env={**os.environ, **env}, capture_output=True,
+                             text=True, check=True)
         applied, count = out.stdout.split()
         return applied, int(count)
 
-    applied, tuned = faults("1")
-    off, default = faults("0")
+    applied, tuned = faults(DECISIONLAB_MALLOC_TUNING="1")
+    # the baseline maps every large block afresh, as glibc does until its dynamic threshold has grown past the
+    # block (when that happens depends on the process's history: a bare default varied from 19k to 57k here)
+    off, mapped = faults(DECISIONLAB_MALLOC_TUNING="0", MALLOC_MMAP_THRESHOLD_="131072")
     assert off == "False"
     if applied == "False":
         pytest.skip("not glibc")
-    # measured here: ~57,600 page faults by default, ~12,800 tuned
-    assert tuned < default / 2, (tuned, default)
+    # measured here: ~57,600 page faults mapped afresh, ~12,800 tuned
+    assert tuned < mapped / 2, (tuned, mapped)
