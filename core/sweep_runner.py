@@ -17,12 +17,11 @@ def run_sweep(plan: SweepPlan, *, backend: str = "local", address: str | None = 
 
     check_backend(backend)
     check_plan(plan)
-    if alias is not None:
-        check_alias(alias)  # before the trials: a bad alias would only be refused once they had all trained
+    if alias is not None:  # before the trials: a bad alias would only be refused once they had all trained
+        check_alias(alias)
+        PolicyRegistry().check_writable()
     spec = get_domain(plan.domain)
     setting = spec.setting_of(spec.scenario(plan.scenario, plan.overrides))
-    if alias is not None:
-        PolicyRegistry().check_writable()
     ledger = SweepLedger(plan.name)
     ledger.open(plan)
     trials = plan.trials()

@@ -30,7 +30,8 @@ MAX_RELATIONSHIPS = 64
 MAX_ID = 2**53
 MIN_TEMPERATURE = 0.01
 """The lowest exploring temperature (as the CLI's): below it, ``score / temperature`` overflows."""
-CatalogId = WholeNumber
+CatalogId = Annotated[WholeNumber, Field(ge=0, le=MAX_ID)]
+"""A user, author or item id: int64 end to end, refused above 2^53 (JSON numbers beyond it are not exact)."""
 
 
 class Relationship(BaseModel):
@@ -38,7 +39,7 @@ class Relationship(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    author_id: CatalogId = Field(ge=0, le=MAX_ID, description="the author (an id of the scenario's authors)")
+    author_id: CatalogId = Field(description="the author (an id of the scenario's authors)")
     clicks: WholeNumber = Field(ge=0, le=10**9, description="the user's clicks on the author's items")
     follows: bool = Field(False, description="the user follows the author")
     hours_since: float = Field(ge=0, le=1e6, allow_inf_nan=False, description="hours since the last interaction")
@@ -51,8 +52,8 @@ class RankState(BaseModel):
         "user_id": 42, "candidates": [1001, 2002, 3003, 4004, 5005], "slate_size": 3, "requests": 12, "clicks": 3,
         "relationships": [{"author_id": 1, "clicks": 2, "follows": False, "hours_since": 20.0}]}]})
 
-    user_id: CatalogId = Field(ge=0, le=MAX_ID, description="the user (an id of the scenario's users)")
-    candidates: list[Annotated[CatalogId, Field(ge=0, le=MAX_ID)]] = Field(min_length=1, max_length=MAX_CANDIDATES,
+    user_id: CatalogId = Field(description="the user (an id of the scenario's users)")
+    candidates: list[CatalogId] = Field(min_length=1, max_length=MAX_CANDIDATES,
                                         description="candidate item ids (distinct, of the scenario's catalog)")
     slate_size: WholeNumber | None = Field(None, ge=1, le=50, description="items to return (default: the "
                                            "scenario's slate_size; at most the number of candidates)")
